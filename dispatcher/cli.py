@@ -1,0 +1,167 @@
+"""The ``dispatcher`` command: migrate, submit, status, check-config, demo, sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from dispatcher.errors import ConfigError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; return the process exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dispatcher", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("migrate", help="create or upgrade the database tables")
+    p.set_defaults(run=_migrate)
+
+    p = sub.add_parser("submit", help="store a job from a JSON file or a CSV of recipients")
+    p.add_argument(
+        "file", help="job.json, or recipients.csv with a 'phone' column ('-' reads JSON from stdin)"
+    )
+    p.add_argument("--account", help="account key (CSV; overrides the JSON's)")
+    p.add_argument("--text", help="text template, e.g. 'Hola {name}' (CSV; overrides the JSON's)")
+    p.add_argument("--idempotency-key")
+    p.add_argument("--send-at", help="ISO time with offset, e.g. 2026-11-23T09:00:00-05:00")
+    p.add_argument("--priority", choices=["bulk", "otp"])
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="vendor option")
+    p.set_defaults(run=_submit)
+
+    p = sub.add_parser("status", help="a job's counts by state")
+    p.add_argument("job")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=_status)
+
+    p = sub.add_parser("check-config", help="read the accounts file and report the first problem")
+    p.set_defaults(run=_check_config)
+
+    p = sub.add_parser("demo", help="run a whole job end to end on the embedded default")
+    p.add_argument("--recipients", type=int, default=2500, help="recipients of the Colombian job")
+    p.set_defaults(run=_demo)
+    return parser
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from dispatcher.config import Settings
+    from dispatcher.db import migrate
+
+    url = Settings().database_url
+    migrate(url)
+    print(f"database ready: {_safe_url(url)}")
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from dispatcher.jobs import ingest_job, ingest_stream
+    from tasks.runtime import runtime
+
+    rt = runtime()
+    now = rt.clock.now()
+    overrides = _header_overrides(args)
+    if args.file.endswith(".csv"):
+        header = {"text": "", "account": "", **overrides}
+        with open(args.file, newline="", encoding="utf-8") as handle:
+            result = ingest_stream(rt.engine, rt.accounts, header, _csv_recipients(handle), now)
+    else:
+        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
+        with source:
+            try:
+                job: Any = json.load(source)
+            except json.JSONDecodeError as exc:
+                job = None
+                print(f"{args.file}: not JSON ({exc})", file=sys.stderr)
+        if isinstance(job, dict):
+            job.update(overrides)
+        result = ingest_job(rt.engine, rt.accounts, job, now)
+    if result.state == "accepted" and result.created:
+        _kick(result.account)
+    print(result.job_id)
+    if result.reason:
+        print(f"rejected: {result.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _kick(account: str | None) -> None:
+    from tasks.dispatch import release_account
+
+    try:
+        release_account(account)
+    except Exception as exc:  # noqa: BLE001 - the job is stored; beat queues it later
+        print(f"stored; not queued yet ({type(exc).__name__}): beat will queue it", file=sys.stderr)
+
+
+def _header_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for name in ("account", "text", "idempotency_key", "send_at", "priority"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
+    if args.option:
+        overrides["options"] = dict(item.split("=", 1) for item in args.option)
+    return overrides
+
+
+def _csv_recipients(handle: Any) -> Iterator[dict[str, Any]]:
+    """Stream recipients from a CSV: 'phone' plus any other columns as variables."""
+    reader = csv.DictReader(handle)
+    if not reader.fieldnames or "phone" not in reader.fieldnames:
+        raise SystemExit("the CSV needs a 'phone' column")
+    for row in reader:
+        phone = row.pop("phone")
+        yield {"phone": phone or "", "vars": {k: v for k, v in row.items() if k and v is not None}}
+
+
+def _status(args: argparse.Namespace) -> int:
+    from dispatcher.config import Settings
+    from dispatcher.db import make_engine
+    from dispatcher.status import format_status, job_status
+
+    status = job_status(make_engine(Settings().database_url), args.job)
+    if status is None:
+        print(f"no job {args.job}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from dispatcher.config import Settings, load_accounts
+
+    settings = Settings()
+    accounts = load_accounts(settings.accounts)
+    for key, config in accounts.items():
+        print(f"{key}: {config.vendor} via {config.account.base_url}, window {config.policy.window.name}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dispatcher.demo import run_demo
+
+    return run_demo(recipients=args.recipients)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Settings from the environment, and the accounts file (TOML; secrets from the environment).
+
+    [accounts.co-main]
+    vendor = "itcloud"
+    user = "ops@example.com"
+    token = "${ITCLOUD_TOKEN}"
+    window = "co-crc"          # optional; Colombian accounts default to co-crc
+
+    [windows.mx-office]        # optional: windows of your own
+    timezone = "America/Mexico_City"
+    days = ["mon", "tue", "wed", "thu", "fri"]
+    start = "09:00"
+    end = "18:00"
+    holidays = "MX"
+
+Any error stops start-up with a ``ConfigError`` naming the account (or window) and the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dispatcher.errors import ConfigError
+from dispatcher.vendors import VENDOR_KEYS, VENDORS
+from dispatcher.vendors.base import Account
+from dispatcher.windows import BUILT_IN, DEFAULT_FOR_COUNTRY, Window, parse_window
+
+
+class Settings(BaseSettings):
+    """Process settings, read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DISPATCHER_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///smsdispatch.db", validation_alias=AliasChoices("DATABASE_URL", "DISPATCHER_DATABASE_URL")
+    )
+    redis_url: str = Field(
+        "redis://localhost:6379/0", validation_alias=AliasChoices("REDIS_URL", "DISPATCHER_REDIS_URL")
+    )
+    accounts: str = Field("accounts.toml", validation_alias=AliasChoices("DISPATCHER_ACCOUNTS"))
+    #: a file holding a clock offset in seconds (demos and tests move time with it)
+    clock_file: str | None = None
+    #: seconds between two release sweeps of beat
+    sweep_seconds: float = 5.0
+    #: seconds after which a queued batch whose task never ran is queued again
+    requeue_after: float = 300.0
+    #: seconds after which a message still 'sending' is declared 'unknown'
+    sending_timeout: float = 600.0
+    #: batches of one account queued at once; the rest wait in the database
+    max_queued_batches: int = 4
+    #: seconds a countdown may last before the wait moves to the database (beat releases it)
+    max_countdown: float = 60.0
+    #: Redis visibility timeout in seconds; must exceed every countdown and time limit
+    visibility_timeout: float = 3600.0
+
+
+#: per vendor: fields an account must give, and which of them are secret
+CREDENTIALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "smsclouds": (("token",), ("token",)),
+    "itcloud": (("user", "token"), ("token", "password")),
+    "smsclick": (("apikey",), ("apikey",)),
+    "voipcomms": (("api_key", "api_password"), ("api_password",)),
+    "ogangi": (("instance_id", "public_key", "private_key"), ("private_key",)),
+}
+#: the country an account's national numbers belong to, unless it says otherwise
+DEFAULT_COUNTRY = {"smsclouds": "MX", "itcloud": "CO", "smsclick": "MX", "voipcomms": "US", "ogangi": "VE"}
+
+
+@dataclass(frozen=True)
+class AccountPolicy:
+    """How the dispatcher treats one account: window, retries, timeouts."""
+
+    window: Window
+    #: tries of one message before it fails
+    max_attempts: int = 6
+    #: seconds of the first retry wait; doubles each attempt, with jitter
+    retry_base: float = 5.0
+    #: longest retry wait in seconds
+    retry_max: float = 600.0
+    #: seconds after a message's creation when retrying stops
+    max_age: float = 86400.0
+    #: seconds a paused account (no credit, bad credentials) waits before trying again
+    pause_seconds: float = 600.0
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """An account: credentials for the adapter, policy for the sender."""
+
+    account: Account
+    policy: AccountPolicy
+
+    @property
+    def key(self) -> str:
+        return self.account.key
+
+    @property
+    def vendor(self) -> str:
+        return self.account.vendor
+
+
+_POLICY_FIELDS = {
+    "max_attempts": int,
+    "retry_base": float,
+    "retry_max": float,
+    "max_age": float,
+    "pause_seconds": float,
+    "connect_timeout": float,
+    "read_timeout": float,
+}
+_GENERAL_FIELDS = {"vendor", "base_url", "country", "window"}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def load_accounts(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> dict[str, AccountConfig]:
+    """Read and check the accounts file; raise ConfigError naming the account and field."""
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"accounts file {str(file)!r} not found (set DISPATCHER_ACCOUNTS)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"accounts file {str(file)!r} is not valid TOML: {exc}") from None
+    return parse_accounts(data, os.environ if env is None else env)
+
+
+def parse_accounts(data: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, AccountConfig]:
+    """Check an accounts document already read from TOML."""
+    windows = dict(BUILT_IN)
+    for name, spec in (data.get("windows") or {}).items():
+        try:
+            windows[name] = parse_window(name, spec)
+        except ValueError as exc:
+            raise ConfigError(f"window {name!r}: {exc}") from None
+    accounts = data.get("accounts") or {}
+    if not isinstance(accounts, Mapping):
+        raise ConfigError("'accounts' must be a table of tables")
+    return {key: _parse_account(key, spec, windows, env) for key, spec in accounts.items()}
+
+
+def _parse_account(
+    key: str, spec: Mapping[str, Any], windows: Mapping[str, Window], env: Mapping[str, str]
+) -> AccountConfig:
+    def fail(field: str, problem: str) -> ConfigError:
+        return ConfigError(f"account {key!r}, field {field!r}: {problem}")
+
+    vendor = spec.get("vendor")
+    if vendor not in VENDOR_KEYS:
+        raise fail("vendor", f"unknown vendor {vendor!r}; one of {', '.join(VENDOR_KEYS)}")
+    if vendor not in VENDORS:
+        raise fail("vendor", f"vendor {vendor!r} has no adapter in this version")
+    required, secret = CREDENTIALS[vendor]
+    params: dict[str, str] = {}
+    for field, value in spec.items():
+        if field in _GENERAL_FIELDS or field in _POLICY_FIELDS:
+            continue
+        if isinstance(value, str):
+            params[field] = _expand(value, env, lambda problem, f=field: fail(f, problem))
+        elif isinstance(value, (int, float, bool)):
+            params[field] = str(value)
+        else:
+            raise fail(field, "must be a string or a number")
+    for field in required:
+        if not params.get(field):
+            raise fail(field, "missing")
+    country = str(spec.get("country", DEFAULT_COUNTRY[vendor])).upper()
+    window_name = spec.get("window", DEFAULT_FOR_COUNTRY.get(country, "always"))
+    if window_name not in windows:
+        raise fail("window", f"unknown window {window_name!r}; known: {', '.join(sorted(windows))}")
+    policy_args: dict[str, Any] = {}
+    for field, kind in _POLICY_FIELDS.items():
+        if field in spec:
+            try:
+                policy_args[field] = kind(spec[field])
+            except (TypeError, ValueError):
+                raise fail(field, f"must be a number, not {spec[field]!r}") from None
+            if policy_args[field] <= 0:
+                raise fail(field, "must be above 0")
+    adapter = VENDORS[vendor]
+    account = Account(
+        key=key,
+        vendor=vendor,
+        base_url=str(spec.get("base_url", adapter.default_base_url)),
+        country=country,
+        params=params,
+        secret_fields=frozenset(field for field in secret if field in params),
+    )
+    return AccountConfig(account, AccountPolicy(window=windows[window_name], **policy_args))
+
+
+def _expand(value: str, env: Mapping[str, str], fail: Any) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if not env.get(name):
+            raise fail(f"environment variable {name} is not set")
+        return env[name]
+
+    return _ENV_REF.sub(substitute, value)

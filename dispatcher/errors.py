@@ -1,0 +1,69 @@
+"""Every error smsdispatch raises, in one tree.
+
+    DispatcherError
+    ├── ConfigError                  bad settings or accounts file (stops start-up)
+    ├── JobRejected                  a job that cannot be read; stored with its reason
+    └── VendorError                  a whole vendor request failed (per-phone results are data)
+        ├── RequestNotSent           retryable: connect error, pool timeout; the request never left
+        ├── VendorRetryable          retryable: 5xx, 429, maintenance, a body that makes no sense
+        ├── VendorOutcomeUnknown     not retryable: read/write timeout; the vendor may have sent it
+        ├── VendorRejectedRequest    not retryable: the vendor refused the request for good (4xx)
+        └── VendorAccountError       not retryable now: bad credentials or no credit; pause the account
+
+Each class says whether a retry is safe (``retryable``). Exceptions pickle: every
+``__init__`` hands its arguments to ``super().__init__``.
+"""
+
+from __future__ import annotations
+
+
+class DispatcherError(Exception):
+    """Base of every smsdispatch error."""
+
+    #: whether doing the same thing again later is safe and may succeed
+    retryable = False
+
+
+class ConfigError(DispatcherError):
+    """The settings or the accounts file are wrong; names the account and field."""
+
+
+class JobRejected(DispatcherError):
+    """A job cannot be read; its reason is stored with the rejected job."""
+
+
+class VendorError(DispatcherError):
+    """A whole vendor request failed."""
+
+    def __init__(self, reason: str, code: str | None = None, retry_after: float | None = None):
+        super().__init__(reason, code, retry_after)
+        self.reason = reason
+        self.code = code
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+class RequestNotSent(VendorError):
+    """The request never reached the vendor (connect error, pool timeout)."""
+
+    retryable = True
+
+
+class VendorRetryable(VendorError):
+    """The vendor answered with a documented 'try again' (5xx, 429, maintenance) or nonsense."""
+
+    retryable = True
+
+
+class VendorOutcomeUnknown(VendorError):
+    """The request left but no reply came back: the vendor may or may not have sent it."""
+
+
+class VendorRejectedRequest(VendorError):
+    """The vendor refused the whole request for good."""
+
+
+class VendorAccountError(VendorError):
+    """Bad credentials or no credit: the account pauses, nothing is failed."""

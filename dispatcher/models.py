@@ -1,0 +1,195 @@
+"""Tables: jobs, batches, messages, their state history, account state and opt-outs.
+
+The database is the truth: a message's ``state`` only moves through guarded updates
+(``WHERE state = 'pending'``), so a redelivered task finds nothing to claim.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: an autoincrementing big integer that is also SQLite's rowid
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; stored as naive UTC on every backend.
+
+    SQLite keeps no offset, so storing UTC everywhere keeps comparisons in SQL right.
+    """
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class MessageState(enum.StrEnum):
+    """Where one recipient's message stands."""
+
+    PENDING = "pending"  #: waiting to be claimed (maybe until ``not_before``)
+    SENDING = "sending"  #: claimed by a worker; the request may be in flight
+    SENT = "sent"  #: the vendor accepted it (``vendor_id``)
+    DELIVERED = "delivered"  #: the handset got it (from DLR)
+    FAILED = "failed"  #: the vendor refused it for good, or retries ran out
+    REJECTED = "rejected"  #: never sent: bad number, text too long, opted out
+    UNKNOWN = "unknown"  #: the request may have been sent; never resent blindly
+    CANCELED = "canceled"  #: an operator canceled it
+    EXPIRED = "expired"  #: it waited past the job's expiry
+
+
+#: states a message never leaves on its own
+FINAL_STATES = frozenset(
+    {
+        MessageState.SENT,
+        MessageState.DELIVERED,
+        MessageState.FAILED,
+        MessageState.REJECTED,
+        MessageState.UNKNOWN,
+        MessageState.CANCELED,
+        MessageState.EXPIRED,
+    }
+)
+
+
+class JobState(enum.StrEnum):
+    """Whether a job was taken in."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class BatchState(enum.StrEnum):
+    """A batch waits for its time, is queued for a worker, or has nothing left to send."""
+
+    WAITING = "waiting"
+    QUEUED = "queued"
+    DONE = "done"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Job(Base):
+    """One send job as it came in; a rejected job keeps its reason."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("account", "idempotency_key", name="uq_jobs_idempotency"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account: Mapped[str | None] = mapped_column(String(100))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(8), default="bulk")
+    options: Mapped[dict | None] = mapped_column(JSON)
+    send_at: Mapped[datetime | None]
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+
+
+class Batch(Base):
+    """Recipients of one job sent together, within the vendor's limits."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_release", "state", "not_before"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("jobs.id"))
+    account: Mapped[str] = mapped_column(String(100), index=True)
+    priority: Mapped[str] = mapped_column(String(8), default="bulk")
+    state: Mapped[str] = mapped_column(String(16))
+    not_before: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Message(Base):
+    """One recipient of one job."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_batch_state", "batch_id", "state"),
+        Index("ix_messages_job_state", "job_id", "state"),
+        Index("ix_messages_state_updated", "state", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("jobs.id"))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
+    account: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    vars: Mapped[dict | None] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    vendor_id: Mapped[str | None] = mapped_column(String(100))
+    vendor_code: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class MessageEvent(Base):
+    """One state change of one message: the history an operator reads."""
+
+    __tablename__ = "message_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+class AccountState(Base):
+    """Runtime state of a configured account: paused until a time, and why."""
+
+    __tablename__ = "account_states"
+
+    account: Mapped[str] = mapped_column(String(100), primary_key=True)
+    paused_until: Mapped[datetime | None]
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+
+
+class OptOut(Base):
+    """A phone that asked not to be sent to (per account, or for all with account '*')."""
+
+    __tablename__ = "opt_outs"
+
+    account: Mapped[str] = mapped_column(String(100), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]

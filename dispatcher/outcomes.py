@@ -1,0 +1,136 @@
+"""Turning per-recipient results into message states, with history, in one transaction.
+
+Every update is guarded by ``state = 'sending'``: only the worker that claimed a row records it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, update
+
+from dispatcher import account_state
+from dispatcher.config import AccountConfig
+from dispatcher.models import Message, MessageEvent, MessageState
+from dispatcher.vendors.base import Outcome, Result
+
+#: seconds before re-trying a number the vendor said is outside its hours while ours say open
+WINDOW_RECHECK = 900.0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A row this worker claimed: what the outcome needs to know about it."""
+
+    message_id: int
+    phone: str
+    attempts: int
+    created_at: datetime
+
+
+def backoff(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Seconds to wait before try ``attempt + 1``: exponential, capped, with jitter."""
+    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    delay = random.uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+def record(
+    conn: Connection,
+    config: AccountConfig,
+    claimed: dict[int, Claimed],
+    results: Sequence[Result],
+    now: datetime,
+    retry_after: float | None = None,
+) -> dict[str, int]:
+    """Store each result as the message's new state; return the count per new state."""
+    policy = config.policy
+    rows: list[dict[str, Any]] = []
+    pause_reason = None
+    for result in results:
+        row = claimed.get(result.message_id)
+        if row is None:
+            continue
+        values = _transition(config, row, result, now, retry_after)
+        if result.outcome is Outcome.PAUSE_ACCOUNT:
+            pause_reason = result.reason
+        rows.append(values)
+    if pause_reason:
+        until = now + timedelta(seconds=policy.pause_seconds)
+        account_state.pause(conn, config.key, until, pause_reason, now)
+    if rows:
+        conn.execute(
+            update(Message)
+            .where(Message.id == bindparam("b_id"), Message.state == MessageState.SENDING.value)
+            .values(
+                state=bindparam("b_state"),
+                reason=bindparam("b_reason"),
+                vendor_id=bindparam("b_vendor_id"),
+                vendor_code=bindparam("b_code"),
+                not_before=bindparam("b_not_before"),
+                sent_at=bindparam("b_sent_at"),
+                attempts=bindparam("b_attempts"),
+                updated_at=now,
+            ),
+            rows,
+        )
+        conn.execute(
+            insert(MessageEvent),
+            [
+                {
+                    "message_id": r["b_id"],
+                    "from_state": MessageState.SENDING.value,
+                    "to_state": r["b_state"],
+                    "code": r["b_code"],
+                    "reason": r["b_reason"],
+                    "at": now,
+                }
+                for r in rows
+            ],
+        )
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["b_state"]] = counts.get(r["b_state"], 0) + 1
+    return counts
+
+
+def _transition(
+    config: AccountConfig, row: Claimed, result: Result, now: datetime, retry_after: float | None
+) -> dict[str, Any]:
+    policy = config.policy
+    values: dict[str, Any] = {
+        "b_id": row.message_id,
+        "b_state": MessageState.FAILED.value,
+        "b_reason": result.reason or None,
+        "b_vendor_id": result.vendor_id,
+        "b_code": result.code,
+        "b_not_before": None,
+        "b_sent_at": None,
+        "b_attempts": row.attempts,
+    }
+    outcome = result.outcome
+    if outcome is Outcome.ACCEPTED:
+        values.update(b_state=MessageState.SENT.value, b_sent_at=now, b_reason=None)
+    elif outcome is Outcome.UNKNOWN:
+        values.update(b_state=MessageState.UNKNOWN.value)
+    elif outcome is Outcome.RETRY:
+        age = (now - row.created_at).total_seconds()
+        if row.attempts >= policy.max_attempts or age >= policy.max_age:
+            values["b_reason"] = f"gave up after {row.attempts} attempts: {result.reason}"
+        else:
+            delay = backoff(row.attempts, policy.retry_base, policy.retry_max, retry_after)
+            values.update(b_state=MessageState.PENDING.value, b_not_before=now + timedelta(seconds=delay))
+    elif outcome is Outcome.WAIT_WINDOW:
+        opening = policy.window.next_opening(now, row.phone)
+        if opening <= now:
+            opening = now + timedelta(seconds=WINDOW_RECHECK)
+        # Waiting for the window is not a failed attempt.
+        values.update(b_state=MessageState.PENDING.value, b_not_before=opening, b_attempts=row.attempts - 1)
+    elif outcome is Outcome.PAUSE_ACCOUNT:
+        until = now + timedelta(seconds=policy.pause_seconds)
+        values.update(b_state=MessageState.PENDING.value, b_not_before=until, b_attempts=row.attempts - 1)
+    return values

@@ -1,0 +1,219 @@
+"""The sandbox's HTTP server, request log and fault plan, shared by every simulated vendor."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from dispatcher.clock import SystemClock
+
+
+@dataclass
+class SimRequest:
+    """One request as a simulator sees it."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    form: dict[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    at: float  #: time.monotonic() on arrival
+
+    def params(self) -> dict[str, str]:
+        """Query and form fields together (form wins)."""
+        return {**self.query, **self.form}
+
+    def json(self) -> Any:
+        """The body as JSON, or None."""
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError:
+            return None
+
+
+@dataclass
+class SimResponse:
+    """What a simulator answers."""
+
+    status: int = 200
+    body: str = ""
+    content_type: str = "text/plain; charset=utf-8"
+    delay: float = 0.0
+
+
+@dataclass
+class Faults:
+    """Faults injected by configuration (rates are 0..1 per request)."""
+
+    error_rate: float = 0.0  #: HTTP 500
+    maintenance: bool = False  #: the vendor's maintenance answer on every request
+    latency: float = 0.0  #: seconds before answering
+    malformed_rate: float = 0.0  #: an HTML error page instead of the documented body
+    seed: int = 7
+
+
+@dataclass
+class Ledger:
+    """Every request, sends per phone, and limit violations, shared by all simulators."""
+
+    requests: list[tuple[str, SimRequest]] = field(default_factory=list)
+    sends: Counter[str] = field(default_factory=Counter)
+    violations: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, vendor: str, request: SimRequest) -> None:
+        with self.lock:
+            self.requests.append((vendor, request))
+
+    def sent(self, phone: str) -> None:
+        with self.lock:
+            self.sends[phone] += 1
+
+    def violation(self, text: str) -> None:
+        with self.lock:
+            self.violations.append(text)
+
+    def of(self, vendor: str, path_suffix: str = "") -> list[SimRequest]:
+        """The requests a vendor got, optionally only those whose path ends so."""
+        with self.lock:
+            return [r for v, r in self.requests if v == vendor and r.path.endswith(path_suffix)]
+
+    def duplicates(self) -> dict[str, int]:
+        """Phones sent to more than once."""
+        with self.lock:
+            return {phone: n for phone, n in self.sends.items() if n > 1}
+
+
+class Simulator:
+    """Base of a simulated vendor: scripted answers first, then faults, then the manual."""
+
+    key = ""
+
+    def __init__(self, ledger: Ledger, clock: SystemClock | None = None, faults: Faults | None = None):
+        self.ledger = ledger
+        self.clock = clock or SystemClock()
+        self.faults = faults or Faults()
+        self.rng = random.Random(self.faults.seed)
+        self._script: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def script(self, *steps: dict[str, Any]) -> None:
+        """Answer the next requests as told: {'status': 500}, {'body': '-6'}, {'delay': 3}."""
+        with self.lock:
+            self._script.extend(steps)
+
+    def now(self) -> datetime:
+        return self.clock.now().astimezone(UTC)
+
+    def dispatch(self, request: SimRequest) -> SimResponse:
+        self.ledger.record(self.key, request)
+        with self.lock:
+            step = self._script.pop(0) if self._script else None
+        if step is not None:
+            if "status" in step or "body" in step:
+                return SimResponse(
+                    step.get("status", 200), step.get("body", ""), delay=step.get("delay", 0.0)
+                )
+            response = self.handle(request)
+            response.delay = step.get("delay", 0.0)
+            return response
+        faults = self.faults
+        if faults.error_rate and self.rng.random() < faults.error_rate:
+            return SimResponse(500, "Internal Server Error", delay=faults.latency)
+        if faults.malformed_rate and self.rng.random() < faults.malformed_rate:
+            return SimResponse(
+                200, "<html><body>Service Unavailable</body></html>", "text/html", faults.latency
+            )
+        response = self.handle(request)
+        response.delay = max(response.delay, faults.latency)
+        return response
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        raise NotImplementedError
+
+
+class SandboxServer:
+    """A threaded HTTP server on loopback routing ``/<vendor>/...`` to its simulator."""
+
+    def __init__(self, simulators: Mapping[str, Simulator], host: str = "127.0.0.1", port: int = 0):
+        self.simulators = dict(simulators)
+        handler = _make_handler(self.simulators.get)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    def url(self, vendor: str) -> str:
+        """The base URL an account of this vendor points at."""
+        return f"http://127.0.0.1:{self.port}/{vendor}"
+
+    def start(self) -> SandboxServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _make_handler(lookup: Callable[[str], Simulator | None]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # one request per connection, as the simple vendor APIs do
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+            return
+
+        def _serve(self) -> None:
+            arrived = time.monotonic()
+            parts = urlsplit(self.path)
+            vendor, _, rest = parts.path.lstrip("/").partition("/")
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            form: dict[str, str] = {}
+            if "application/x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
+                form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            sim = lookup(vendor)
+            if sim is None:
+                self._answer(SimResponse(404, f"no simulated vendor {vendor!r}"))
+                return
+            request = SimRequest(
+                self.command,
+                "/" + rest,
+                dict(parse_qsl(parts.query, keep_blank_values=True)),
+                form,
+                {k.lower(): v for k, v in self.headers.items()},
+                body,
+                arrived,
+            )
+            self._answer(sim.dispatch(request))
+
+        def _answer(self, response: SimResponse) -> None:
+            if response.delay:
+                time.sleep(response.delay)
+            data = response.body.encode("utf-8")
+            try:
+                self.send_response(response.status)
+                self.send_header("Content-Type", response.content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting (a read timeout being tested)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+    return Handler

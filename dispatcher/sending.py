@@ -1,0 +1,255 @@
+"""Claim → send → record, for one batch.
+
+A batch is sent one vendor request at a time: take the account's slot (the Redis pause shared
+by every worker), claim exactly the rows of that request (``pending → sending``, conditional, so
+a redelivered task claims nothing), send, parse, and store every recipient's outcome. A worker
+that dies between the claim and the record leaves rows ``sending``; the release sweep declares
+them ``unknown`` (they are never resent blindly).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
+
+from dispatcher import account_state
+from dispatcher.clock import SystemClock
+from dispatcher.config import AccountConfig, Settings
+from dispatcher.db import is_postgres
+from dispatcher.errors import (
+    RequestNotSent,
+    VendorAccountError,
+    VendorError,
+    VendorOutcomeUnknown,
+    VendorRetryable,
+)
+from dispatcher.models import Batch, BatchState, Job, Message, MessageState
+from dispatcher.outcomes import Claimed, record
+from dispatcher.ratelimit import Limiter
+from dispatcher.redaction import scrub
+from dispatcher.transport import Transport
+from dispatcher.vendors import adapter_for
+from dispatcher.vendors import base as vendor_base
+
+log = logging.getLogger("dispatcher.sending")
+
+
+@dataclass
+class SendContext:
+    """What sending needs, made once per worker process."""
+
+    engine: Engine
+    accounts: Mapping[str, AccountConfig]
+    limiter: Limiter
+    transport: Transport
+    settings: Settings
+    clock: SystemClock
+
+
+@dataclass
+class SendReport:
+    """What happened to a batch, and whether the task should run again soon."""
+
+    batch_id: int
+    account: str | None = None
+    requests: int = 0
+    #: run this batch again after so many seconds (a slot wait or a short backoff)
+    again_in: float | None = None
+    state: str = BatchState.DONE.value
+
+
+def send_batch(ctx: SendContext, batch_id: int) -> SendReport:
+    """Send every due recipient of a batch, one vendor request at a time."""
+    report = SendReport(batch_id)
+    with ctx.engine.connect() as conn:
+        batch = conn.execute(select(Batch).where(Batch.id == batch_id)).first()
+        job = conn.execute(select(Job.options).where(Job.id == batch.job_id)).first() if batch else None
+    if batch is None or batch.state == BatchState.DONE:
+        return report
+    report.account = batch.account
+    config = ctx.accounts.get(batch.account)
+    if config is None:
+        log.error("batch %s names account %r, which is not configured; it waits", batch_id, batch.account)
+        return _settle(ctx, batch_id, report, hold=ctx.settings.requeue_after)
+    options = (job.options if job else None) or {}
+    while True:
+        now = ctx.clock.now()
+        with ctx.engine.begin() as conn:
+            until = account_state.paused_until(conn, config.key, now)
+            due = [] if until else _due_rows(conn, config, batch_id, now)
+        if until or not due:
+            return _settle(ctx, batch_id, report, hold=None)
+        adapter = adapter_for(config.vendor)
+        first = adapter.build_send(config.account, vendor_base.Batch(due, options))[0]
+        limits = adapter.limits
+        token = None
+        if limits.min_interval > 0:
+            lease = limits.min_interval + config.policy.connect_timeout + config.policy.read_timeout + 5
+            token, wait = ctx.limiter.acquire(config.key, lease)
+            if token is None:
+                report.again_in = wait + random.uniform(0, 0.1)
+                report.state = BatchState.QUEUED.value
+                return report
+        sent = 0
+        try:
+            sent = _send_one(ctx, config, adapter, first, options)
+        finally:
+            if token is not None:
+                # The pause runs from the end of our request; nothing sent, nothing to pause.
+                ctx.limiter.release(config.key, token, limits.min_interval if sent else 0)
+        report.requests += sent
+
+
+def _due_rows(
+    conn: Connection, config: AccountConfig, batch_id: int, now: datetime
+) -> list[vendor_base.Recipient]:
+    """Pending rows of the batch whose time has come; rows outside the window are moved on."""
+    rows = conn.execute(
+        select(Message.id, Message.phone, Message.text, Message.vars)
+        .where(
+            Message.batch_id == batch_id,
+            Message.state == MessageState.PENDING.value,
+            (Message.not_before.is_(None)) | (Message.not_before <= now),
+        )
+        .order_by(Message.id)
+    ).all()
+    window = config.policy.window
+    due, waiting = [], []
+    for row in rows:
+        opening = window.next_opening(now, row.phone)
+        if opening > now:
+            waiting.append({"b_id": row.id, "b_not_before": opening})
+        else:
+            due.append(vendor_base.Recipient(row.id, row.phone, row.text or "", row.vars or {}))
+    if waiting:
+        conn.execute(
+            update(Message)
+            .where(Message.id == bindparam("b_id"), Message.state == MessageState.PENDING.value)
+            .values(not_before=bindparam("b_not_before"), updated_at=now),
+            waiting,
+        )
+    return due
+
+
+def _send_one(
+    ctx: SendContext,
+    config: AccountConfig,
+    adapter: Any,
+    planned: vendor_base.SendRequest,
+    options: Mapping[str, Any],
+) -> int:
+    """Claim the rows of one request, send it, record the outcomes; return requests sent."""
+    now = ctx.clock.now()
+    with ctx.engine.begin() as conn:
+        claimed = _claim(conn, [r.message_id for r in planned.recipients], now)
+    if not claimed:
+        return 0
+    recipients = [r for r in planned.recipients if r.message_id in claimed]
+    sent = 0
+    for request in adapter.build_send(config.account, vendor_base.Batch(recipients, options)):
+        results, retry_after = _exchange(ctx, config, adapter, request)
+        sent += 1
+        with ctx.engine.begin() as conn:
+            counts = record(conn, config, claimed, results, ctx.clock.now(), retry_after)
+        log.info(
+            "sent request",
+            extra={"account": config.key, "recipients": len(request.recipients), "outcomes": counts},
+        )
+    return sent
+
+
+def _claim(conn: Connection, ids: Sequence[int], now: datetime) -> dict[int, Claimed]:
+    """pending → sending for these ids; returns only the rows this call won."""
+    candidates = select(Message.id).where(Message.id.in_(ids), Message.state == MessageState.PENDING.value)
+    if is_postgres(conn.engine):
+        candidates = candidates.with_for_update(skip_locked=True)
+    rows = conn.execute(
+        update(Message)
+        .where(Message.id.in_(candidates.scalar_subquery()), Message.state == MessageState.PENDING.value)
+        .values(state=MessageState.SENDING.value, attempts=Message.attempts + 1, updated_at=now)
+        .returning(Message.id, Message.phone, Message.attempts, Message.created_at)
+    ).all()
+    return {r.id: Claimed(r.id, r.phone, r.attempts, r.created_at) for r in rows}
+
+
+def _exchange(
+    ctx: SendContext, config: AccountConfig, adapter: Any, request: vendor_base.SendRequest
+) -> tuple[list[vendor_base.Result], float | None]:
+    """Run one request; every failure becomes an outcome for each of its recipients."""
+    policy = config.policy
+    secrets = config.account.secrets()
+    try:
+        response = ctx.transport.send(request.request, policy.connect_timeout, policy.read_timeout)
+        results = adapter.parse_send(config.account, request, response)
+    except VendorError as exc:
+        outcome = _OUTCOME_OF_ERROR.get(type(exc), vendor_base.Outcome.REJECTED)
+        reason = scrub(str(exc), secrets)
+        log.warning("vendor request failed: %s", reason, extra={"account": config.key})
+        results = [
+            vendor_base.Result(r.message_id, outcome, code=exc.code, reason=reason)
+            for r in request.recipients
+        ]
+        return results, exc.retry_after
+    answered = {r.message_id for r in results}
+    results = [
+        vendor_base.Result(r.message_id, r.outcome, r.vendor_id, r.code, scrub(r.reason, secrets))
+        for r in results
+    ]
+    for r in request.recipients:
+        if r.message_id not in answered:
+            results.append(
+                vendor_base.Result(
+                    r.message_id, vendor_base.Outcome.UNKNOWN, reason="the reply did not cover it"
+                )
+            )
+    return results, None
+
+
+_OUTCOME_OF_ERROR = {
+    RequestNotSent: vendor_base.Outcome.RETRY,
+    VendorRetryable: vendor_base.Outcome.RETRY,
+    VendorOutcomeUnknown: vendor_base.Outcome.UNKNOWN,
+    VendorAccountError: vendor_base.Outcome.PAUSE_ACCOUNT,
+}
+
+
+def _settle(ctx: SendContext, batch_id: int, report: SendReport, hold: float | None) -> SendReport:
+    """Mark the batch done, or waiting until its next row is due (queued if that is soon)."""
+    now = ctx.clock.now()
+    with ctx.engine.begin() as conn:
+        left = conn.execute(
+            select(func.count(), func.min(Message.not_before)).where(
+                Message.batch_id == batch_id,
+                Message.state.in_([MessageState.PENDING.value, MessageState.SENDING.value]),
+            )
+        ).one()
+        paused = account_state.paused_until(conn, _account_of(conn, batch_id), now)
+        count, next_due = left[0], left[1]
+        if hold is not None:
+            next_due = now + timedelta(seconds=hold)
+        if paused:
+            next_due = max(next_due or paused, paused)
+        if count == 0:
+            state, next_due = BatchState.DONE.value, None
+        elif next_due is not None and (next_due - now).total_seconds() <= ctx.settings.max_countdown:
+            state = BatchState.QUEUED.value
+            report.again_in = max(0.0, (next_due - now).total_seconds())
+        else:
+            state = BatchState.WAITING.value
+        conn.execute(
+            update(Batch)
+            .where(Batch.id == batch_id)
+            .values(state=state, not_before=next_due, **({"enqueued_at": now} if state == "queued" else {}))
+        )
+    report.state = state
+    return report
+
+
+def _account_of(conn: Connection, batch_id: int) -> str:
+    return conn.execute(select(Batch.account).where(Batch.id == batch_id)).scalar_one()

@@ -1,0 +1,224 @@
+"""The vendor adapter protocol: limits, the outcome vocabulary, and the one HTTP-status helper.
+
+An adapter is sans-I/O: it turns a batch into ``httpx.Request`` objects and an
+``httpx.Response`` into one ``Result`` per recipient. It opens no connection and reads no clock;
+the sender (``dispatcher.sending``) runs the requests, decides retries and records states.
+
+A per-phone rejection is data (a ``Result``); an adapter raises a ``VendorError`` only when the
+whole request failed, and then only through ``raise_for_status`` or ``VendorRetryable`` for a
+body that cannot be read.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from dispatcher.errors import (
+    VendorAccountError,
+    VendorRejectedRequest,
+    VendorRetryable,
+)
+
+
+class Outcome(enum.StrEnum):
+    """What one recipient's reply means, the same words for every vendor."""
+
+    ACCEPTED = "accepted"  #: the vendor took it; ``vendor_id`` says under which id
+    RETRY = "retry"  #: transient: try again later with backoff
+    WAIT_WINDOW = "wait_window"  #: outside the legal sending hours: wait for the next opening
+    REJECTED = "rejected"  #: refused for good (bad number, text, blocklist, content)
+    PAUSE_ACCOUNT = "pause_account"  #: no credit or bad credentials: the account waits
+    UNKNOWN = "unknown"  #: the request may have been sent; never resent blindly
+
+
+@dataclass(frozen=True)
+class CodeRule:
+    """One documented vendor code: what it means and which outcome it maps to."""
+
+    outcome: Outcome
+    meaning: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a vendor allows, as data the planner and the sender read."""
+
+    #: recipients in one request, as the vendor recommends
+    batch_size: int
+    #: recipients in one request beyond which the vendor refuses the whole request
+    hard_max_recipients: int
+    #: seconds between two requests of one account (0: no documented pause)
+    min_interval: float
+    #: characters of one message's text
+    max_text_chars: int
+
+
+@dataclass(frozen=True)
+class Account:
+    """One configured vendor account: the key names it in tasks, the rest never leaves here."""
+
+    key: str
+    vendor: str
+    base_url: str
+    #: ISO country code used for national numbers and default windows
+    country: str
+    #: credentials and vendor settings (user, token, api_key, ...); secret values included
+    params: Mapping[str, str] = field(default_factory=dict)
+    #: names of ``params`` whose values are secret (never logged)
+    secret_fields: frozenset[str] = frozenset()
+
+    def secrets(self) -> list[str]:
+        """Return the secret values, for log scrubbing and leak checks."""
+        return [self.params[name] for name in self.secret_fields if self.params.get(name)]
+
+    def __repr__(self) -> str:
+        return f"Account(key={self.key!r}, vendor={self.vendor!r})"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One message of a batch: its row id, E.164 phone and final text."""
+
+    message_id: int
+    phone: str
+    text: str
+    vars: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Recipients one account sends in one go, with the job's vendor options."""
+
+    recipients: Sequence[Recipient]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """One HTTP request and the recipients it carries."""
+
+    request: httpx.Request
+    recipients: Sequence[Recipient]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One recipient's outcome as parsed from a vendor reply."""
+
+    message_id: int
+    outcome: Outcome
+    vendor_id: str | None = None
+    code: str | None = None
+    reason: str = ""
+
+
+class Adapter(Protocol):
+    """What every vendor module provides."""
+
+    key: str
+    limits: Limits
+    codes: Mapping[str, CodeRule]
+
+    def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the job's vendor options checked, or raise ValueError naming the bad one."""
+        ...
+
+    def text_limit(self, text: str, options: Mapping[str, Any]) -> int:
+        """Return how many characters this text may have with these options."""
+        ...
+
+    def build_send(self, account: Account, batch: Batch) -> list[SendRequest]:
+        """Return the requests that send this batch."""
+        ...
+
+    def parse_send(self, account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:
+        """Return one result per recipient of ``sent``; raise VendorError if the request failed."""
+        ...
+
+
+def raise_for_status(response: httpx.Response) -> None:
+    """Map a failed HTTP status onto the error tree; the one place that does so."""
+    status = response.status_code
+    if status < 400:
+        return
+    reason = f"HTTP {status}: {short_body(response)}"
+    if status == 429:
+        raise VendorRetryable(reason, str(status), retry_after=retry_after_seconds(response))
+    if status >= 500:
+        raise VendorRetryable(reason, str(status))
+    if status in (401, 403):
+        raise VendorAccountError(reason, str(status))
+    raise VendorRejectedRequest(reason, str(status))
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Return Retry-After in seconds when it is a number."""
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def short_body(response: httpx.Response, limit: int = 200) -> str:
+    """Return the start of a response body, on one line, for error reasons."""
+    text = response.text.strip().replace("\n", " ").replace("\r", " ")
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def result_for_code(recipient: Recipient, code: str, codes: Mapping[str, CodeRule], vendor: str) -> Result:
+    """Map a documented code onto a Result; an undocumented one fails this attempt, kept raw."""
+    rule = codes.get(code)
+    if rule is None:
+        # Retried within the account's attempt budget, then failed with this reason.
+        return Result(
+            recipient.message_id,
+            Outcome.RETRY,
+            code=code,
+            reason=f"{vendor} answered undocumented code {code!r}",
+        )
+    return Result(recipient.message_id, rule.outcome, code=code, reason=f"{vendor} {code}: {rule.meaning}")
+
+
+class DeliveryState(enum.StrEnum):
+    """Where a sent message stands according to the vendor's delivery report."""
+
+    QUEUED = "queued"  #: the vendor still holds it
+    SENT = "sent"  #: handed to the carrier
+    DELIVERED = "delivered"  #: the handset got it
+    FAILED = "failed"  #: it will not arrive
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """One delivery report (DLR), polled or pushed."""
+
+    vendor_id: str
+    state: DeliveryState
+    code: str | None = None
+    phone: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One reply (MO) from a handset, polled or pushed."""
+
+    phone: str
+    text: str
+    vendor_id: str | None = None
+    to: str | None = None
+    at: str | None = None
+    keyword: str | None = None
+
+
+@dataclass(frozen=True)
+class Balance:
+    """An account's remaining credit as the vendor reports it."""
+
+    credit: float

@@ -1,0 +1,147 @@
+"""IT Cloud Services (contacto-masivo), Colombia: the manual is seeds/001 (Spanish).
+
+POST form ``/api/sendsms`` with ``user``, ``token``, ``GSM`` (comma list of 12-digit numbers),
+``SMSText`` (at most 765 characters) and optional ``metodo_envio`` (1via, 2via, flash).
+Up to 1000 numbers a request with a 2 s pause between requests; 5000 is a hard cap (``-7``).
+
+Sample reply, one ``phone,code`` line per number (``<br>`` may stand between them)::
+
+    584142871901,12102253
+    57111,-4
+    573802338546,0
+    573002333333,-3
+
+A code above 0 is the acceptance id. A bare code (``-1``) answers for the whole request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from dispatcher.errors import VendorRetryable
+from dispatcher.vendors.base import (
+    Account,
+    Batch,
+    CodeRule,
+    Limits,
+    Outcome,
+    Recipient,
+    Result,
+    SendRequest,
+    raise_for_status,
+    result_for_code,
+    short_body,
+)
+
+key = "itcloud"
+default_base_url = "https://contacto-masivo.com/sms/back_sms/public"
+
+codes: dict[str, CodeRule] = {
+    "-1": CodeRule(Outcome.PAUSE_ACCOUNT, "authentication failed: bad user or token"),
+    "-2": CodeRule(Outcome.WAIT_WINDOW, "outside the hours the CRC allows (08:00-21:00)"),
+    "-3": CodeRule(Outcome.PAUSE_ACCOUNT, "no balance left on the account"),
+    "-4": CodeRule(Outcome.REJECTED, "bad number: not the expected 12 digits"),
+    "-5": CodeRule(Outcome.REJECTED, "text empty or over 765 characters"),
+    "-6": CodeRule(Outcome.RETRY, "system in maintenance; nothing sent or charged"),
+    "-7": CodeRule(Outcome.REJECTED, "more than 5000 numbers in one request"),
+    "-8": CodeRule(Outcome.REJECTED, "number on the block list"),
+    "-9": CodeRule(Outcome.REJECTED, "text rejected for its content"),
+    "-10": CodeRule(Outcome.REJECTED, "text carries a link the account may not send"),
+    "-11": CodeRule(Outcome.REJECTED, "bad metodo_envio: must be 1via, 2via or flash"),
+    "0": CodeRule(Outcome.REJECTED, "unknown operator for this number"),
+}
+
+limits = Limits(batch_size=1000, hard_max_recipients=5000, min_interval=2.0, max_text_chars=765)
+
+#: values of the ``metodo_envio`` option
+SEND_METHODS = ("1via", "2via", "flash")
+
+_LINE_SPLIT = re.compile(r"(?:<br\s*/?>|\r?\n)+", re.IGNORECASE)
+_CODE = re.compile(r"^-?\d+$")
+
+
+def validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept ``metodo_envio`` (1via, 2via, flash) and nothing else."""
+    unknown = set(options) - {"metodo_envio"}
+    if unknown:
+        raise ValueError(f"itcloud takes no option {sorted(unknown)[0]!r}")
+    method = options.get("metodo_envio")
+    if method is not None and method not in SEND_METHODS:
+        raise ValueError(f"metodo_envio must be one of {', '.join(SEND_METHODS)}, not {method!r}")
+    return dict(options)
+
+
+def text_limit(text: str, options: Mapping[str, Any]) -> int:
+    """IT Cloud takes up to 765 characters whatever the alphabet."""
+    return limits.max_text_chars
+
+
+def vendor_number(phone: str) -> str:
+    """E.164 to IT Cloud's 12 digits: drop the '+'; NANP numbers are written 01 + 10 digits."""
+    digits = phone.lstrip("+")
+    return "0" + digits if digits.startswith("1") else digits
+
+
+def build_send(account: Account, batch: Batch) -> list[SendRequest]:
+    """One form POST carries the whole batch (the planner keeps it within 1000 numbers)."""
+    recipients = list(batch.recipients)
+    texts = {r.text for r in recipients}
+    if len(texts) != 1:
+        # One request has one SMSText: personalised texts go one request per text.
+        return [
+            request
+            for text in sorted(texts)
+            for request in build_send(
+                account, Batch([r for r in recipients if r.text == text], batch.options)
+            )
+        ]
+    form = {
+        "user": account.params["user"],
+        "token": account.params["token"],
+        "GSM": ",".join(vendor_number(r.phone) for r in recipients),
+        "SMSText": recipients[0].text,
+    }
+    if batch.options.get("metodo_envio"):
+        form["metodo_envio"] = batch.options["metodo_envio"]
+    request = httpx.Request("POST", f"{account.base_url.rstrip('/')}/api/sendsms", data=form)
+    return [SendRequest(request, recipients)]
+
+
+def parse_send(account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:
+    """One result per number from the ``phone,code`` lines, or the bare code for all of them."""
+    raise_for_status(response)
+    body = response.text.strip()
+    recipients = list(sent.recipients)
+    if _CODE.match(body):
+        if int(body) > 0 and len(recipients) == 1:
+            return [_accepted(recipients[0], body)]
+        return [result_for_code(r, body, codes, key) for r in recipients]
+    replies: dict[str, str] = {}
+    for line in filter(None, (part.strip() for part in _LINE_SPLIT.split(body))):
+        number, sep, code = line.partition(",")
+        if not sep or not _CODE.match(code.strip()):
+            raise VendorRetryable(
+                f"itcloud answered something that is not a code list: {short_body(response)}"
+            )
+        replies[number.strip()] = code.strip()
+    if not replies:
+        raise VendorRetryable("itcloud answered an empty body")
+    return [_result(r, replies.get(vendor_number(r.phone))) for r in recipients]
+
+
+def _result(recipient: Recipient, code: str | None) -> Result:
+    if code is None:
+        return Result(
+            recipient.message_id, Outcome.UNKNOWN, reason="itcloud's reply did not mention this number"
+        )
+    if int(code) > 0:
+        return _accepted(recipient, code)
+    return result_for_code(recipient, code, codes, key)
+
+
+def _accepted(recipient: Recipient, code: str) -> Result:
+    return Result(recipient.message_id, Outcome.ACCEPTED, vendor_id=code, code=code, reason="")

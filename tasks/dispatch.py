@@ -1,0 +1,66 @@
+"""The tasks: each unpacks ids, calls one ``dispatcher`` function, maps the result to Celery."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from dispatcher import release, sending
+from dispatcher.jobs import ingest_job
+from dispatcher.models import JobState
+from tasks.app import app
+from tasks.runtime import runtime
+
+#: Celery priority of a batch's task (0 is read first)
+PRIORITY = {"otp": 0, "bulk": 6}
+
+_local_sweep = threading.Lock()
+
+
+def enqueue(batch_id: int, priority: str) -> None:
+    """Hand one batch to the send queue."""
+    send_batch.apply_async((batch_id,), priority=PRIORITY.get(priority, 6))
+
+
+def release_account(account: str | None) -> int:
+    """Queue the due batches of one account (all accounts with None)."""
+    rt = runtime()
+    return release.release_due(rt.engine, rt.settings, rt.clock.now(), enqueue, account)
+
+
+@app.task(name="dispatcher.submit", bind=True)
+def submit(self: Any, job: Any) -> str:
+    """Store a job (its id is this task's id) and queue what is due."""
+    rt = runtime()
+    result = ingest_job(rt.engine, rt.accounts, job, rt.clock.now(), job_id=self.request.id)
+    if result.state == JobState.ACCEPTED:
+        release_account(result.account)
+    return result.job_id
+
+
+@app.task(name="dispatcher.send_batch", bind=True, max_retries=None)
+def send_batch(self: Any, batch_id: int) -> dict[str, Any]:
+    """Send a batch; come back after a short wait, or let beat release it later."""
+    report = sending.send_batch(runtime().send, int(batch_id))
+    if report.again_in is not None:
+        priority = (self.request.delivery_info or {}).get("priority")
+        raise self.retry(countdown=report.again_in, priority=priority)
+    if report.account:
+        release_account(report.account)
+    return {"batch": report.batch_id, "requests": report.requests, "state": report.state}
+
+
+@app.task(name="dispatcher.release_due")
+def release_due(account: str | None = None) -> int:
+    """Beat's sweep: lost workers' rows become unknown, due and lost batches are queued."""
+    rt = runtime()
+    lock: Any = (
+        rt.redis.lock("smsdispatch:lock:release", timeout=120, blocking=False) if rt.redis else _local_sweep
+    )
+    if not lock.acquire(blocking=False):
+        return 0
+    try:
+        release.expire_stale_sending(rt.engine, rt.settings, rt.clock.now())
+        return release_account(account)
+    finally:
+        lock.release()

@@ -1,0 +1,134 @@
+"""Shared fixtures: real PostgreSQL and SQLite databases, real Redis, accounts, clocks.
+
+Tests that need a server skip locally with the reason when it is not reachable, and fail in CI
+(``CI=true``), where every server must be there.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from dispatcher.config import Settings, parse_accounts
+from dispatcher.db import make_engine, migrate
+from dispatcher.models import Base
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_ADMIN = os.environ.get("SMSD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("SMSD_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+def unavailable(what: str, exc: BaseException) -> None:
+    """Skip locally, fail in CI: a server the test needs is not reachable."""
+    message = f"{what} is not reachable ({type(exc).__name__}: {exc})"
+    if IN_CI:
+        pytest.fail(message + "; CI must have it")
+    pytest.skip(message)
+
+
+class FakeClock:
+    """A clock that stands still until a test moves it."""
+
+    def __init__(self, when: datetime):
+        self.when = when
+
+    def now(self) -> datetime:
+        return self.when
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.when += timedelta(seconds=seconds)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated."""
+    admin = make_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"smsd_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        admin.dispose()
+        unavailable("PostgreSQL", exc)
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    migrate(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite file for this test session, migrated (the embedded default)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'smsdispatch.db'}"
+    migrate(url)
+    return url
+
+
+def _wipe(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """The same test on SQLite and on PostgreSQL, each starting empty."""
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    eng = make_engine(url)
+    _wipe(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    eng = make_engine(pg_url)
+    _wipe(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def redis_client():  # type: ignore[no-untyped-def]
+    """A real Redis (a test database, flushed)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable("Redis", exc)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for in-process tests (no environment needed)."""
+    return Settings(
+        DATABASE_URL="sqlite://", REDIS_URL=REDIS_URL, DISPATCHER_ACCOUNTS=str(tmp_path / "accounts.toml")
+    )
+
+
+def make_accounts(base_url: str, **policy: object) -> dict:
+    """Accounts of the IT Cloud double used across the tests."""
+    spec = {"vendor": "itcloud", "base_url": base_url, "user": "ops@example.com", "token": "${ITCLOUD_TOKEN}"}
+    spec.update({"retry_base": 0.01, "retry_max": 0.05, "read_timeout": 1.0, "connect_timeout": 1.0})
+    spec.update(policy)
+    return parse_accounts({"accounts": {"co-main": spec}}, {"ITCLOUD_TOKEN": "s3cr3t-token-xyz"})
+
+
+BOGOTA_10AM = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # 10:00 in Bogota
+BOGOTA_2130 = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)  # 21:30 in Bogota, Nov 23

@@ -1,0 +1,181 @@
+"""IT Cloud: every example of the manual (seeds/001) and every documented code."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from dispatcher.errors import RequestNotSent, VendorOutcomeUnknown, VendorRetryable
+from dispatcher.vendors import itcloud
+from dispatcher.vendors.base import Account, Outcome
+from tests.vendors.runner import Exchange, SendCase, run_send_case
+
+ACCOUNT = Account(
+    key="co-main",
+    vendor="itcloud",
+    base_url="https://contacto-masivo.com/sms/back_sms/public",
+    country="CO",
+    params={"user": "miusuario@hotmail.com", "token": "59k45nabeeqvi8wn2ja9"},
+    secret_fields=frozenset({"token"}),
+)
+PATH = "/sms/back_sms/public/api/sendsms"
+TEXT = "mensaje de prueba enviado por metodo WEB"
+
+
+def form(gsm: str, text: str = TEXT, **extra: str) -> dict[str, str]:
+    return {
+        "user": "miusuario@hotmail.com",
+        "token": "59k45nabeeqvi8wn2ja9",
+        "GSM": gsm,
+        "SMSText": text,
+        **extra,
+    }
+
+
+A, R, W, X, P, U = (
+    Outcome.ACCEPTED,
+    Outcome.RETRY,
+    Outcome.WAIT_WINDOW,
+    Outcome.REJECTED,
+    Outcome.PAUSE_ACCOUNT,
+    Outcome.UNKNOWN,
+)
+
+SEND_CASES = [
+    SendCase(
+        "manual: one number, 2via",
+        [("+573117807125", TEXT)],
+        [
+            Exchange(
+                "POST", PATH, form=form("573117807125", metodo_envio="2via"), body="573117807125,12102253"
+            )
+        ],
+        [(A, "12102253", "12102253")],
+        options={"metodo_envio": "2via"},
+    ),
+    SendCase(
+        "manual: four numbers, one line each (accepted, -4, 0, -3)",
+        [("+584142871901", TEXT), ("+57111", TEXT), ("+573802338546", TEXT), ("+573002333333", TEXT)],
+        [
+            Exchange(
+                "POST",
+                PATH,
+                form=form("584142871901,57111,573802338546,573002333333"),
+                body="584142871901,12102253\n57111,-4\n573802338546,0\n573002333333,-3\n",
+            )
+        ],
+        [(A, "12102253", "12102253"), (X, None, "-4"), (X, None, "0"), (P, None, "-3")],
+    ),
+    SendCase(
+        "lines separated by <br>",
+        [("+573117807125", TEXT), ("+573102334455", TEXT)],
+        [
+            Exchange(
+                "POST", PATH, form=form("573117807125,573102334455"), body="573117807125,1<br>573102334455,2"
+            )
+        ],
+        [(A, "1", "1"), (A, "2", "2")],
+    ),
+    SendCase(
+        "bare -1: bad credentials pause the account for every number",
+        [("+573117807125", TEXT), ("+573102334455", TEXT)],
+        [Exchange("POST", PATH, body="-1")],
+        [(P, None, "-1"), (P, None, "-1")],
+    ),
+    SendCase(
+        "bare acceptance id for a single number",
+        [("+573117807125", TEXT)],
+        [Exchange("POST", PATH, body="555")],
+        [(A, "555", "555")],
+    ),
+    SendCase(
+        "a NANP number goes as 01 + 10 digits",
+        [("+13055550123", TEXT)],
+        [Exchange("POST", PATH, form=form("013055550123"), body="013055550123,77")],
+        [(A, "77", "77")],
+    ),
+    SendCase(
+        "a number the reply does not mention is unknown, never sent again blindly",
+        [("+573117807125", TEXT), ("+573102334455", TEXT)],
+        [Exchange("POST", PATH, body="573117807125,9")],
+        [(A, "9", "9"), (U, None, None)],
+    ),
+    SendCase(
+        "an undocumented code is kept raw and retried within the attempt budget",
+        [("+573117807125", TEXT)],
+        [Exchange("POST", PATH, body="573117807125,-99")],
+        [(R, None, "-99")],
+    ),
+    SendCase(
+        "HTTP 500 is retryable",
+        [("+573117807125", TEXT)],
+        [Exchange("POST", PATH, status=500)],
+        error=VendorRetryable,
+    ),
+    SendCase(
+        "an Apache error page is retryable, never a success",
+        [("+573117807125", TEXT)],
+        [Exchange("POST", PATH, body="<html><head><title>503 Service Unavailable</title></head></html>")],
+        error=VendorRetryable,
+    ),
+    SendCase(
+        "an empty body is retryable",
+        [("+573117807125", TEXT)],
+        [Exchange("POST", PATH, body="")],
+        error=VendorRetryable,
+    ),
+    SendCase(
+        "a connect error means not sent",
+        [("+573117807125", TEXT)],
+        [Exchange("POST", PATH, raises=httpx.ConnectError)],
+        error=RequestNotSent,
+    ),
+    SendCase(
+        "a read timeout means the outcome is unknown",
+        [("+573117807125", TEXT)],
+        [Exchange("POST", PATH, raises=httpx.ReadTimeout)],
+        error=VendorOutcomeUnknown,
+    ),
+    SendCase(
+        "personalised texts: one request per distinct text",
+        [("+573117807125", "Hola Ana"), ("+573102334455", "Hola Luis")],
+        [
+            Exchange("POST", PATH, form=form("573117807125", "Hola Ana"), body="573117807125,1"),
+            Exchange("POST", PATH, form=form("573102334455", "Hola Luis"), body="573102334455,2"),
+        ],
+        [(A, "1", "1"), (A, "2", "2")],
+    ),
+]
+
+# Every documented per-phone code, each on its own.
+DOCUMENTED = {
+    "-1": P, "-2": W, "-3": P, "-4": X, "-5": X, "-6": R,
+    "-7": X, "-8": X, "-9": X, "-10": X, "-11": X, "0": X,
+}  # fmt: skip
+SEND_CASES += [
+    SendCase(
+        f"code {code}: {itcloud.codes[code].meaning}",
+        [("+573117807125", TEXT)],
+        [Exchange("POST", PATH, body=f"573117807125,{code}")],
+        [(outcome, None, code)],
+    )
+    for code, outcome in DOCUMENTED.items()
+]
+
+
+@pytest.mark.parametrize("case", SEND_CASES, ids=lambda c: c.label)
+def test_send(case: SendCase, caplog: pytest.LogCaptureFixture) -> None:
+    run_send_case(itcloud, ACCOUNT, case, caplog)
+
+
+def test_every_documented_code_has_a_case() -> None:
+    assert set(DOCUMENTED) == set(itcloud.codes)
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [({"metodo_envio": "sms"}, "metodo_envio"), ({"carrier": "x"}, "carrier")],
+)
+def test_bad_options_are_refused(options: dict, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        itcloud.validate_options(options)
