@@ -218,9 +218,11 @@ def _recipient_row(
         "updated_at": now,
         "batch_id": None,
     }
+    # Keep what was given as the phone even when the rest is wrong, for the operator.
+    given = raw.get("phone") if isinstance(raw, Mapping) else raw
+    row["phone"] = str(given)[:32] if isinstance(given, (str, int)) else ""
     try:
         phone_raw, variables = _read_recipient(raw)
-        row["phone"] = str(phone_raw)[:32]
         row["vars"] = variables or None
         row["phone"] = to_e164(phone_raw, config.account.country)
         if row["phone"] in seen:

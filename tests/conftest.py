@@ -132,3 +132,19 @@ def make_accounts(base_url: str, **policy: object) -> dict:
 
 BOGOTA_10AM = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # 10:00 in Bogota
 BOGOTA_2130 = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)  # 21:30 in Bogota, Nov 23
+
+
+@pytest.fixture
+def sandbox():  # type: ignore[no-untyped-def]
+    """The IT Cloud simulator on loopback, with one customer, at 10:00 in Bogota."""
+    from dispatcher.sandbox.core import Ledger, SandboxServer
+    from dispatcher.sandbox.itcloud import ItCloudSim
+
+    ledger = Ledger()
+    clock = FakeClock(BOGOTA_10AM)
+    sim = ItCloudSim(ledger, clock)
+    sim.add_user("ops@example.com", "s3cr3t-token-xyz")
+    server = SandboxServer({"itcloud": sim}).start()
+    server.ledger, server.sim, server.clock = ledger, sim, clock
+    yield server
+    server.stop()

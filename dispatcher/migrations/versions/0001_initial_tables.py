@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 02:14:41.937685
+Create Date: 2026-11-22
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "jobs",
-        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("account", sa.String(length=100), nullable=True),
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
@@ -57,7 +57,7 @@ def upgrade() -> None:
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
-        sa.Column("job_id", sa.String(length=32), nullable=False),
+        sa.Column("job_id", sa.String(length=36), nullable=False),
         sa.Column("account", sa.String(length=100), nullable=False),
         sa.Column("priority", sa.String(length=8), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
@@ -79,7 +79,7 @@ def upgrade() -> None:
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
         ),
-        sa.Column("job_id", sa.String(length=32), nullable=False),
+        sa.Column("job_id", sa.String(length=36), nullable=False),
         sa.Column("batch_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("account", sa.String(length=100), nullable=False),
         sa.Column("phone", sa.String(length=32), nullable=False),

@@ -1,0 +1,169 @@
+"""Ingest: the job contract, stored rejections, idempotency, batches (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from dispatcher.jobs import ingest_job, ingest_stream
+from dispatcher.models import Batch, Job, Message, OptOut
+from tests.conftest import BOGOTA_10AM, BOGOTA_2130, make_accounts
+
+ACCOUNTS = make_accounts("http://127.0.0.1:9/itcloud")
+NOW = BOGOTA_10AM
+
+
+def job(**fields: object) -> dict:
+    base = {
+        "account": "co-main",
+        "text": "Hola {name}",
+        "recipients": [{"phone": "+573001234567", "vars": {"name": "Ana"}}],
+    }
+    return {**base, **fields}
+
+
+def messages(engine: Engine, job_id: str) -> list:
+    with engine.connect() as conn:
+        return conn.execute(select(Message).where(Message.job_id == job_id).order_by(Message.id)).all()
+
+
+def stored_job(engine: Engine, job_id: str):  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return conn.execute(select(Job).where(Job.id == job_id)).one()
+
+
+def test_one_row_per_recipient_in_e164_with_rendered_text(engine: Engine) -> None:
+    # Given a job with an international and a national number
+    recipients = [
+        {"phone": "+57 300 123 4567", "vars": {"name": "Ana"}},
+        {"phone": "3109876543", "vars": {"name": "Luis"}},
+    ]
+    # When it is ingested
+    result = ingest_job(engine, ACCOUNTS, job(recipients=recipients), NOW)
+    # Then each recipient is a pending row in E.164 (the national one in the account's country)
+    rows = messages(engine, result.job_id)
+    assert [(r.phone, r.text, r.state) for r in rows] == [
+        ("+573001234567", "Hola Ana", "pending"),
+        ("+573109876543", "Hola Luis", "pending"),
+    ]
+    assert result.created and result.state == "accepted"
+    assert stored_job(engine, result.job_id).recipients == 2
+
+
+TEN_MB = "x" * (10 * 1024 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"text": "hi", "recipients": ["+573001234567"]}, "account: Field required"),
+        (job(recipients="+573001234567"), "recipients: Input should be a valid list"),
+        (job(text=42), "text: Input should be a valid string"),
+        (job(account="nobody"), "unknown account 'nobody'"),
+        (job(text=TEN_MB), "text: String should have at most 4096 characters"),
+        (job(recipients=[]), "recipients: List should have at least 1 item"),
+        (job(priority="urgent"), "priority: Input should be 'bulk' or 'otp'"),
+        (job(send_at="2026-11-23T09:00:00"), "send_at: Input should have timezone info"),
+        (job(options={"metodo_envio": "pigeon"}), "options: metodo_envio must be one of"),
+        (job(surprise=1), "surprise: Extra inputs are not permitted"),
+        (["not", "an", "object"], "a job must be a JSON object, not list"),
+    ],
+)
+def test_a_job_that_cannot_be_read_is_stored_rejected_with_its_reason(
+    engine: Engine, raw: object, expected: str
+) -> None:
+    result = ingest_job(engine, ACCOUNTS, raw, NOW)
+    stored = stored_job(engine, result.job_id)
+    assert (result.state, stored.state) == ("rejected", "rejected")
+    assert expected in stored.reason
+    assert len(stored.reason) < 1000 and stored.text is None  # the 10 MB text is not kept
+    assert messages(engine, result.job_id) == []
+
+
+def test_ten_thousand_bad_numbers_are_stored_rejections(engine: Engine) -> None:
+    recipients = [{"phone": f"12{i}"} for i in range(10_000)]
+    result = ingest_job(engine, ACCOUNTS, job(text="hi", recipients=recipients), NOW)
+    rows = messages(engine, result.job_id)
+    assert len(rows) == 10_000
+    assert {r.state for r in rows} == {"rejected"}
+    assert all("is not a valid number" in r.reason for r in rows)
+    stored = stored_job(engine, result.job_id)
+    assert stored.state == "rejected" and "10000 rejected" in stored.reason
+
+
+def test_a_bad_recipient_is_rejected_while_the_rest_go_on(engine: Engine) -> None:
+    recipients = [
+        {"phone": "+573001234567", "vars": {"name": "Ana"}},
+        {"phone": "+573001234568", "vars": {"name": "Ñ" * 800}},
+        {"phone": "+573001234569"},
+        {"phone": "+573001234567", "vars": {"name": "Ana again"}},
+        {"phone": "+573001234570", "vars": {"name": {"nested": 1}}},
+        {"telefono": "+573001234571"},
+        {"phone": "+573001234572", "vars": {"name": "Opted"}},
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            OptOut.__table__.insert().values(account="co-main", phone="+573001234572", created_at=NOW)
+        )
+    result = ingest_job(engine, ACCOUNTS, job(recipients=recipients), NOW)
+    reasons = sorted((r.phone, r.state, r.reason or "") for r in messages(engine, result.job_id))
+    assert reasons == [
+        ("", "rejected", "unknown recipient field 'telefono'"),
+        ("+573001234567", "pending", ""),
+        ("+573001234567", "rejected", "duplicate of an earlier recipient of this job"),
+        ("+573001234568", "rejected", "text is 805 characters; itcloud takes at most 765"),
+        ("+573001234569", "rejected", "variable 'name' missing for this recipient"),
+        ("+573001234570", "rejected", "variable 'name' must be text or a number"),
+        ("+573001234572", "rejected", "the number opted out"),
+    ]
+
+
+def test_the_same_idempotency_key_returns_the_same_job(engine: Engine) -> None:
+    first = ingest_job(engine, ACCOUNTS, job(idempotency_key="crm-991"), NOW)
+    second = ingest_job(engine, ACCOUNTS, job(idempotency_key="crm-991"), NOW + timedelta(minutes=5))
+    assert second.job_id == first.job_id and not second.created
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Message)).scalar() == 1
+
+
+def test_a_redelivered_submit_with_the_same_job_id_stores_nothing_new(engine: Engine) -> None:
+    first = ingest_job(engine, ACCOUNTS, job(), NOW, job_id="task-1")
+    again = ingest_job(engine, ACCOUNTS, job(), NOW, job_id="task-1")
+    assert (first.job_id, again.job_id, again.created) == ("task-1", "task-1", False)
+    assert len(messages(engine, "task-1")) == 1
+
+
+def test_recipients_are_cut_into_batches_within_the_vendor_limit(engine: Engine) -> None:
+    recipients = ({"phone": f"+57300{i:07d}", "vars": {"name": "A"}} for i in range(2500))
+    header = {"account": "co-main", "text": "Hola {name}"}
+    result = ingest_stream(engine, ACCOUNTS, header, recipients, NOW)
+    with engine.connect() as conn:
+        sizes = (
+            conn.execute(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.job_id == result.job_id)
+                .group_by(Message.batch_id)
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(sizes) == [500, 1000, 1000]
+
+
+def test_a_job_outside_the_window_waits_for_the_next_opening(engine: Engine) -> None:
+    result = ingest_job(engine, ACCOUNTS, job(), BOGOTA_2130)
+    with engine.connect() as conn:
+        batch = conn.execute(select(Batch).where(Batch.job_id == result.job_id)).one()
+    opening = BOGOTA_2130.replace(hour=13, minute=0)  # 08:00 Bogota = 13:00 UTC, same UTC day
+    assert batch.not_before == opening
+    assert messages(engine, result.job_id)[0].not_before == opening
+
+
+def test_send_at_in_the_future_holds_the_job(engine: Engine) -> None:
+    later = NOW + timedelta(hours=2)
+    result = ingest_job(engine, ACCOUNTS, job(send_at=later.isoformat()), NOW)
+    with engine.connect() as conn:
+        assert conn.execute(select(Batch.not_before).where(Batch.job_id == result.job_id)).scalar() == later

@@ -1,0 +1,247 @@
+"""Claim → send → record against the IT Cloud simulator on loopback (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, select, update
+
+from dispatcher.config import Settings
+from dispatcher.jobs import ingest_job
+from dispatcher.models import AccountState, Batch, Message, MessageEvent
+from dispatcher.ratelimit import MemoryLimiter
+from dispatcher.release import expire_stale_sending, release_due
+from dispatcher.sending import SendContext, send_batch
+from dispatcher.transport import Transport
+from tests.conftest import make_accounts
+
+TOKEN = "s3cr3t-token-xyz"
+
+
+def context(engine: Engine, sandbox, **policy: object) -> SendContext:  # type: ignore[no-untyped-def]
+    accounts = make_accounts(sandbox.url("itcloud"), **policy)
+    return SendContext(
+        engine, accounts, MemoryLimiter(), Transport(), Settings(DATABASE_URL="sqlite://"), sandbox.clock
+    )
+
+
+def submit(ctx: SendContext, count: int = 3, **fields: object) -> tuple[str, list[int]]:
+    """Ingest a job and return its id and the batches release_due queued."""
+    recipients = [{"phone": f"+57300{i:07d}"} for i in range(count)]
+    result = ingest_job(
+        ctx.engine,
+        ctx.accounts,
+        {"account": "co-main", "text": "Hola", "recipients": recipients, **fields},
+        ctx.clock.now(),
+    )
+    queued: list[int] = []
+    release_due(ctx.engine, ctx.settings, ctx.clock.now(), lambda batch, _priority: queued.append(batch))
+    return result.job_id, queued
+
+
+def states(engine: Engine, job_id: str) -> list[tuple[str, str | None]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Message.state, Message.vendor_id).where(Message.job_id == job_id).order_by(Message.id)
+        )
+        return [(r.state, r.vendor_id) for r in rows]
+
+
+def sends(sandbox) -> int:  # type: ignore[no-untyped-def]
+    return len(sandbox.ledger.of("itcloud", "/api/sendsms"))
+
+
+def test_every_recipient_is_sent_once_with_its_acceptance_id(engine: Engine, sandbox) -> None:
+    ctx = context(engine, sandbox)
+    job_id, queued = submit(ctx, 3)
+    report = send_batch(ctx, queued[0])
+    assert (report.requests, report.state) == (1, "done")
+    got = states(engine, job_id)
+    assert [s for s, _ in got] == ["sent"] * 3
+    assert all(vendor_id and int(vendor_id) > 0 for _, vendor_id in got)
+    assert sandbox.ledger.duplicates() == {} and sends(sandbox) == 1
+
+
+def test_a_redelivered_task_sends_nothing_twice(engine: Engine, sandbox) -> None:
+    ctx = context(engine, sandbox)
+    _, queued = submit(ctx, 5)
+    send_batch(ctx, queued[0])
+    again = send_batch(ctx, queued[0])
+    assert again.requests == 0 and sends(sandbox) == 1
+
+
+def test_two_workers_on_one_batch_send_it_once(engine: Engine, sandbox) -> None:
+    # Given two workers that got the same batch task at the same moment
+    ctx = context(engine, sandbox)
+    job_id, queued = submit(ctx, 50)
+    reports = []
+    threads = [threading.Thread(target=lambda: reports.append(send_batch(ctx, queued[0]))) for _ in range(2)]
+    # When both run
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Then one request went out, every row is sent once
+    assert sum(r.requests for r in reports) == 1 and sends(sandbox) == 1
+    assert {s for s, _ in states(engine, job_id)} == {"sent"}
+
+
+def test_outside_the_window_nothing_is_sent_until_it_opens(engine: Engine, sandbox) -> None:
+    # Given the job arrives at 21:30 in Bogota
+    ctx = context(engine, sandbox)
+    sandbox.clock.when = sandbox.clock.when.replace(hour=2, minute=30) + timedelta(days=1)
+    job_id, queued = submit(ctx, 3)
+    # Then nothing is queued or sent, the rows wait for 08:00
+    assert queued == [] and sends(sandbox) == 0
+    assert {s for s, _ in states(engine, job_id)} == {"pending"}
+    # When the clock reaches 08:00 Bogota (13:00 UTC)
+    sandbox.clock.when = sandbox.clock.when.replace(hour=13, minute=0, second=1)
+    queued = []
+    release_due(engine, ctx.settings, ctx.clock.now(), lambda batch, _p: queued.append(batch))
+    for batch in queued:
+        send_batch(ctx, batch)
+    # Then it is sent
+    assert {s for s, _ in states(engine, job_id)} == {"sent"} and sends(sandbox) == 1
+
+
+def test_a_batch_queued_just_before_closing_waits_instead_of_sending(engine: Engine, sandbox) -> None:
+    ctx = context(engine, sandbox)
+    job_id, queued = submit(ctx, 2)
+    sandbox.clock.when = sandbox.clock.when.replace(hour=2, minute=1) + timedelta(days=1)  # 21:01 Bogota
+    report = send_batch(ctx, queued[0])
+    assert report.requests == 0 and report.state == "waiting"
+    assert {s for s, _ in states(engine, job_id)} == {"pending"}
+
+
+def run_until_settled(ctx: SendContext, batch: int, rounds: int = 10) -> None:
+    """Run a batch like the task would, moving the fake clock over each short wait."""
+    for _ in range(rounds):
+        report = send_batch(ctx, batch)
+        if report.again_in is None:
+            return
+        ctx.clock.advance(report.again_in + 0.01)
+        ctx.limiter = MemoryLimiter()  # the fake clock moved; let the real pause go too
+
+
+def test_500_then_maintenance_then_success_is_sent_once(engine: Engine, sandbox) -> None:
+    ctx = context(engine, sandbox)
+    sandbox.sim.script({"status": 500}, {"body": "573000000000,-6"})
+    job_id, queued = submit(ctx, 1)
+    run_until_settled(ctx, queued[0])
+    assert [s for s, _ in states(engine, job_id)] == ["sent"]
+    assert sends(sandbox) == 3 and sandbox.ledger.duplicates() == {}
+    with engine.connect() as conn:
+        history = conn.execute(
+            select(MessageEvent.to_state, MessageEvent.code).order_by(MessageEvent.id)
+        ).all()
+        attempts = conn.execute(select(Message.attempts)).scalar()
+    assert [tuple(h) for h in history] == [("pending", "500"), ("pending", "-6"), ("sent", history[-1].code)]
+    assert attempts == 3
+
+
+def test_retries_stop_at_the_attempt_budget_with_the_reason(engine: Engine, sandbox) -> None:
+    ctx = context(engine, sandbox, max_attempts=2)
+    sandbox.sim.script({"status": 503}, {"status": 503}, {"status": 503})
+    job_id, queued = submit(ctx, 1)
+    run_until_settled(ctx, queued[0])
+    with engine.connect() as conn:
+        row = conn.execute(select(Message.state, Message.reason)).one()
+    assert row.state == "failed" and row.reason.startswith("gave up after 2 attempts: HTTP 503")
+    assert sends(sandbox) == 2
+
+
+def test_a_connect_error_is_retried(engine: Engine, sandbox) -> None:
+    # Given the vendor cannot be reached (nothing listens on port 9)
+    accounts = make_accounts("http://127.0.0.1:9/itcloud")
+    ctx = SendContext(
+        engine, accounts, MemoryLimiter(), Transport(), Settings(DATABASE_URL="sqlite://"), sandbox.clock
+    )
+    job_id, queued = submit(ctx, 1)
+    send_batch(ctx, queued[0])
+    with engine.connect() as conn:
+        row = conn.execute(select(Message.state, Message.attempts, Message.reason)).one()
+    assert (row.state, row.attempts) == ("pending", 1) and "not sent: ConnectError" in row.reason
+    # When it comes back
+    ctx.accounts = make_accounts(sandbox.url("itcloud"))
+    sandbox.clock.advance(1)
+    run_until_settled(ctx, queued[0])
+    # Then the message is sent
+    assert [s for s, _ in states(engine, job_id)] == ["sent"] and sends(sandbox) == 1
+
+
+def test_a_read_timeout_leaves_unknown_and_is_never_resent(engine: Engine, sandbox) -> None:
+    ctx = context(engine, sandbox, read_timeout=0.3)
+    sandbox.sim.script({"delay": 1.0})
+    job_id, queued = submit(ctx, 2)
+    run_until_settled(ctx, queued[0])
+    sandbox.clock.advance(3600)
+    release_due(engine, ctx.settings, ctx.clock.now(), lambda batch, _p: send_batch(ctx, batch))
+    assert [s for s, _ in states(engine, job_id)] == ["unknown", "unknown"]
+    assert sends(sandbox) == 1
+
+
+def test_no_credit_pauses_the_account_and_fails_nothing(engine: Engine, sandbox) -> None:
+    ctx = context(engine, sandbox)
+    sandbox.sim.users["ops@example.com"].balance = 0
+    job_id, queued = submit(ctx, 2)
+    send_batch(ctx, queued[0])
+    assert {s for s, _ in states(engine, job_id)} == {"pending"}
+    with engine.connect() as conn:
+        pause = conn.execute(select(AccountState)).one()
+        attempts = conn.execute(select(Message.attempts)).scalars().all()
+    assert pause.paused_until > ctx.clock.now() and "no balance" in pause.pause_reason
+    assert attempts == [0, 0]
+    # While paused the sweep queues nothing of that account
+    ctx.clock.advance(60)
+    assert release_due(engine, ctx.settings, ctx.clock.now(), lambda *_: None) == 0
+
+
+def test_the_vendor_window_answer_waits_for_the_next_opening(engine: Engine, sandbox) -> None:
+    ctx = context(engine, sandbox)
+    sandbox.sim.script({"body": "573000000000,-2"})
+    job_id, queued = submit(ctx, 1)
+    send_batch(ctx, queued[0])
+    with engine.connect() as conn:
+        row = conn.execute(select(Message.state, Message.not_before, Message.attempts)).one()
+    assert row.state == "pending" and row.attempts == 0 and row.not_before > ctx.clock.now()
+
+
+def test_rows_left_sending_by_a_dead_worker_become_unknown(engine: Engine, sandbox) -> None:
+    ctx = context(engine, sandbox)
+    job_id, _ = submit(ctx, 2)
+    with engine.begin() as conn:  # a worker claimed them, then died
+        conn.execute(update(Message).values(state="sending", updated_at=ctx.clock.now()))
+    ctx.clock.advance(ctx.settings.sending_timeout + 1)
+    assert expire_stale_sending(engine, ctx.settings, ctx.clock.now()) == 2
+    assert [s for s, _ in states(engine, job_id)] == ["unknown", "unknown"]
+
+
+def test_no_secret_in_logs_or_stored_reasons(
+    engine: Engine, sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    ctx = context(engine, sandbox)
+    sandbox.sim.script({"status": 500, "body": f"boom: token={TOKEN}"})
+    job_id, queued = submit(ctx, 1)
+    send_batch(ctx, queued[0])
+    with engine.connect() as conn:
+        reasons = " ".join(r or "" for r in conn.execute(select(Message.reason)).scalars())
+        reasons += " ".join(r or "" for r in conn.execute(select(MessageEvent.reason)).scalars())
+    assert "boom" in reasons
+    assert TOKEN not in reasons and TOKEN not in caplog.text
+
+
+def test_a_lost_task_is_queued_again_by_the_sweep(engine: Engine, sandbox) -> None:
+    ctx = context(engine, sandbox)
+    _, queued = submit(ctx, 1)  # queued, but the broker lost the message
+    again: list[int] = []
+    release_due(engine, ctx.settings, ctx.clock.now(), lambda b, _p: again.append(b))
+    assert again == []  # not yet: it may still be on its way
+    ctx.clock.advance(ctx.settings.requeue_after + 1)
+    release_due(engine, ctx.settings, ctx.clock.now(), lambda b, _p: again.append(b))
+    assert again == queued
+    with engine.connect() as conn:
+        assert conn.execute(select(Batch.state)).scalar() == "queued"
