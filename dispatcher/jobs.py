@@ -69,11 +69,11 @@ def ingest_job(
     """Store a whole job (header and inline recipients)."""
     job_id = job_id or str(uuid.uuid4())
     if not isinstance(raw, Mapping):
-        return _reject(engine, job_id, None, f"a job must be a JSON object, not {type(raw).__name__}", now)
+        return reject_job(engine, job_id, None, f"a job must be a JSON object, not {type(raw).__name__}", now)
     try:
         job = InlineJob.model_validate(raw)
     except ValidationError as exc:
-        return _reject(engine, job_id, raw.get("account"), describe(exc), now)
+        return reject_job(engine, job_id, raw.get("account"), describe(exc), now)
     header = JobHeader.model_validate(job.model_dump(exclude={"recipients"}))
     return ingest_stream(engine, accounts, header, job.recipients, now, job_id)
 
@@ -92,15 +92,15 @@ def ingest_stream(
         try:
             header = JobHeader.model_validate(header)
         except ValidationError as exc:
-            return _reject(engine, job_id, dict(header).get("account"), describe(exc), now)
+            return reject_job(engine, job_id, dict(header).get("account"), describe(exc), now)
     config = accounts.get(header.account)
     if config is None:
-        return _reject(engine, job_id, header.account, f"unknown account {header.account!r}", now)
+        return reject_job(engine, job_id, header.account, f"unknown account {header.account!r}", now)
     adapter = adapter_for(config.vendor)
     try:
         options = adapter.validate_options(header.options)
     except ValueError as exc:
-        return _reject(engine, job_id, header.account, f"options: {exc}", now)
+        return reject_job(engine, job_id, header.account, f"options: {exc}", now)
     existing = find_existing(engine, job_id, header.account, header.idempotency_key)
     if existing:
         return existing
@@ -279,7 +279,7 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _reject(engine: Engine, job_id: str, account: Any, reason: str, now: datetime) -> IngestResult:
+def reject_job(engine: Engine, job_id: str, account: Any, reason: str, now: datetime) -> IngestResult:
     """Store a job that cannot be read, with its reason; its key stays free for a fixed retry."""
     account_text = account[:100] if isinstance(account, str) else None
     with engine.begin() as conn:

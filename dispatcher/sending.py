@@ -93,7 +93,8 @@ def send_batch(ctx: SendContext, batch_id: int) -> SendReport:
             lease = limits.min_interval + config.policy.connect_timeout + config.policy.read_timeout + 5
             token, wait = ctx.limiter.acquire(config.key, lease)
             if token is None:
-                report.again_in = wait + random.uniform(0, 0.1)
+                # While a request is in flight the lease is long; look again after one pause.
+                report.again_in = min(wait, limits.min_interval) + random.uniform(0, 0.1)
                 report.state = BatchState.QUEUED.value
                 return report
         sent = 0

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from dispatcher import release, sending
-from dispatcher.jobs import ingest_job
+from dispatcher.jobs import ingest_job, reject_job
 from dispatcher.models import JobState
 from tasks.app import app
 from tasks.runtime import runtime
@@ -29,10 +29,14 @@ def release_account(account: str | None) -> int:
 
 
 @app.task(name="dispatcher.submit", bind=True)
-def submit(self: Any, job: Any) -> str:
+def submit(self: Any, *args: Any, **kwargs: Any) -> str:
     """Store a job (its id is this task's id) and queue what is due."""
     rt = runtime()
-    result = ingest_job(rt.engine, rt.accounts, job, rt.clock.now(), job_id=self.request.id)
+    if len(args) != 1 or kwargs:
+        # Any other call shape is a job that cannot be read: stored as such, never an error loop.
+        reason = "the task takes exactly one argument, the job"
+        return reject_job(rt.engine, self.request.id, None, reason, rt.clock.now()).job_id
+    result = ingest_job(rt.engine, rt.accounts, args[0], rt.clock.now(), job_id=self.request.id)
     if result.state == JobState.ACCEPTED:
         release_account(result.account)
     return result.job_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -47,9 +48,9 @@ class FakeClock:
         self.when += timedelta(seconds=seconds)
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session, migrated."""
+@contextmanager
+def fresh_pg_database() -> Iterator[str]:
+    """Create a PostgreSQL database of our own, migrated; drop it afterwards."""
     admin = make_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     name = f"smsd_test_{uuid.uuid4().hex[:10]}"
     try:
@@ -59,11 +60,20 @@ def pg_url() -> Iterator[str]:
         admin.dispose()
         unavailable("PostgreSQL", exc)
     url = admin.url.set(database=name).render_as_string(hide_password=False)
-    migrate(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, migrated."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,319 @@
+"""The whole pipeline: a real Celery worker (2 processes) and beat, real Redis, real PostgreSQL,
+and the IT Cloud simulator on loopback. Jobs go in the way any producer drops them: a Celery
+message on queue ``jobs``. Time is moved through the clock file, never slept through.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from sqlalchemy import Engine, func, select
+
+from dispatcher.clock import FileClock
+from dispatcher.db import make_engine
+from dispatcher.models import Batch, Job, Message
+from dispatcher.sandbox.core import Ledger, SandboxServer
+from dispatcher.sandbox.itcloud import ItCloudSim
+from tests.conftest import BOGOTA_10AM, REDIS_URL, fresh_pg_database, unavailable
+
+pytestmark = pytest.mark.worker
+ROOT = Path(__file__).resolve().parent.parent
+USERS = ["main", "window", "retry", "down", "slow", "idem", "redeliver", "malformed"]
+
+
+class Stack:
+    """Handles on the running stack for the tests."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        sim: ItCloudSim,
+        ledger: Ledger,
+        clock: FileClock,
+        producer: Celery,
+        down_port: int,
+    ):
+        self.engine, self.sim, self.ledger, self.clock = engine, sim, ledger, clock
+        self.producer, self.down_port = producer, down_port
+
+    def submit(self, job: Any, *args: Any) -> str:
+        """Drop a job on the queue as any producer would; its task id is the job id."""
+        return self.producer.send_task("dispatcher.submit", args=[job, *args], queue="jobs").id
+
+    def requests_of(self, user: str) -> list:
+        return [
+            r
+            for r in self.ledger.of("itcloud", "/api/sendsms")
+            if r.params().get("user") == f"{user}@example.com"
+        ]
+
+    def states(self, job_id: str) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Message.state, func.count()).where(Message.job_id == job_id).group_by(Message.state)
+            )
+            return dict(rows.all())
+
+    def job(self, job_id: str) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(select(Job).where(Job.id == job_id)).first()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_accounts(path: Path, base_url: str, down_url: str) -> None:
+    tables = []
+    for user in USERS:
+        url = down_url if user == "down" else base_url
+        extra = "read_timeout = 0.5\n" if user == "slow" else ""
+        tables.append(
+            f'[accounts.co-{user}]\nvendor = "itcloud"\nbase_url = "{url}"\nuser = "{user}@example.com"\n'
+            f'token = "${{ITCLOUD_TOKEN}}"\nretry_base = 0.2\nretry_max = 1.0\nmax_attempts = 30\n{extra}'
+        )
+    path.write_text("\n".join(tables))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        unavailable("Redis", exc)
+    client.flushdb()
+    tmp = tmp_path_factory.mktemp("stack")
+    clock = FileClock(tmp / "clock")
+    clock.set(BOGOTA_10AM)
+    ledger = Ledger()
+    sim = ItCloudSim(ledger, clock)
+    for user in USERS:
+        sim.add_user(f"{user}@example.com", "tok-pipeline-1234")
+    server = SandboxServer({"itcloud": sim}).start()
+    down_port = free_port()
+    write_accounts(tmp / "accounts.toml", server.url("itcloud"), f"http://127.0.0.1:{down_port}/itcloud")
+    with fresh_pg_database() as db_url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "REDIS_URL": REDIS_URL,
+            "DISPATCHER_ACCOUNTS": str(tmp / "accounts.toml"),
+            "DISPATCHER_CLOCK_FILE": str(clock.path),
+            "DISPATCHER_SWEEP_SECONDS": "0.5",
+            "ITCLOUD_TOKEN": "tok-pipeline-1234",
+            "PYTHONPATH": str(ROOT),
+        }
+        celery = [sys.executable, "-m", "celery", "-A", "tasks"]
+        worker_log, beat_log = tmp / "worker.log", tmp / "beat.log"
+        procs = [
+            subprocess.Popen(
+                [*celery, "worker", "--concurrency=2", "-Q", "jobs,send,poll", "--loglevel=INFO",
+                 "--without-mingle", "--without-gossip", "-n", "pipeline@%h"],
+                cwd=ROOT, env=env, stdout=worker_log.open("w"), stderr=subprocess.STDOUT,
+            ),
+            subprocess.Popen(
+                [*celery, "beat", "--schedule", str(tmp / "beat-schedule"), "--loglevel=INFO"],
+                cwd=ROOT, env=env, stdout=beat_log.open("w"), stderr=subprocess.STDOUT,
+            ),
+        ]  # fmt: skip
+        engine = make_engine(db_url)
+        producer = Celery(broker=REDIS_URL)
+        try:
+            wait_for(lambda: "ready." in worker_log.read_text(), 30, "the worker to start")
+            yield Stack(engine, sim, ledger, clock, producer, down_port)
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            engine.dispose()
+            server.stop()
+            client.flushdb()
+            if os.environ.get("SMSD_SHOW_WORKER_LOG"):
+                print(worker_log.read_text()[-20000:])
+
+
+@pytest.fixture(autouse=True)
+def ten_in_bogota(stack: Stack) -> Stack:
+    stack.clock.set(BOGOTA_10AM)
+    return stack
+
+
+def recipients(count: int, start: int = 0) -> list[dict[str, Any]]:
+    return [{"phone": f"+57300{i:07d}", "vars": {"n": str(i)}} for i in range(start, start + count)]
+
+
+def test_5000_recipients_go_in_five_paced_requests_each_sent_once(stack: Stack) -> None:
+    # Given 5,000 Colombian recipients at 10:00 in Bogota
+    job_id = stack.submit({"account": "co-main", "text": "Aviso", "recipients": recipients(5000)})
+    # When the worker is done with them
+    wait_for(lambda: stack.states(job_id).get("sent") == 5000, 90, "5000 sent")
+    # Then five requests of at most 1000 numbers went out, at least 2 s apart
+    requests = stack.requests_of("main")
+    assert len(requests) == 5
+    assert all(len(r.params()["GSM"].split(",")) <= 1000 for r in requests)
+    arrivals = sorted(r.at for r in requests)
+    assert min(b - a for a, b in zip(arrivals, arrivals[1:], strict=False)) >= 2.0
+    # And every recipient was sent once, with its acceptance id
+    assert stack.ledger.violations == [] and stack.ledger.duplicates() == {}
+    with stack.engine.connect() as conn:
+        ids = conn.execute(select(Message.vendor_id).where(Message.job_id == job_id)).scalars().all()
+    assert len(set(ids)) == 5000 and all(int(i) > 0 for i in ids)
+
+
+def test_a_job_at_2130_in_bogota_waits_until_0800(stack: Stack) -> None:
+    # Given it is 21:30 in Bogota
+    evening = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
+    stack.clock.set(evening)
+    job_id = stack.submit({"account": "co-window", "text": "Buenas", "recipients": recipients(20, 10000)})
+    wait_for(lambda: stack.states(job_id).get("pending") == 20, 30, "the job stored")
+    # When several sweeps have passed
+    time.sleep(2.0)
+    # Then no request went out and the rows wait for 08:00
+    assert stack.requests_of("window") == []
+    opening = datetime(2026, 11, 24, 13, 0, tzinfo=UTC)
+    with stack.engine.connect() as conn:
+        assert set(conn.execute(select(Message.not_before).where(Message.job_id == job_id)).scalars()) == {
+            opening
+        }
+    # When the clock reaches 08:00
+    stack.clock.set(opening + timedelta(seconds=1))
+    # Then they are sent
+    wait_for(lambda: stack.states(job_id).get("sent") == 20, 30, "sent at 08:00")
+    assert len(stack.requests_of("window")) == 1
+
+
+def test_500_then_maintenance_then_success_is_sent_once(stack: Stack) -> None:
+    stack.sim.script({"status": 500}, {"body": "573000020000,-6"})
+    job_id = stack.submit({"account": "co-retry", "text": "Hola", "recipients": recipients(1, 20000)})
+    wait_for(lambda: stack.states(job_id).get("sent") == 1, 60, "sent after retries")
+    assert len(stack.requests_of("retry")) == 3
+    assert stack.ledger.duplicates() == {}
+
+
+def test_a_connect_error_is_retried_until_the_vendor_is_back(stack: Stack) -> None:
+    job_id = stack.submit({"account": "co-down", "text": "Hola", "recipients": recipients(2, 30000)})
+
+    def retried() -> bool:
+        with stack.engine.connect() as conn:
+            row = conn.execute(
+                select(Message.attempts, Message.reason).where(Message.job_id == job_id)
+            ).first()
+        return bool(row and row.attempts >= 1 and "ConnectError" in (row.reason or ""))
+
+    wait_for(retried, 30, "a connect error recorded")
+    assert stack.states(job_id) == {"pending": 2}
+    back = SandboxServer({"itcloud": stack.sim}, port=stack.down_port).start()
+    try:
+        wait_for(lambda: stack.states(job_id).get("sent") == 2, 60, "sent once the vendor is back")
+    finally:
+        back.stop()
+    assert len(stack.requests_of("down")) == 1
+
+
+def test_a_read_timeout_leaves_unknown_and_no_second_request(stack: Stack) -> None:
+    stack.sim.script({"delay": 1.5})
+    job_id = stack.submit({"account": "co-slow", "text": "Hola", "recipients": recipients(3, 40000)})
+    wait_for(lambda: stack.states(job_id).get("unknown") == 3, 30, "unknown after the read timeout")
+    time.sleep(2.0)
+    assert len(stack.requests_of("slow")) == 1
+
+
+def test_the_same_idempotency_key_twice_sends_once(stack: Stack) -> None:
+    job = {
+        "account": "co-idem",
+        "text": "Hola",
+        "recipients": recipients(4, 50000),
+        "idempotency_key": "crm-991",
+    }
+    first, second = stack.submit(job), stack.submit(job)
+    wait_for(lambda: stack.states(first).get("sent") == 4, 30, "the first job sent")
+    time.sleep(1.5)
+    assert stack.job(second) is None  # the second submission answered with the first job
+    assert len(stack.requests_of("idem")) == 1
+
+
+def test_a_redelivered_send_task_makes_no_second_request(stack: Stack) -> None:
+    job_id = stack.submit({"account": "co-redeliver", "text": "Hola", "recipients": recipients(10, 60000)})
+
+    def batch_id() -> int | None:
+        with stack.engine.connect() as conn:
+            return conn.execute(select(Batch.id).where(Batch.job_id == job_id)).scalar()
+
+    batch = wait_for(batch_id, 30, "the batch stored")
+    # When the same send task arrives again and again, racing the first and after it
+    for _ in range(4):
+        stack.producer.send_task("dispatcher.send_batch", args=[batch], queue="send")
+    wait_for(lambda: stack.states(job_id).get("sent") == 10, 30, "sent")
+    for _ in range(2):
+        stack.producer.send_task("dispatcher.send_batch", args=[batch], queue="send")
+    time.sleep(2.0)
+    # Then one request was made, each phone sent once
+    assert len(stack.requests_of("redeliver")) == 1
+    assert stack.ledger.duplicates() == {}
+
+
+TEN_MB = "x" * (10 * 1024 * 1024)
+
+
+def test_malformed_jobs_are_stored_rejected_and_the_worker_keeps_serving(stack: Stack) -> None:
+    bad_numbers = [{"phone": f"99{i}"} for i in range(10_000)]
+    cases = {
+        "missing fields": ({"text": "hola"}, "account: Field required"),
+        "wrong types": (
+            {"account": "co-malformed", "text": 5, "recipients": "all"},
+            "text: Input should be a valid string",
+        ),
+        "unknown account": (
+            {"account": "nobody", "text": "hola", "recipients": ["+573001234567"]},
+            "unknown account",
+        ),
+        "10 MB text": (
+            {"account": "co-malformed", "text": TEN_MB, "recipients": ["+573001234567"]},
+            "at most 4096",
+        ),
+        "10,000 bad numbers": (
+            {"account": "co-malformed", "text": "hola", "recipients": bad_numbers},
+            "10000 rejected",
+        ),
+        "not an object": ("just a string", "a job must be a JSON object"),
+    }
+    ids = {label: stack.submit(job) for label, (job, _) in cases.items()}
+    extra_args = stack.submit({"account": "co-malformed"}, "surplus argument")
+    good = stack.submit({"account": "co-malformed", "text": "Hola", "recipients": recipients(2, 70000)})
+    wait_for(lambda: stack.states(good).get("sent") == 2, 60, "the good job after the bad ones")
+    for label, (_, reason) in cases.items():
+        job = wait_for(lambda i=ids[label]: stack.job(i), 30, label)
+        assert job.state == "rejected", label
+        assert reason in job.reason, label
+    assert "exactly one argument" in wait_for(lambda: stack.job(extra_args), 30, "extra args").reason
+    assert stack.states(ids["10,000 bad numbers"]) == {"rejected": 10_000}

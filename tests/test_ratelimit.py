@@ -1,0 +1,76 @@
+"""The account pause: the next request starts at least ``pause`` after the previous one ended."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from dispatcher.ratelimit import MemoryLimiter, RedisLimiter
+
+PAUSE = 0.2
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limiter(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    if request.param == "memory":
+        return MemoryLimiter()
+    return RedisLimiter(request.getfixturevalue("redis_client"))
+
+
+def test_competing_senders_keep_the_pause(limiter) -> None:  # type: ignore[no-untyped-def]
+    # Given six senders sharing one account, each sending twice
+    spans: list[tuple[float, float]] = []
+    lock = threading.Lock()
+
+    def sender() -> None:
+        done = 0
+        while done < 2:
+            token, wait = limiter.acquire("co-main", lease=5.0)
+            if token is None:
+                time.sleep(min(wait, PAUSE))  # as the sender does: look again after one pause
+                continue
+            start = time.monotonic()
+            time.sleep(0.01)  # the request
+            end = time.monotonic()
+            limiter.release("co-main", token, PAUSE)
+            with lock:
+                spans.append((start, end))
+            done += 1
+
+    threads = [threading.Thread(target=sender) for _ in range(6)]
+    # When they all run
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Then no request started less than PAUSE after the previous one ended
+    spans.sort()
+    gaps = [nxt[0] - prev[1] for prev, nxt in zip(spans, spans[1:], strict=False)]
+    assert len(spans) == 12
+    assert min(gaps) >= PAUSE
+
+
+def test_a_dead_holder_lets_its_lease_run_out(limiter) -> None:  # type: ignore[no-untyped-def]
+    token, _ = limiter.acquire("co-main", lease=0.2)
+    assert token is not None
+    other, wait = limiter.acquire("co-main", lease=0.2)
+    assert other is None and 0 < wait <= 0.2
+    time.sleep(0.25)
+    assert limiter.acquire("co-main", lease=0.2)[0] is not None
+
+
+def test_releasing_with_no_pause_frees_the_slot(limiter) -> None:  # type: ignore[no-untyped-def]
+    token, _ = limiter.acquire("co-main", lease=5.0)
+    limiter.release("co-main", token, 0)
+    assert limiter.acquire("co-main", lease=5.0)[0] is not None
+
+
+def test_a_stale_token_cannot_shorten_another_holder(limiter) -> None:  # type: ignore[no-untyped-def]
+    old, _ = limiter.acquire("co-main", lease=0.1)
+    time.sleep(0.15)
+    new, _ = limiter.acquire("co-main", lease=5.0)
+    limiter.release("co-main", old, 0)  # the old holder wakes up late
+    assert limiter.acquire("co-main", lease=5.0)[0] is None
+    assert new is not None
