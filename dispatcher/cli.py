@@ -152,7 +152,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from dispatcher.demo import run_demo
+    from tasks.demo import run_demo
 
     return run_demo(recipients=args.recipients)
 

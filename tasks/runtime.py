@@ -16,6 +16,7 @@ from celery.signals import after_setup_logger, after_setup_task_logger, worker_i
 from dispatcher.clock import make_clock
 from dispatcher.config import AccountConfig, Settings, load_accounts
 from dispatcher.db import make_engine
+from dispatcher.errors import ConfigError
 from dispatcher.ratelimit import MemoryLimiter, RedisLimiter
 from dispatcher.redaction import SecretFilter
 from dispatcher.sending import SendContext
@@ -86,8 +87,13 @@ def reset() -> None:
 
 @worker_init.connect
 def _check_config(**_: Any) -> None:
-    # A bad accounts file stops the worker before it takes any message.
-    runtime()
+    # A bad accounts file stops the worker before it takes any message. Celery logs and
+    # swallows an Exception from a signal handler, so leave through SystemExit.
+    try:
+        runtime()
+    except ConfigError as exc:
+        log.critical("configuration error: %s", exc)
+        raise SystemExit(f"configuration error: {exc}") from None
 
 
 @worker_process_init.connect

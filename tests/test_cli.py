@@ -1,0 +1,98 @@
+"""The ``dispatcher`` command as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REDIS_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dispatcher.cli", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def env(tmp_path: Path, redis_client) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        '[accounts.co-main]\nvendor = "itcloud"\nbase_url = "http://127.0.0.1:9/itcloud"\n'
+        'user = "ops@example.com"\ntoken = "${ITCLOUD_TOKEN}"\n'
+    )
+    return {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "REDIS_URL": REDIS_URL,
+        "DISPATCHER_ACCOUNTS": str(accounts),
+        "ITCLOUD_TOKEN": "tok-cli-123456",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def test_submit_a_csv_then_read_its_status(env: dict[str, str], tmp_path: Path) -> None:
+    # Given a migrated database and a CSV of 3,000 recipients, one of them bad
+    assert run(["migrate"], env).returncode == 0
+    csv = tmp_path / "recipients.csv"
+    rows = [f"+57300{i:07d},Ana {i}" for i in range(2999)] + ["12,Bad"]
+    csv.write_text("phone,name\n" + "\n".join(rows) + "\n")
+    # When it is submitted
+    done = run(["submit", str(csv), "--account", "co-main", "--text", "Hola {name}"], env)
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.strip()
+    # Then the status shows every recipient, and the token is nowhere in the output
+    status = run(["status", job_id, "--json"], env)
+    counts = json.loads(status.stdout)["counts"]
+    assert (counts["pending"], counts["rejected"]) == (2999, 1)
+    human = run(["status", job_id], env).stdout
+    assert "pending" in human and "is not a valid number" in human
+    assert "tok-cli-123456" not in done.stdout + done.stderr + status.stdout + human
+
+
+def test_submit_a_bad_json_job_prints_its_id_and_reason(env: dict[str, str], tmp_path: Path) -> None:
+    run(["migrate"], env)
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"account": "nobody", "text": "x", "recipients": ["+573001234567"]}))
+    done = run(["submit", str(job)], env)
+    assert done.returncode == 1 and "unknown account 'nobody'" in done.stderr
+    assert json.loads(run(["status", done.stdout.strip(), "--json"], env).stdout)["state"] == "rejected"
+
+
+def test_a_bad_accounts_file_stops_with_the_account_and_field(env: dict[str, str]) -> None:
+    Path(env["DISPATCHER_ACCOUNTS"]).write_text('[accounts.co-x]\nvendor = "carrier-pigeon"\n')
+    done = run(["check-config"], env)
+    assert done.returncode == 2
+    assert "co-x" in done.stderr and "'vendor'" in done.stderr
+
+
+def test_a_worker_with_a_bad_accounts_file_does_not_start(env: dict[str, str]) -> None:
+    Path(env["DISPATCHER_ACCOUNTS"]).write_text(
+        '[accounts.co-x]\nvendor = "itcloud"\nuser = "u"\ntoken = "${MISSING_TOKEN}"\n'
+    )
+    worker = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool=solo", "--loglevel=WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert worker.returncode != 0
+    assert "co-x" in worker.stderr and "MISSING_TOKEN" in worker.stderr
+
+
+def test_the_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DISPATCHER_ACCOUNTS")
+    }
+    done = run(["demo", "--recipients", "1500"], {**env, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "broker memory://" in done.stdout and "sqlite:///" in done.stdout
+    assert "co-demo   itcloud  A    1500" in done.stdout
+    assert "co-demo   itcloud  B      50" in done.stdout
+    assert "pace or size violations: 0; phones sent twice: 0" in done.stdout
