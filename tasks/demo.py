@@ -13,13 +13,13 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 BOGOTA = ZoneInfo("America/Bogota")
-TOKEN = "demo-token-not-secret"
+TOKEN = "demo-token-not-secret"  # noqa: S105 - the sandbox's own demo customer
 
 
 def run_demo(recipients: int = 2500) -> int:
@@ -96,11 +96,15 @@ def _counts(engine: Any, job_id: str) -> dict[str, int]:
     return {k: v for k, v in (status or {}).get("counts", {}).items() if v}
 
 
-def _watch(engine: Any, clock: Any, jobs: dict[str, str], done: Any, settle: float = 0.0, limit: float = 120) -> None:
+def _watch(
+    engine: Any, clock: Any, jobs: dict[str, str], done: Any, settle: float = 0.0, limit: float = 120
+) -> None:
     started, last = time.monotonic(), ""
     while time.monotonic() - started < limit:
         counts = {name: _counts(engine, job) for name, job in jobs.items()}
-        line = "  ".join(f"job {n}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for n, c in counts.items())
+        line = "  ".join(
+            f"job {n}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for n, c in counts.items()
+        )
         if line != last and any(counts.values()):
             print(f"  {_local(clock)}  {line}", flush=True)
             last = line
