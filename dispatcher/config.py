@@ -69,7 +69,7 @@ CREDENTIALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "itcloud": (("user", "token"), ("token", "password")),
     "smsclick": (("apikey",), ("apikey",)),
     "voipcomms": (("api_key", "api_password"), ("api_password",)),
-    "ogangi": (("instance_id", "public_key", "private_key"), ("private_key",)),
+    "ogangi": (("instance_id", "public_key", "private_key", "from"), ("private_key",)),
 }
 #: the country an account's national numbers belong to, unless it says otherwise
 DEFAULT_COUNTRY = {"smsclouds": "MX", "itcloud": "CO", "smsclick": "MX", "voipcomms": "US", "ogangi": "VE"}

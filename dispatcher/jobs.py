@@ -23,6 +23,7 @@ from dispatcher.phones import BadNumber, to_e164
 from dispatcher.planning import BatchPlanner, first_opening
 from dispatcher.text import TemplateError, render
 from dispatcher.vendors import adapter_for
+from dispatcher.vendors.base import Recipient
 
 #: characters a job's text template may have
 MAX_TEMPLATE_CHARS = 4096
@@ -234,6 +235,9 @@ def _recipient_row(
         limit = adapter.text_limit(text, options)
         if len(text) > limit:
             raise ValueError(f"text is {len(text)} characters; {config.vendor} takes at most {limit}")
+        why = adapter.check_recipient(Recipient(0, row["phone"], text, variables), options)
+        if why:
+            raise ValueError(why)
         row["text"] = text
     except (BadNumber, TemplateError, ValueError) as exc:
         row.update(state=MessageState.REJECTED.value, reason=str(exc))

@@ -86,7 +86,12 @@ def send_batch(ctx: SendContext, batch_id: int) -> SendReport:
         if until or not due:
             return _settle(ctx, batch_id, report, hold=None)
         adapter = adapter_for(config.vendor)
-        first = adapter.build_send(config.account, vendor_base.Batch(due, options))[0]
+        try:
+            first = adapter.build_send(config.account, vendor_base.Batch(due, options))[0]
+        except ValueError as exc:
+            # A row the adapter cannot carry (it passed ingest under other rules): fail it, not the batch.
+            _refuse(ctx, config, adapter, due, options, str(exc))
+            continue
         limits = adapter.limits
         token = None
         if limits.min_interval > 0:
@@ -163,6 +168,28 @@ def _send_one(
             extra={"account": config.key, "recipients": len(request.recipients), "outcomes": counts},
         )
     return sent
+
+
+def _refuse(
+    ctx: SendContext,
+    config: AccountConfig,
+    adapter: Any,
+    due: Sequence[vendor_base.Recipient],
+    options: Mapping[str, Any],
+    fallback: str,
+) -> None:
+    """Fail, without a request, the due rows the adapter refuses (all of them if it names none)."""
+    refused = {r.message_id: adapter.check_recipient(r, options) for r in due}
+    if not any(refused.values()):
+        refused = dict.fromkeys(refused, fallback)
+    now = ctx.clock.now()
+    with ctx.engine.begin() as conn:
+        claimed = _claim(conn, [i for i, why in refused.items() if why], now)
+        results = [
+            vendor_base.Result(i, vendor_base.Outcome.REJECTED, reason=f"not sent: {refused[i]}")
+            for i in claimed
+        ]
+        record(conn, config, claimed, results, now)
 
 
 def _claim(conn: Connection, ids: Sequence[int], now: datetime) -> dict[int, Claimed]:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from dispatcher.vendors import itcloud
+from dispatcher.vendors import itcloud, ogangi, smsclick, smsclouds, voipcomms
 
 #: every vendor key a configured account may name
 VENDOR_KEYS = ("smsclouds", "itcloud", "smsclick", "voipcomms", "ogangi")
 
 #: vendor key -> adapter module (the ``Adapter`` protocol in ``base``)
 VENDORS: dict[str, ModuleType] = {
+    smsclouds.key: smsclouds,
     itcloud.key: itcloud,
+    smsclick.key: smsclick,
+    voipcomms.key: voipcomms,
+    ogangi.key: ogangi,
 }
 
 

@@ -132,6 +132,10 @@ class Adapter(Protocol):
         """Return how many characters this text may have with these options."""
         ...
 
+    def check_recipient(self, recipient: Recipient, options: Mapping[str, Any]) -> str | None:
+        """Return why this recipient cannot go through this vendor, or None; no request is made."""
+        ...
+
     def build_send(self, account: Account, batch: Batch) -> list[SendRequest]:
         """Return the requests that send this batch."""
         ...

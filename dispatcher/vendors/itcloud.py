@@ -86,6 +86,14 @@ def vendor_number(phone: str) -> str:
     return "0" + digits if digits.startswith("1") else digits
 
 
+def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | None:
+    """IT Cloud takes 12-digit numbers (country prefix included); say so before a request."""
+    number = vendor_number(recipient.phone)
+    if len(number) != 12 or not number.isdigit():
+        return f"itcloud needs 12 digits with the country prefix, not {len(number)}"
+    return None
+
+
 def build_send(account: Account, batch: Batch) -> list[SendRequest]:
     """One form POST carries the whole batch (the planner keeps it within 1000 numbers)."""
     recipients = list(batch.recipients)
