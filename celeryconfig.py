@@ -46,6 +46,7 @@ task_routes = {
     "dispatcher.submit": {"queue": "jobs"},
     "dispatcher.send_batch": {"queue": "send"},
     "dispatcher.release_due": {"queue": "poll"},
+    "dispatcher.check_balance": {"queue": "poll"},
 }
 
 beat_schedule = {
@@ -53,6 +54,11 @@ beat_schedule = {
         "task": "dispatcher.release_due",
         "schedule": _settings.sweep_seconds,
         "options": {"queue": "poll", "expires": max(1.0, _settings.sweep_seconds * 2)},
+    },
+    "check-balance": {
+        "task": "dispatcher.check_balance",
+        "schedule": _settings.balance_seconds,
+        "options": {"queue": "poll", "expires": _settings.balance_seconds},
     },
 }
 

@@ -15,6 +15,10 @@ import httpx
 from dispatcher.errors import RequestNotSent, VendorOutcomeUnknown
 
 log = logging.getLogger("dispatcher.transport")
+# httpx logs every full URL at INFO, and some vendors (IT Cloud's balance query, Ogangi's signed
+# paths) carry credentials in it; our own line above names only host and path.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from dispatcher import release, sending
+from dispatcher import balance, release, sending
 from dispatcher.jobs import ingest_job, reject_job
 from dispatcher.models import JobState
 from tasks.app import app
@@ -68,3 +68,13 @@ def release_due(account: str | None = None) -> int:
         return release_account(account)
     finally:
         lock.release()
+
+
+@app.task(name="dispatcher.check_balance")
+def check_balance() -> list[str]:
+    """Beat's balance check: paused accounts with credit again are resumed and released."""
+    rt = runtime()
+    resumed = balance.resume_paused(rt.send, rt.clock.now())
+    for account in resumed:
+        release_account(account)
+    return resumed

@@ -22,9 +22,10 @@ from typing import Any
 
 import httpx
 
-from dispatcher.errors import VendorRetryable
+from dispatcher.errors import VendorAccountError, VendorRetryable
 from dispatcher.vendors.base import (
     Account,
+    Balance,
     Batch,
     CodeRule,
     Limits,
@@ -39,6 +40,8 @@ from dispatcher.vendors.base import (
 
 key = "itcloud"
 default_base_url = "https://contacto-masivo.com/sms/back_sms/public"
+#: the balance query lives on another host (manual, section 2); accounts may set ``balance_url``
+default_balance_url = "https://sistemasmasivos.com/itcloud/api/sendsms/query.php"
 
 codes: dict[str, CodeRule] = {
     "-1": CodeRule(Outcome.PAUSE_ACCOUNT, "authentication failed: bad user or token"),
@@ -153,3 +156,27 @@ def _result(recipient: Recipient, code: str | None) -> Result:
 
 def _accepted(recipient: Recipient, code: str) -> Result:
     return Result(recipient.message_id, Outcome.ACCEPTED, vendor_id=code, code=code, reason="")
+
+
+def build_balance(account: Account) -> httpx.Request:
+    """GET ``query.php`` with ``user`` and ``token`` (and ``password`` when the account has one)."""
+    params = {"user": account.params["user"], "token": account.params["token"]}
+    if account.params.get("password"):
+        # The manual's table names the token, its example a password: send what we have.
+        params["password"] = account.params["password"]
+    return httpx.Request("GET", account.params.get("balance_url", default_balance_url), params=params)
+
+
+def parse_balance(response: httpx.Response) -> Balance:
+    """A number is the balance; ``-1`` is a failed authentication."""
+    raise_for_status(response)
+    body = response.text.strip()
+    try:
+        value = float(body)
+    except ValueError:
+        raise VendorRetryable(
+            f"itcloud answered a balance that is not a number: {short_body(response)}"
+        ) from None
+    if body == "-1":
+        raise VendorAccountError("itcloud -1: authentication failed: bad user or token", "-1")
+    return Balance(value)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from dispatcher.errors import RequestNotSent, VendorOutcomeUnknown, VendorRetryable
+from dispatcher.errors import RequestNotSent, VendorAccountError, VendorOutcomeUnknown, VendorRetryable
 from dispatcher.vendors import itcloud
-from dispatcher.vendors.base import Account, Outcome
-from tests.vendors.runner import Exchange, SendCase, run_send_case
+from dispatcher.vendors.base import Account, Balance, Outcome
+from tests.vendors.runner import Exchange, QueryCase, SendCase, run_query_case, run_send_case
 
 ACCOUNT = Account(
     key="co-main",
@@ -179,3 +179,43 @@ def test_every_documented_code_has_a_case() -> None:
 def test_bad_options_are_refused(options: dict, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         itcloud.validate_options(options)
+
+
+BALANCE = "/itcloud/api/sendsms/query.php"
+AUTH = {"user": "miusuario@hotmail.com", "token": "59k45nabeeqvi8wn2ja9"}
+BALANCE_CASES = [
+    QueryCase(
+        "manual: the balance is a number",
+        [],
+        [Exchange("GET", BALANCE, query=AUTH, body="1520")],
+        Balance(1520.0),
+    ),
+    QueryCase(
+        "manual: -1 is a failed authentication",
+        [],
+        [Exchange("GET", BALANCE, body="-1")],
+        error=VendorAccountError,
+    ),
+    QueryCase(
+        "an error page is retryable",
+        [],
+        [Exchange("GET", BALANCE, body="<html>502</html>")],
+        error=VendorRetryable,
+    ),
+    QueryCase("HTTP 503 is retryable", [], [Exchange("GET", BALANCE, status=503)], error=VendorRetryable),
+]
+
+
+@pytest.mark.parametrize("case", BALANCE_CASES, ids=lambda c: c.label)
+def test_balance(case: QueryCase, caplog: pytest.LogCaptureFixture) -> None:
+    run_query_case(
+        ACCOUNT, lambda account: itcloud.build_balance(account), itcloud.parse_balance, case, caplog
+    )
+
+
+def test_a_number_that_is_not_12_digits_is_refused_before_any_request() -> None:
+    from dispatcher.vendors.base import Recipient
+
+    assert "12 digits" in (itcloud.check_recipient(Recipient(1, "+5731234", "x"), {}) or "")
+    assert itcloud.check_recipient(Recipient(1, "+573117807125", "x"), {}) is None
+    assert itcloud.check_recipient(Recipient(1, "+13055550123", "x"), {}) is None

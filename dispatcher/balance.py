@@ -1,0 +1,71 @@
+"""Balance checks: a paused account (no credit, bad credentials) resumes when its check passes.
+
+Vendors without a balance query (voipcomms, ogangi) resume when the pause runs out and the next
+send tells again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from dispatcher import account_state
+from dispatcher.config import AccountConfig
+from dispatcher.errors import VendorError
+from dispatcher.models import AccountState
+from dispatcher.redaction import scrub
+from dispatcher.sending import SendContext
+from dispatcher.vendors import adapter_for
+from dispatcher.vendors.base import Balance
+
+log = logging.getLogger("dispatcher.balance")
+
+
+def query_balance(ctx: SendContext, config: AccountConfig) -> Balance | None:
+    """Ask the vendor for the account's credit; None when the vendor has no balance query."""
+    adapter = adapter_for(config.vendor)
+    if not hasattr(adapter, "build_balance"):
+        return None
+    policy = config.policy
+    response = ctx.transport.send(
+        adapter.build_balance(config.account), policy.connect_timeout, policy.read_timeout
+    )
+    return adapter.parse_balance(response)
+
+
+def resume_paused(ctx: SendContext, now: datetime) -> list[str]:
+    """Check every paused account; resume those with credit; return the keys resumed."""
+    with ctx.engine.connect() as conn:
+        paused = (
+            conn.execute(select(AccountState.account).where(AccountState.paused_until > now)).scalars().all()
+        )
+    resumed = []
+    for key in paused:
+        config = ctx.accounts.get(key)
+        if config is None:
+            continue
+        try:
+            balance = query_balance(ctx, config)
+        except VendorError as exc:
+            reason = scrub(f"balance check failed: {exc}", config.account.secrets())
+            log.warning("%s: %s", key, reason)
+            _extend(ctx, config, now, reason)
+            continue
+        if balance is None:
+            continue
+        if balance.credit > 0:
+            with ctx.engine.begin() as conn:
+                account_state.pause(conn, key, None, None, now)
+            log.info("%s: resumed, credit %s", key, balance.credit)
+            resumed.append(key)
+        else:
+            _extend(ctx, config, now, f"no credit left (balance {balance.credit:g})")
+    return resumed
+
+
+def _extend(ctx: SendContext, config: AccountConfig, now: datetime, reason: str) -> None:
+    until = now + timedelta(seconds=config.policy.pause_seconds)
+    with ctx.engine.begin() as conn:
+        account_state.pause(conn, config.key, until, reason, now)
