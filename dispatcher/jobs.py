@@ -43,6 +43,8 @@ class JobHeader(BaseModel):
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
     send_at: AwareDatetime | None = None
     priority: Literal["bulk", "otp"] = "bulk"
+    #: sms everywhere; email and voice where the account's vendor offers them
+    channel: Literal["sms", "email", "voice"] = "sms"
     options: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -98,8 +100,15 @@ def ingest_stream(
     if config is None:
         return reject_job(engine, job_id, header.account, f"unknown account {header.account!r}", now)
     adapter = adapter_for(config.vendor)
+    if header.channel not in getattr(adapter, "channels", ("sms",)):
+        return reject_job(
+            engine, job_id, header.account, f"{config.vendor} offers no {header.channel!r} channel", now
+        )
+    vendor_options = dict(header.options)
+    if header.channel != "sms":
+        vendor_options["channel"] = header.channel
     try:
-        options = adapter.validate_options(header.options)
+        options = adapter.validate_options(vendor_options)
     except ValueError as exc:
         return reject_job(engine, job_id, header.account, f"options: {exc}", now)
     existing = find_existing(engine, job_id, header.account, header.idempotency_key)
@@ -219,13 +228,14 @@ def _recipient_row(
         "updated_at": now,
         "batch_id": None,
     }
-    # Keep what was given as the phone even when the rest is wrong, for the operator.
-    given = raw.get("phone") if isinstance(raw, Mapping) else raw
-    row["phone"] = str(given)[:32] if isinstance(given, (str, int)) else ""
+    field = "email" if header.channel == "email" else "phone"
+    # Keep what was given as the address even when the rest is wrong, for the operator.
+    given = raw.get(field) if isinstance(raw, Mapping) else raw
+    row["phone"] = str(given)[:254] if isinstance(given, (str, int)) else ""
     try:
-        phone_raw, variables = _read_recipient(raw)
+        address, variables = _read_recipient(raw, field)
         row["vars"] = variables or None
-        row["phone"] = to_e164(phone_raw, config.account.country)
+        row["phone"] = _address(address, header.channel, config.account.country)
         if row["phone"] in seen:
             raise ValueError("duplicate of an earlier recipient of this job")
         seen.add(row["phone"])
@@ -244,16 +254,24 @@ def _recipient_row(
     return row
 
 
-def _read_recipient(raw: Any) -> tuple[Any, dict[str, str]]:
+def _address(raw: Any, channel: str, country: str) -> str:
+    if channel != "email":
+        return to_e164(raw, country)
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > 254:
+        raise ValueError("email must be an address of at most 254 characters")
+    return raw.strip().lower()
+
+
+def _read_recipient(raw: Any, field: str = "phone") -> tuple[Any, dict[str, str]]:
     if isinstance(raw, (str, int)) and not isinstance(raw, bool):
         return raw, {}
     if not isinstance(raw, Mapping):
-        raise ValueError(f"a recipient must be an object with 'phone', not {type(raw).__name__}")
-    unknown = set(raw) - {"phone", "vars"}
+        raise ValueError(f"a recipient must be an object with {field!r}, not {type(raw).__name__}")
+    unknown = set(raw) - {field, "vars"}
     if unknown:
         raise ValueError(f"unknown recipient field {sorted(map(str, unknown))[0]!r}")
-    if "phone" not in raw:
-        raise ValueError("recipient has no 'phone'")
+    if field not in raw:
+        raise ValueError(f"recipient has no {field!r}")
     variables = raw.get("vars") or {}
     if not isinstance(variables, Mapping):
         raise ValueError("'vars' must be an object of names to values")
@@ -262,7 +280,7 @@ def _read_recipient(raw: Any) -> tuple[Any, dict[str, str]]:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ValueError(f"variable {name!r} must be text or a number")
         clean[str(name)] = str(value)
-    return raw["phone"], clean
+    return raw[field], clean
 
 
 def _opted_out(conn: Any, account: str, phones: list[str]) -> set[str]:

@@ -145,7 +145,8 @@ class Message(Base):
     job_id: Mapped[str] = mapped_column(String(36), ForeignKey("jobs.id"))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
     account: Mapped[str] = mapped_column(String(100))
-    phone: Mapped[str] = mapped_column(String(32))
+    #: E.164 phone, or the email address on the email channel
+    phone: Mapped[str] = mapped_column(String(254))
     text: Mapped[str | None] = mapped_column(Text)
     vars: Mapped[dict | None] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))
@@ -157,6 +158,8 @@ class Message(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    #: SHA-256 of a PIN the vendor generated (OTP); the PIN itself is never stored or logged
+    pin_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class MessageEvent(Base):
@@ -190,6 +193,6 @@ class OptOut(Base):
     __tablename__ = "opt_outs"
 
     account: Mapped[str] = mapped_column(String(100), primary_key=True)
-    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(254), primary_key=True)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]

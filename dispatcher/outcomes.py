@@ -74,6 +74,7 @@ def record(
                 not_before=bindparam("b_not_before"),
                 sent_at=bindparam("b_sent_at"),
                 attempts=bindparam("b_attempts"),
+                pin_hash=bindparam("b_pin_hash"),
                 updated_at=now,
             ),
             rows,
@@ -111,6 +112,7 @@ def _transition(
         "b_not_before": None,
         "b_sent_at": None,
         "b_attempts": row.attempts,
+        "b_pin_hash": result.pin_hash,
     }
     outcome = result.outcome
     if outcome is Outcome.ACCEPTED:

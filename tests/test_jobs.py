@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, func, select
 
+from dispatcher.config import parse_accounts
 from dispatcher.jobs import ingest_job, ingest_stream
 from dispatcher.models import Batch, Job, Message, OptOut
 from tests.conftest import BOGOTA_10AM, BOGOTA_2130, make_accounts
@@ -167,3 +168,41 @@ def test_send_at_in_the_future_holds_the_job(engine: Engine) -> None:
     result = ingest_job(engine, ACCOUNTS, job(send_at=later.isoformat()), NOW)
     with engine.connect() as conn:
         assert conn.execute(select(Batch.not_before).where(Batch.job_id == result.job_id)).scalar() == later
+
+
+MX = parse_accounts(
+    {"accounts": {"mx-main": {"vendor": "smsclouds", "token": "${SMSCLOUDS_TOKEN}"}}},
+    {"SMSCLOUDS_TOKEN": "tok-123456"},
+)
+
+
+def test_an_email_job_stores_addresses_and_refuses_bad_ones(engine: Engine) -> None:
+    raw = {
+        "account": "mx-main",
+        "channel": "email",
+        "text": "Hola, su factura",
+        "options": {"subject": "Factura"},
+        "recipients": [{"email": "Ana@Example.com", "vars": {"name": "Ana"}}, {"email": "nobody"}],
+    }
+    result = ingest_job(engine, MX, raw, NOW)
+    rows = sorted((r.phone, r.state, r.reason or "") for r in messages(engine, result.job_id))
+    assert rows == [
+        ("ana@example.com", "pending", ""),
+        ("nobody", "rejected", "'nobody' is not an email address"),
+    ]
+    assert stored_job(engine, result.job_id).options == {"subject": "Factura", "channel": "email"}
+
+
+def test_a_channel_the_vendor_does_not_offer_is_a_rejected_job(engine: Engine) -> None:
+    result = ingest_job(engine, ACCOUNTS, job(channel="voice"), NOW)
+    assert result.state == "rejected" and "itcloud offers no 'voice' channel" in result.reason
+
+
+def test_a_number_the_vendor_cannot_reach_is_refused_at_ingest(engine: Engine) -> None:
+    raw = {"account": "mx-main", "text": "Hola", "recipients": ["+447911123456", "+524498987282"]}
+    result = ingest_job(engine, MX, raw, NOW)
+    rows = sorted((r.phone, r.state, r.reason or "") for r in messages(engine, result.job_id))
+    assert rows == [
+        ("+447911123456", "rejected", "smsclouds has no route for this number's country"),
+        ("+524498987282", "pending", ""),
+    ]

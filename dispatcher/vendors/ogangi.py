@@ -45,6 +45,7 @@ from dispatcher.vendors.base import (
     Result,
     SendRequest,
     StatusReport,
+    hash_pin,
     raise_for_status,
     result_for_code,
     short_body,
@@ -111,9 +112,17 @@ status_codes: dict[str, DeliveryState] = {word: state for word, (_, state, _) in
 limits = Limits(batch_size=1, hard_max_recipients=1, min_interval=0.0, max_text_chars=160)
 
 #: values of the ``method`` option -> the API method that sends
-METHODS = {"sendSMS": "tools/sendSMS", "tools/sendSMS": "tools/sendSMS", "sendMT": "sendMT"}
+METHODS = {
+    "sendSMS": "tools/sendSMS",
+    "tools/sendSMS": "tools/sendSMS",
+    "sendMT": "sendMT",
+    # OTP: Ogangi makes the PIN and texts it; we keep only a salted hash of it.
+    "pin": "tools/sendSMSPinMobileNumberConfirm",
+}
 #: job options this vendor takes
-OPTIONS = ("method", "carrier", "from", "flags")
+OPTIONS = ("method", "carrier", "from", "flags", "pin_length")
+#: digits of a PIN Ogangi makes when the job does not say
+PIN_LENGTH = 6
 #: filters of getMOMessages' inline search string
 MO_FILTERS = ("carrier", "to", "from", "keyword", "order")
 
@@ -138,6 +147,13 @@ def validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
         checked[name] = str(value).strip().lstrip("+") if name == "from" else str(value).strip()
     if "flags" in checked and checked["method"] != "sendMT":
         raise ValueError("flags only go with method sendMT")
+    if options.get("pin_length") is not None:
+        length = options["pin_length"]
+        if checked["method"] != METHODS["pin"]:
+            raise ValueError("pin_length only goes with method pin")
+        if isinstance(length, bool) or not isinstance(length, int) or not 4 <= length <= 10:
+            raise ValueError(f"pin_length must be a whole number from 4 to 10, not {length!r}")
+        checked["pin_length"] = length
     return checked
 
 
@@ -159,11 +175,17 @@ def sign(message: str, private_key: str) -> str:
 def build_send(account: Account, batch: Batch) -> list[SendRequest]:
     """One signed GET per recipient, by ``tools/sendSMS`` (the default) or ``sendMT``."""
     options = batch.options
-    method = METHODS.get(options.get("method") or "sendSMS", "tools/sendSMS")
+    chosen = options.get("method") or "sendSMS"
+    # Checked options carry the path ("tools/sendSMS"); raw ones may carry the name ("sendSMS").
+    method = chosen if chosen in METHODS.values() else METHODS.get(chosen, "tools/sendSMS")
     carrier, sender = _route(account, options)
     requests = []
     for recipient in batch.recipients:
         mobile, text = _digits(recipient.phone), _b64(recipient.text)
+        if method == METHODS["pin"]:
+            pin = build_pin(account, recipient.phone, recipient.text, options.get("pin_length", PIN_LENGTH))
+            requests.append(SendRequest(pin, [recipient]))
+            continue
         if method == "sendMT":
             values = [sender, carrier, mobile, text]
             values += [_segment(options["flags"])] if options.get("flags") else []
@@ -176,8 +198,10 @@ def build_send(account: Account, batch: Batch) -> list[SendRequest]:
 def parse_send(account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:
     """The recipient's result from the envelope's status, then the message's own status and id."""
     raise_for_status(response)
-    envelope = _envelope(response)
     recipient = sent.recipients[0]
+    if "/sendSMSPinMobileNumberConfirm/" in sent.request.url.path:
+        return [_pin_result(recipient, response)]
+    envelope = _envelope(response)
     status = _text(envelope, "status")
     if status != "OK":
         return [_detailed(result_for_code(recipient, status, codes, key), _text(envelope, "description"))]
@@ -195,6 +219,14 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
     if result.outcome is Outcome.ACCEPTED:
         return [replace(result, vendor_id=vendor_id, reason="")]
     return [_detailed(result, _text(message, "statusDescription"))]
+
+
+def _pin_result(recipient: Recipient, response: httpx.Response) -> Result:
+    status = _text(_envelope(response, echo=False), "status")
+    if status != "OK":
+        return result_for_code(recipient, status, codes, key)
+    # The PIN goes no further than this line: only its salted hash is kept.
+    return Result(recipient.message_id, Outcome.ACCEPTED, code="OK", pin_hash=hash_pin(parse_pin(response)))
 
 
 def parse_push(form: Mapping[str, str]) -> list[StatusReport | Inbound]:

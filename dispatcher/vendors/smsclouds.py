@@ -61,6 +61,8 @@ from dispatcher.vendors.base import (
 
 key = "smsclouds"
 default_base_url = "https://smsclouds.cloud"
+#: job channels this vendor carries (email and voice live in ``smsclouds_channels``)
+channels = ("sms", "email", "voice")
 
 # The same table for every endpoint; HTTP statuses become errors in base.raise_for_status, and
 # a 2xx whose body still carries {"error": {"status_code": ...}} is read through this table.
@@ -103,6 +105,8 @@ _DIGITS = re.compile(r"[0-9]+")
 
 def validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """Accept ``encode: true`` (force UCS-2) and nothing else; the rest is chosen from the text."""
+    if _channel(options) != "sms":
+        return _campaigns().validate(options)
     unknown = set(options) - {"encode"}
     if unknown:
         raise ValueError(f"smsclouds takes no option {sorted(unknown)[0]!r}")
@@ -113,6 +117,8 @@ def validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 def text_limit(text: str, options: Mapping[str, Any]) -> int:
     """70 characters when the text goes encoded, else 306 (``large_message`` past 160)."""
+    if _channel(options) != "sms":
+        return _campaigns().MAX_CHARS
     return ENCODED_MAX if options.get("encode") is True or needs_encode(text) else LARGE_MAX
 
 
@@ -133,11 +139,15 @@ def vendor_number(phone: str) -> tuple[int, str] | None:
 
 def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | None:
     """Say why a recipient cannot go through smsclouds, or None; checked before any request."""
+    if _channel(options) != "sms":
+        return _campaigns().check(recipient, _channel(options))
     return _unsendable(recipient)
 
 
 def build_send(account: Account, batch: Batch) -> list[SendRequest]:
     """One JSON POST per route, text and encoding."""
+    if _channel(batch.options) != "sms":
+        return _campaigns().build(account, batch)
     groups: dict[tuple[int, str, bool], list[Recipient]] = {}
     for r in batch.recipients:
         why = _unsendable(r)
@@ -152,6 +162,8 @@ def build_send(account: Account, batch: Batch) -> list[SendRequest]:
 
 def parse_send(account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:
     """Map ``messages_ids`` onto the cellphones in order."""
+    if not sent.request.url.path.endswith("/message"):
+        return _campaigns().parse(sent, response)
     raise_for_status(response)
     sendable = list(sent.recipients)
     body = _json(response)
@@ -171,6 +183,17 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
         Result(r.message_id, Outcome.ACCEPTED, vendor_id=str(i), reason=campaign)
         for r, i in zip(sendable, ids, strict=True)
     ]
+
+
+def _channel(options: Mapping[str, Any]) -> str:
+    return str(options.get("channel", "sms"))
+
+
+def _campaigns():  # type: ignore[no-untyped-def]
+    # Imported late: the channels module builds on this one.
+    from dispatcher.vendors import smsclouds_channels
+
+    return smsclouds_channels
 
 
 def _unsendable(recipient: Recipient) -> str | None:

@@ -576,3 +576,37 @@ def test_text_limit_is_one_part() -> None:
     assert ogangi.text_limit("plain text", {}) == 160
     assert ogangi.text_limit("emoji 🙂", {}) == 70
     assert ogangi.limits.batch_size == ogangi.limits.hard_max_recipients == 1
+
+
+def test_a_pin_job_sends_through_the_pin_method_and_keeps_only_a_salted_hash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given an OTP job to one phone, with Ogangi making the PIN
+    from dispatcher.transport import Transport
+    from dispatcher.vendors.base import pin_matches
+
+    caplog.set_level(logging.DEBUG)
+    options = ogangi.validate_options({"method": "pin", "pin_length": 6})
+    batch = Batch([Recipient(7, "+13056708084", "Tu código es")], options)
+    (sent,) = ogangi.build_send(ACCOUNT, batch)
+    assert sent.request.url.path == PIN_PATH
+    reply = (FIXTURES / "sendSMSPinMobileNumberConfirm.xml").read_text()
+    transport = Transport(
+        httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, text=reply)))
+    )
+    # When the reply is parsed
+    (result,) = ogangi.parse_send(ACCOUNT, sent, transport.send(sent.request, 1.0, 1.0))
+    # Then the message is accepted and only a salted hash of the PIN is kept
+    assert result.outcome is Outcome.ACCEPTED and result.pin_hash
+    assert PIN not in result.pin_hash and pin_matches(PIN, result.pin_hash)
+    assert not pin_matches("000000", result.pin_hash)
+    assert PIN not in caplog.text and PRIVATE_KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [({"method": "pin", "pin_length": 3}, "pin_length"), ({"pin_length": 6}, "only goes with method pin")],
+)
+def test_bad_pin_options_are_refused(options: dict, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        ogangi.validate_options(options)

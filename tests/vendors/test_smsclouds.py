@@ -742,3 +742,74 @@ def test_recipients_smsclouds_cannot_take_are_refused_before_any_request(
 
 def test_a_routable_recipient_passes_the_check() -> None:
     assert smsclouds.check_recipient(Recipient(1, "+524498987282", "Hola <+B+>", {"name": "Ana"}), {}) is None
+
+
+CHANNEL_CASES = [
+    SendCase(
+        "an email job goes as one campaign per distinct text",
+        [("jack@example.com", "Hi, please pay"), ("ana@example.com", "Hi, please pay")],
+        [
+            post(
+                "/api/v1/email",
+                EMAIL_OK,
+                json={
+                    "body": "Hi, please pay",
+                    "subject": "pay order",
+                    "recipients": [{"email": "jack@example.com"}, {"email": "ana@example.com"}],
+                },
+            )
+        ],
+        [(A, None, None), (A, None, None)],
+        options={"channel": "email", "subject": "pay order"},
+    ),
+    SendCase(
+        "a voice job speaks the text to each phone",
+        [("+524499157710", "Su pago vence hoy")],
+        [
+            post(
+                "/api/v1/voice",
+                VOICE_OK,
+                json={
+                    "type": 2,
+                    "campaign_name": "cobranza",
+                    "recipients": [{"cellphone": "4499157710"}],
+                    "text": "Su pago vence hoy",
+                },
+            )
+        ],
+        [(A, None, None)],
+        options={"channel": "voice", "campaign_name": "cobranza"},
+    ),
+    SendCase(
+        "a refused campaign: HTTP 422 rejects the request",
+        [("jack@example.com", "Hi")],
+        [post("/api/v1/email", error(422), status=422)],
+        options={"channel": "email", "subject": "pay order"},
+        error=VendorRejectedRequest,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CHANNEL_CASES, ids=lambda c: c.label)
+def test_email_and_voice_channels(case: SendCase, caplog: pytest.LogCaptureFixture) -> None:
+    run_send_case(smsclouds, ACCOUNT, case, caplog)
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"channel": "email"}, "subject"),
+        ({"channel": "email", "subject": "x", "encode": True}, "no option 'encode'"),
+        ({"channel": "voice", "voice_type": 1}, "needs audio"),
+        ({"channel": "voice", "transfer_num": "4491234567"}, "go together"),
+    ],
+)
+def test_channel_options_are_checked_per_the_manual(options: dict, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        smsclouds.validate_options(options)
+
+
+def test_a_bad_email_address_is_refused_before_any_request() -> None:
+    options = {"channel": "email", "subject": "x"}
+    assert "not an email address" in smsclouds.check_recipient(Recipient(1, "jack-at-example", "Hi"), options)
+    assert smsclouds.check_recipient(Recipient(1, "jack@example.com", "Hi"), options) is None

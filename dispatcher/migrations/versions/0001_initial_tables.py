@@ -47,7 +47,7 @@ def upgrade() -> None:
     op.create_table(
         "opt_outs",
         sa.Column("account", sa.String(length=100), nullable=False),
-        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.Column("phone", sa.String(length=254), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("created_at", dispatcher.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("account", "phone"),
@@ -82,7 +82,7 @@ def upgrade() -> None:
         sa.Column("job_id", sa.String(length=36), nullable=False),
         sa.Column("batch_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("account", sa.String(length=100), nullable=False),
-        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.Column("phone", sa.String(length=254), nullable=False),
         sa.Column("text", sa.Text(), nullable=True),
         sa.Column("vars", sa.JSON(), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
@@ -94,6 +94,7 @@ def upgrade() -> None:
         sa.Column("created_at", dispatcher.models.UTCDateTime(), nullable=False),
         sa.Column("updated_at", dispatcher.models.UTCDateTime(), nullable=False),
         sa.Column("sent_at", dispatcher.models.UTCDateTime(), nullable=True),
+        sa.Column("pin_hash", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
             ["batch_id"],
             ["batches.id"],

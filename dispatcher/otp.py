@@ -1,0 +1,15 @@
+"""One-time PINs a vendor generated and sent (Ogangi's ``method: pin``): checked, never stored."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+
+from dispatcher.models import Message
+from dispatcher.vendors.base import pin_matches
+
+
+def verify_pin(engine: Engine, message_id: int, pin: str) -> bool:
+    """Say whether ``pin`` is the PIN sent in message ``message_id``."""
+    with engine.connect() as conn:
+        stored = conn.execute(select(Message.pin_hash).where(Message.id == message_id)).scalar()
+    return bool(stored) and pin_matches(pin, stored)
