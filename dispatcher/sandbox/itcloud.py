@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from dispatcher.sandbox.core import SimRequest, SimResponse, Simulator
+from dispatcher.sandbox.core import MessageStore, Push, PushQueue, SimRequest, SimResponse, Simulator
 
 BOGOTA = ZoneInfo("America/Bogota")
 METHODS = ("1via", "2via", "flash")
@@ -24,6 +26,8 @@ class ItCloudUser:
     password: str = ""
     balance: int = 1_000_000
     blocked: set[str] = field(default_factory=set)
+    #: where replies to 2via messages are pushed (GET mensaje, celular), if anywhere
+    mo_url: str | None = None
 
 
 class ItCloudSim(Simulator):
@@ -33,14 +37,21 @@ class ItCloudSim(Simulator):
     #: numbers the manual asks per request
     batch_size = 1000
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(
+        self, *args: Any, store: MessageStore | None = None, pushes: PushQueue | None = None, **kwargs: Any
+    ):
         super().__init__(*args, **kwargs)
+        self.store = store or MessageStore()
+        self.pushes = pushes
         self.users: dict[str, ItCloudUser] = {}
         self._ids = itertools.count(12102253)
         self._last: dict[str, float] = {}
 
-    def add_user(self, user: str, token: str, password: str = "", balance: int = 1_000_000) -> ItCloudUser:
-        self.users[user] = ItCloudUser(token, password, balance)
+    def add_user(
+        self, user: str, token: str, password: str = "", balance: int = 1_000_000, mo_url: str | None = None
+    ) -> ItCloudUser:
+        """Create a customer with a token, a password for balance queries, credit and an MO URL."""
+        self.users[user] = ItCloudUser(token, password, balance, mo_url=mo_url)
         return self.users[user]
 
     def handle(self, request: SimRequest) -> SimResponse:
@@ -76,6 +87,19 @@ class ItCloudSim(Simulator):
         lines = [f"{n},{self._code(user, n, text, method, local.hour)}" for n in numbers]
         return SimResponse(body="\n".join(lines))
 
+    def _accept(self, user: ItCloudUser, number: str, text: str, method: str) -> str:
+        vendor_id = str(next(self._ids))
+        phone = "+" + number.removeprefix("0")
+        message = self.store.accept(vendor_id, phone, text, self.now(), two_way=method == "2via")
+        self.ledger.sent(phone)
+        if message.reply and user.mo_url and self.pushes:
+            # The manual: replies reach the customer's URL as GET mensaje, celular.
+            at = message.accepted_at + timedelta(seconds=self.store.progress.reply_after)
+            self.pushes.schedule(
+                Push(at, "GET", user.mo_url, params={"mensaje": message.reply, "celular": number})
+            )
+        return vendor_id
+
     def _code(self, user: ItCloudUser, number: str, text: str, method: str, hour: int) -> str:
         if not (8 <= hour < 21):
             return "-2"
@@ -92,8 +116,7 @@ class ItCloudSim(Simulator):
         if user.balance <= 0:
             return "-3"
         user.balance -= 1
-        self.ledger.sent("+" + number.removeprefix("0"))
-        return str(next(self._ids))
+        return self._accept(user, number, text, method)
 
     def _check_pace(self, user: str, request: SimRequest, count: int) -> None:
         with self.lock:
