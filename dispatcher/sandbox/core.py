@@ -267,7 +267,8 @@ class MessageStore:
         with self.lock:
             delivered = self.rng.random() < p.delivered_rate
             reply = None
-            if two_way and self.rng.random() < p.reply_rate:
+            # Only a handset that got the message can answer it.
+            if two_way and delivered and self.rng.random() < p.reply_rate:
                 words = STOP_WORDS if self.rng.random() < p.stop_rate else REPLY_WORDS
                 reply = self.rng.choice(words)
             message = SimMessage(vendor_id, phone, text, now, delivered, reply, account)

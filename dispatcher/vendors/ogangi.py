@@ -204,7 +204,7 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
     envelope = _envelope(response)
     status = _text(envelope, "status")
     if status != "OK":
-        return [_detailed(result_for_code(recipient, status, codes, key), _text(envelope, "description"))]
+        return [_refusal(recipient, status, _text(envelope, "description"))]
     message = envelope.find("result/messages/message")
     vendor_id = _text(message, "id") if message is not None else ""
     if not vendor_id:
@@ -221,10 +221,20 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
     return [_detailed(result, _text(message, "statusDescription"))]
 
 
+def _refusal(recipient: Recipient, status: str, description: str) -> Result:
+    # sendMT and the PIN have no message element: a word such as NOT_ENOUGH_FUNDS rides in the
+    # ERROR envelope's description, and it decides (no funds pause the account, not a retry).
+    word = description.strip().upper()
+    if status == "ERROR" and word in codes:
+        return _detailed(result_for_code(recipient, word, codes, key), description)
+    return _detailed(result_for_code(recipient, status, codes, key), description)
+
+
 def _pin_result(recipient: Recipient, response: httpx.Response) -> Result:
-    status = _text(_envelope(response, echo=False), "status")
+    envelope = _envelope(response, echo=False)
+    status = _text(envelope, "status")
     if status != "OK":
-        return result_for_code(recipient, status, codes, key)
+        return _refusal(recipient, status, _text(envelope, "description"))
     # The PIN goes no further than this line: only its salted hash is kept.
     return Result(recipient.message_id, Outcome.ACCEPTED, code="OK", pin_hash=hash_pin(parse_pin(response)))
 

@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 import phonenumbers
 
-from dispatcher.errors import VendorRetryable
+from dispatcher.errors import VendorAccountError, VendorRetryable
 from dispatcher.text import is_gsm7
 from dispatcher.vendors.base import (
     Account,
@@ -164,6 +164,7 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
     """Map ``messages_ids`` onto the cellphones in order."""
     if not sent.request.url.path.endswith("/message"):
         return _campaigns().parse(sent, response)
+    _raise_for_credit(response)
     raise_for_status(response)
     sendable = list(sent.recipients)
     body = _json(response)
@@ -183,6 +184,20 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
         Result(r.message_id, Outcome.ACCEPTED, vendor_id=str(i), reason=campaign)
         for r, i in zip(sendable, ids, strict=True)
     ]
+
+
+def _raise_for_credit(response: httpx.Response) -> None:
+    """The manual documents no 'no credit' answer; an error that says so pauses the account."""
+    if response.status_code < 400:
+        return
+    try:
+        information = str(response.json().get("error", {}).get("information", ""))
+    except (ValueError, AttributeError):
+        return
+    if any(word in information.lower() for word in ("credit", "saldo", "balance")):
+        raise VendorAccountError(
+            f"smsclouds {response.status_code}: {information[:200]}", str(response.status_code)
+        )
 
 
 def _channel(options: Mapping[str, Any]) -> str:

@@ -62,7 +62,16 @@ codes: dict[str, CodeRule] = {
 
 #: message status words (``status`` / ``sms_status``); the manual shows only SCHEDULED
 status_codes: dict[str, DeliveryState] = {
-    "SCHEDULED": DeliveryState.QUEUED,
+    "SCHEDULED": DeliveryState.QUEUED,  # the manual's one word
+    # Not in the manual: the usual SMS words, so a summary can move a message past queued.
+    "QUEUED": DeliveryState.QUEUED,
+    "PENDING": DeliveryState.QUEUED,
+    "SENT": DeliveryState.SENT,
+    "DELIVERED": DeliveryState.DELIVERED,
+    "FAILED": DeliveryState.FAILED,
+    "UNDELIVERED": DeliveryState.FAILED,
+    "REJECTED": DeliveryState.FAILED,
+    "EXPIRED": DeliveryState.FAILED,
 }
 
 # No documented cap on ``to``. 100 numbers keep the reply (a send_log entry echoing the text per

@@ -610,3 +610,14 @@ def test_a_pin_job_sends_through_the_pin_method_and_keeps_only_a_salted_hash(
 def test_bad_pin_options_are_refused(options: dict, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         ogangi.validate_options(options)
+
+
+def test_no_funds_in_an_error_envelope_pauses_the_account(caplog: pytest.LogCaptureFixture) -> None:
+    case = SendCase(
+        "sendMT answers ERROR with NOT_ENOUGH_FUNDS: the account waits",
+        [("+13056708084", TEXT)],
+        [Exchange("GET", SEND_MT_PATH, body=envelope("ERROR", "NOT_ENOUGH_FUNDS", method="sendMT"))],
+        [(P, None, "NOT_ENOUGH_FUNDS")],
+        options={"method": "sendMT"},
+    )
+    run_send_case(ogangi, ACCOUNT, case, caplog)

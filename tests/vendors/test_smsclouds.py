@@ -813,3 +813,19 @@ def test_a_bad_email_address_is_refused_before_any_request() -> None:
     options = {"channel": "email", "subject": "x"}
     assert "not an email address" in smsclouds.check_recipient(Recipient(1, "jack-at-example", "Hi"), options)
     assert smsclouds.check_recipient(Recipient(1, "jack@example.com", "Hi"), options) is None
+
+
+def test_an_error_that_says_no_credit_pauses_the_account(caplog: pytest.LogCaptureFixture) -> None:
+    case = SendCase(
+        "422 insufficient credit: the account waits, nothing fails",
+        [("+524498987282", "Hi")],
+        [
+            post(
+                SEND,
+                json.dumps({"error": {"information": "Insufficient credit", "status_code": 422}}),
+                status=422,
+            )
+        ],
+        error=VendorAccountError,
+    )
+    run_send_case(smsclouds, ACCOUNT, case, caplog)

@@ -269,6 +269,7 @@ def polled(path: str, body: str, status: int = 200, **form: str) -> Exchange:
     return Exchange("POST", path, form=form, headers=AUTH, body=body, status=status)
 
 
+USUAL = ("QUEUED", "PENDING", "SENT", "DELIVERED", "FAILED", "UNDELIVERED", "REJECTED", "EXPIRED")
 SCHEDULED = StatusReport("4711", DeliveryState.QUEUED, "SCHEDULED", "+12812345678", "2019-10-01 00:00:00")
 STATUS_CASES = [
     QueryCase(
@@ -295,6 +296,15 @@ STATUS_CASES = [
                 "+12812345678",
                 "2019-10-01 00:00:00",
             )
+        ],
+    ),
+    QueryCase(
+        "the usual words beyond the manual's SCHEDULED move a message on",
+        [1],
+        [polled(SUMMARY, summary(*(row(str(i), w) for i, w in enumerate(USUAL))), page="1")],
+        [
+            StatusReport(str(i), voipcomms.status_codes[w], w, "+12812345678", "2019-10-01 00:00:00")
+            for i, w in enumerate(USUAL)
         ],
     ),
     QueryCase("an empty page ends the paging", [7], [polled(SUMMARY, summary(), page="7")], []),
