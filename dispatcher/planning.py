@@ -14,9 +14,19 @@ from dispatcher.vendors import adapter_for
 from dispatcher.windows import Window
 
 
+#: recipients of one task for vendors that take one number per request (one request each)
+SINGLE_RECIPIENT_BATCH = 20
+
+
 def batch_size(config: AccountConfig) -> int:
-    """Recipients per batch: the vendor's recommended size, never above its hard cap."""
+    """Recipients per batch (one task): the vendor's request size, never above its hard cap.
+
+    Where a request carries one number, a task carries a few, so a job is not one task per
+    recipient; few enough that their requests fit the task's time limit.
+    """
     limits = adapter_for(config.vendor).limits
+    if limits.hard_max_recipients == 1:
+        return SINGLE_RECIPIENT_BATCH
     return max(1, min(limits.batch_size, limits.hard_max_recipients))
 
 

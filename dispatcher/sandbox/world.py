@@ -1,0 +1,138 @@
+"""The five simulated vendors on one loopback server, each with one customer, and the accounts
+file that points the dispatcher at them. The demo, the ``dispatcher sandbox`` command and the
+end-to-end tests all start here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dispatcher.clock import SystemClock
+from dispatcher.sandbox.core import (
+    Faults,
+    Ledger,
+    MessageStore,
+    Progress,
+    PushQueue,
+    SandboxServer,
+    Simulator,
+)
+from dispatcher.sandbox.itcloud import ItCloudSim
+from dispatcher.sandbox.ogangi import OgangiSim
+from dispatcher.sandbox.smsclick import SmsclickSim
+from dispatcher.sandbox.smsclouds import SmscloudsSim
+from dispatcher.sandbox.voipcomms import VoipcommsSim
+
+#: the sandbox customers' secrets, handed to the dispatcher through the environment
+SECRETS = {
+    "SANDBOX_ITCLOUD_TOKEN": "sandbox-itcloud-token",
+    "SANDBOX_SMSCLOUDS_TOKEN": "sandbox-smsclouds-token",
+    "SANDBOX_SMSCLICK_APIKEY": "sandbox-smsclick-apikey",
+    "SANDBOX_VOIPCOMMS_PASSWORD": "sandbox-voipcomms-password",
+    "SANDBOX_OGANGI_PRIVATE_KEY": "sandbox-ogangi-private-key",
+}
+#: account key of each vendor's sandbox customer
+ACCOUNT_KEYS = {
+    "itcloud": "co-itcloud",
+    "smsclouds": "mx-smsclouds",
+    "smsclick": "mx-smsclick",
+    "voipcomms": "us-voipcomms",
+    "ogangi": "ve-ogangi",
+}
+#: the interactive rule SMSClick's sandbox customer has (two-way messages)
+SMSCLICK_RULE = "77"
+#: voipcomms' and Ogangi's sender numbers of the sandbox customer
+VOIP_NUMBER, OGANGI_CODE = "17134567890", "19893653744"
+
+
+@dataclass
+class SandboxWorld:
+    """The running simulators and what the dispatcher needs to reach them."""
+
+    server: SandboxServer
+    ledger: Ledger
+    pushes: PushQueue
+    sims: dict[str, Simulator] = field(default_factory=dict)
+
+    def url(self, vendor: str) -> str:
+        return self.server.url(vendor)
+
+    def accounts_toml(self, **extra: Mapping[str, Any]) -> str:
+        """The accounts file of the five sandbox customers (secrets as ${VAR} references)."""
+        # fmt: off
+        tables = {
+            "co-itcloud": {"vendor": "itcloud", "user": "demo@example.com", "token": "${SANDBOX_ITCLOUD_TOKEN}",
+                           "balance_url": self.url("itcloud") + "/query.php"},
+            "mx-smsclouds": {"vendor": "smsclouds", "token": "${SANDBOX_SMSCLOUDS_TOKEN}"},
+            "mx-smsclick": {"vendor": "smsclick", "apikey": "${SANDBOX_SMSCLICK_APIKEY}"},
+            "us-voipcomms": {"vendor": "voipcomms", "api_key": "sandbox-voip",
+                             "api_password": "${SANDBOX_VOIPCOMMS_PASSWORD}"},
+            "ve-ogangi": {"vendor": "ogangi", "instance_id": "8", "public_key": "sandbox-public",
+                          "private_key": "${SANDBOX_OGANGI_PRIVATE_KEY}", "from": OGANGI_CODE},
+        }
+        # fmt: on
+        out = []
+        for key, spec in tables.items():
+            spec = {**spec, "base_url": self.url(spec["vendor"]), **extra.get(key, {})}
+            out.append(f"[accounts.{key}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in spec.items()))
+        return "\n".join(out)
+
+    def stop(self) -> None:
+        self.pushes.stop()
+        self.server.stop()
+
+
+def build_world(
+    clock: SystemClock,
+    progress: Progress | None = None,
+    faults: Mapping[str, Faults] | None = None,
+    webhook_url: str | None = None,
+    port: int = 0,
+) -> SandboxWorld:
+    """Start the five simulators with one customer each; pushes go to ``webhook_url``/<vendor>."""
+    ledger, pushes = Ledger(), PushQueue(clock)
+    faults = faults or {}
+
+    def hook(vendor: str) -> str:
+        return f"{webhook_url.rstrip('/')}/{vendor}" if webhook_url else ""
+
+    def common(vendor: str) -> dict[str, Any]:
+        return {"faults": faults.get(vendor)}
+
+    itcloud = ItCloudSim(ledger, clock, store=MessageStore(progress), pushes=pushes, **common("itcloud"))
+    itcloud.add_user("demo@example.com", SECRETS["SANDBOX_ITCLOUD_TOKEN"], mo_url=hook("itcloud") or None)
+    smsclouds = SmscloudsSim(ledger, clock, progress=progress, pushes=pushes, **common("smsclouds"))
+    smsclouds.add_account("demo@example.com", SECRETS["SANDBOX_SMSCLOUDS_TOKEN"], credit=1_000_000,
+                          mo_url=hook("smsclouds") or None)  # fmt: skip
+    smsclick = SmsclickSim(ledger, clock, progress=progress, **common("smsclick"))
+    smsclick.add_account(
+        "demo", SECRETS["SANDBOX_SMSCLICK_APIKEY"], credits=1_000_000, rules=(SMSCLICK_RULE,)
+    )
+    voipcomms = VoipcommsSim(
+        ledger, clock, store=MessageStore(progress), pushes=pushes, **common("voipcomms")
+    )
+    voipcomms.add_account("sandbox-voip", SECRETS["SANDBOX_VOIPCOMMS_PASSWORD"], balance="10000")
+    voipcomms.add_number("sandbox-voip", VOIP_NUMBER, callback_url=hook("voipcomms"))
+    ogangi = OgangiSim(ledger, clock, store=MessageStore(progress), pushes=pushes, **common("ogangi"))
+    ogangi.add_account("8", "sandbox-public", SECRETS["SANDBOX_OGANGI_PRIVATE_KEY"], codes=(OGANGI_CODE,),
+                       callback_url=hook("ogangi"))  # fmt: skip
+    sims: dict[str, Simulator] = {
+        "itcloud": itcloud,
+        "smsclouds": smsclouds,
+        "smsclick": smsclick,
+        "voipcomms": voipcomms,
+        "ogangi": ogangi,
+    }
+    server = SandboxServer(sims, port=port).start()
+    pushes.start()
+    return SandboxWorld(server, ledger, pushes, sims)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
