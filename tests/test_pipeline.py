@@ -25,6 +25,7 @@ from dispatcher.db import make_engine
 from dispatcher.models import Batch, Job, Message
 from dispatcher.sandbox.core import Ledger, SandboxServer
 from dispatcher.sandbox.itcloud import ItCloudSim
+from dispatcher.sandbox.world import SECRETS, SMSCLICK_RULE, build_world
 from tests.conftest import BOGOTA_10AM, REDIS_URL, fresh_pg_database, unavailable
 
 pytestmark = pytest.mark.worker
@@ -53,9 +54,7 @@ class Stack:
 
     def requests_of(self, user: str) -> list:
         return [
-            r
-            for r in self.ledger.of("itcloud", "/api/sendsms")
-            if r.params().get("user") == f"{user}@example.com"
+            r for r in self.ledger.of("itcloud", "/api/sendsms") if r.params().get("user") == f"{user}@example.com"
         ]
 
     def states(self, job_id: str) -> dict[str, int]:
@@ -111,13 +110,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("stack")
     clock = FileClock(tmp / "clock")
     clock.set(BOGOTA_10AM)
-    ledger = Ledger()
-    sim = ItCloudSim(ledger, clock)
+    world = build_world(clock)
+    ledger, sim = world.ledger, world.sims["itcloud"]
     for user in USERS:
         sim.add_user(f"{user}@example.com", "tok-pipeline-1234")
-    server = SandboxServer({"itcloud": sim}).start()
     down_port = free_port()
-    write_accounts(tmp / "accounts.toml", server.url("itcloud"), f"http://127.0.0.1:{down_port}/itcloud")
+    write_accounts(tmp / "accounts.toml", world.url("itcloud"), f"http://127.0.0.1:{down_port}/itcloud")
+    with (tmp / "accounts.toml").open("a") as accounts:
+        accounts.write("\n" + world.accounts_toml())
     with fresh_pg_database() as db_url:
         env = {
             **os.environ,
@@ -127,6 +127,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "DISPATCHER_CLOCK_FILE": str(clock.path),
             "DISPATCHER_SWEEP_SECONDS": "0.5",
             "ITCLOUD_TOKEN": "tok-pipeline-1234",
+            **SECRETS,
             "PYTHONPATH": str(ROOT),
         }
         celery = [sys.executable, "-m", "celery", "-A", "tasks"]
@@ -163,7 +164,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 except subprocess.TimeoutExpired:
                     proc.kill()
             engine.dispose()
-            server.stop()
+            world.stop()
             client.flushdb()
             if os.environ.get("SMSD_SHOW_WORKER_LOG"):
                 print(worker_log.read_text()[-20000:])
@@ -210,9 +211,7 @@ def test_a_job_at_2130_in_bogota_waits_until_0800(stack: Stack) -> None:
     assert stack.requests_of("window") == []
     opening = datetime(2026, 11, 24, 13, 0, tzinfo=UTC)
     with stack.engine.connect() as conn:
-        assert set(conn.execute(select(Message.not_before).where(Message.job_id == job_id)).scalars()) == {
-            opening
-        }
+        assert set(conn.execute(select(Message.not_before).where(Message.job_id == job_id)).scalars()) == {opening}
     # When the clock reaches 08:00
     stack.clock.set(opening + timedelta(seconds=1))
     # Then they are sent
@@ -233,9 +232,7 @@ def test_a_connect_error_is_retried_until_the_vendor_is_back(stack: Stack) -> No
 
     def retried() -> bool:
         with stack.engine.connect() as conn:
-            row = conn.execute(
-                select(Message.attempts, Message.reason).where(Message.job_id == job_id)
-            ).first()
+            row = conn.execute(select(Message.attempts, Message.reason).where(Message.job_id == job_id)).first()
         return bool(row and row.attempts >= 1 and "ConnectError" in (row.reason or ""))
 
     wait_for(retried, 30, "a connect error recorded")
@@ -325,3 +322,34 @@ def test_malformed_jobs_are_stored_rejected_and_the_worker_keeps_serving(stack: 
         assert reason in job.reason, label
     assert "exactly one argument" in wait_for(lambda: stack.job(extra_args), 30, "extra args").reason
     assert stack.states(ids["10,000 bad numbers"]) == {"rejected": 10_000}
+
+
+VENDOR_JOBS = {
+    # account: (recipients, options, expected states)
+    "co-itcloud": (["+573205550001", "+573205550002", "+573205550003"], {"metodo_envio": "2via"}, {"sent": 3}),
+    "mx-smsclouds": (["+524498987282", "+524492799694", "+447911123456"], {}, {"sent": 2, "rejected": 1}),
+    "mx-smsclick": (["+525526632636", "+525554542570"], {"ID_REGLA_INTERACTIVA": SMSCLICK_RULE}, {"sent": 2}),
+    "us-voipcomms": (["+12812345678", "+12812345679", "+12812345680"], {}, {"sent": 3}),
+    "ve-ogangi": (["+584142871901", "+584142871902"], {}, {"sent": 2}),
+}
+
+
+def test_one_job_per_vendor_ends_with_every_recipient_in_its_state(stack: Stack) -> None:
+    # Given one job for each of the five vendors, dropped on the queue
+    jobs = {
+        account: stack.submit(
+            {"account": account, "text": "Prueba de envio", "recipients": phones, "options": options}
+        )
+        for account, (phones, options, _) in VENDOR_JOBS.items()
+    }
+    # When the worker is done with them
+    for account, job_id in jobs.items():
+        expected = VENDOR_JOBS[account][2]
+        wait_for(lambda j=job_id, e=expected: stack.states(j) == e, 60, f"{account} to settle")
+    # Then every sent message has the vendor's id, and no phone was sent twice
+    with stack.engine.connect() as conn:
+        for account, job_id in jobs.items():
+            rows = conn.execute(select(Message.state, Message.vendor_id).where(Message.job_id == job_id)).all()
+            assert all(r.vendor_id for r in rows if r.state == "sent"), account
+    assert stack.ledger.duplicates() == {}
+    assert stack.ledger.violations == []

@@ -1,0 +1,75 @@
+"""What every adapter in the registry must satisfy, checked the same way for all five."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+import pytest
+
+from dispatcher.config import CREDENTIALS, DEFAULT_COUNTRY, parse_accounts
+from dispatcher.sandbox.world import SECRETS, build_world
+from dispatcher.transport import Transport
+from dispatcher.vendors import VENDOR_KEYS, VENDORS
+from dispatcher.vendors.base import Batch, CodeRule, Limits, Outcome, Recipient
+from tests.conftest import BOGOTA_10AM, FakeClock
+
+REQUIRED = ("key", "default_base_url", "codes", "limits", "validate_options", "text_limit", "check_recipient",
+            "build_send", "parse_send")  # fmt: skip
+#: two numbers each vendor's sandbox customer can reach
+PHONES = {
+    "itcloud": ["+573001234567", "+573001234568"],
+    "smsclouds": ["+524498987282", "+524492799694"],
+    "smsclick": ["+525526632636", "+525554542570"],
+    "voipcomms": ["+12812345678", "+12812345679"],
+    "ogangi": ["+584142871901", "+584142871902"],
+}
+
+
+def test_the_registry_holds_every_vendor_an_account_may_name() -> None:
+    assert set(VENDORS) == set(VENDOR_KEYS) == set(CREDENTIALS) == set(DEFAULT_COUNTRY)
+
+
+@pytest.mark.parametrize("vendor", sorted(VENDORS))
+def test_an_adapter_declares_its_limits_and_maps_every_code(vendor: str) -> None:
+    adapter = VENDORS[vendor]
+    for name in REQUIRED:
+        assert hasattr(adapter, name), f"{vendor} has no {name}"
+    assert adapter.key == vendor
+    limits = adapter.limits
+    assert isinstance(limits, Limits)
+    assert 1 <= limits.batch_size <= limits.hard_max_recipients
+    assert limits.min_interval >= 0 and limits.max_text_chars > 0
+    assert adapter.codes, f"{vendor} maps no code"
+    for code, rule in adapter.codes.items():
+        assert isinstance(rule, CodeRule) and isinstance(rule.outcome, Outcome) and rule.meaning, code
+    assert adapter.validate_options({}) is not None
+    with pytest.raises(ValueError):
+        adapter.validate_options({"no-such-option": 1})
+
+
+@pytest.fixture(scope="module")
+def world() -> Any:
+    world = build_world(FakeClock(BOGOTA_10AM))
+    yield world
+    world.stop()
+
+
+@pytest.mark.parametrize("vendor", sorted(VENDORS))
+def test_an_adapter_round_trips_a_batch_with_its_sandbox(vendor: str, world: Any) -> None:
+    # Given the vendor's sandbox customer and a batch of two numbers it can reach
+    accounts = parse_accounts(tomllib.loads(world.accounts_toml()), SECRETS)
+    account = next(c.account for c in accounts.values() if c.vendor == vendor)
+    adapter = VENDORS[vendor]
+    recipients = [Recipient(i + 1, phone, "Prueba") for i, phone in enumerate(PHONES[vendor])]
+    assert all(adapter.check_recipient(r, {}) is None for r in recipients)
+    # When the adapter's requests go to the sandbox and its replies come back
+    transport = Transport()
+    results = []
+    for sent in adapter.build_send(account, Batch(recipients, adapter.validate_options({}))):
+        results += adapter.parse_send(account, sent, transport.send(sent.request, 2.0, 5.0))
+    # Then every recipient is accepted under its own vendor id, and the sandbox sent each once
+    assert sorted(r.message_id for r in results) == [1, 2]
+    assert all(r.outcome is Outcome.ACCEPTED for r in results), results
+    assert len({r.vendor_id for r in results}) == 2 and all(r.vendor_id for r in results)
+    assert all(world.ledger.sends[phone] == 1 for phone in PHONES[vendor])
