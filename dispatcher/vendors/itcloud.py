@@ -28,6 +28,7 @@ from dispatcher.vendors.base import (
     Balance,
     Batch,
     CodeRule,
+    Inbound,
     Limits,
     Outcome,
     Recipient,
@@ -106,9 +107,7 @@ def build_send(account: Account, batch: Batch) -> list[SendRequest]:
         return [
             request
             for text in sorted(texts)
-            for request in build_send(
-                account, Batch([r for r in recipients if r.text == text], batch.options)
-            )
+            for request in build_send(account, Batch([r for r in recipients if r.text == text], batch.options))
         ]
     form = {
         "user": account.params["user"],
@@ -135,9 +134,7 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
     for line in filter(None, (part.strip() for part in _LINE_SPLIT.split(body))):
         number, sep, code = line.partition(",")
         if not sep or not _CODE.match(code.strip()):
-            raise VendorRetryable(
-                f"itcloud answered something that is not a code list: {short_body(response)}"
-            )
+            raise VendorRetryable(f"itcloud answered something that is not a code list: {short_body(response)}")
         replies[number.strip()] = code.strip()
     if not replies:
         raise VendorRetryable("itcloud answered an empty body")
@@ -146,9 +143,7 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
 
 def _result(recipient: Recipient, code: str | None) -> Result:
     if code is None:
-        return Result(
-            recipient.message_id, Outcome.UNKNOWN, reason="itcloud's reply did not mention this number"
-        )
+        return Result(recipient.message_id, Outcome.UNKNOWN, reason="itcloud's reply did not mention this number")
     if int(code) > 0:
         return _accepted(recipient, code)
     return result_for_code(recipient, code, codes, key)
@@ -174,9 +169,17 @@ def parse_balance(response: httpx.Response) -> Balance:
     try:
         value = float(body)
     except ValueError:
-        raise VendorRetryable(
-            f"itcloud answered a balance that is not a number: {short_body(response)}"
-        ) from None
+        raise VendorRetryable(f"itcloud answered a balance that is not a number: {short_body(response)}") from None
     if body == "-1":
         raise VendorAccountError("itcloud -1: authentication failed: bad user or token", "-1")
     return Balance(value)
+
+
+def parse_push(params: Mapping[str, str]) -> list[Inbound]:
+    """A reply pushed to our URL (manual, section 3): GET ``mensaje`` and ``celular``."""
+    text, number = params.get("mensaje"), (params.get("celular") or "").strip()
+    if text is None or not number.isdigit():
+        raise ValueError("an itcloud reply needs 'mensaje' and the digits of 'celular'")
+    # celular carries the country prefix, as GSM does; 01 + 10 digits is a NANP number.
+    phone = "+" + (number[1:] if number.startswith("01") and len(number) == 12 else number)
+    return [Inbound(phone, text)]

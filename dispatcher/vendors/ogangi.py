@@ -211,9 +211,7 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
         if "/rest/api/sendMT/" in sent.request.url.path:
             # sendMT answers the bare envelope: accepted, under no id.
             return [Result(recipient.message_id, Outcome.ACCEPTED, code="OK")]
-        return [
-            Result(recipient.message_id, Outcome.UNKNOWN, code="OK", reason="ogangi said OK but gave no id")
-        ]
+        return [Result(recipient.message_id, Outcome.UNKNOWN, code="OK", reason="ogangi said OK but gave no id")]
     word = _text(message, "status") or "OK"
     result = result_for_code(recipient, word, codes, key)
     if result.outcome is Outcome.ACCEPTED:

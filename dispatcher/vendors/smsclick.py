@@ -150,18 +150,14 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
         return [Result(recipient.message_id, Outcome.UNKNOWN, code=code, reason=reason)]
     credits = body.get("creditosUsados", body.get("creditos_usados"))
     reason = f"smsclick credits used: {credits}" if credits is not None else ""
-    return [
-        Result(recipient.message_id, Outcome.ACCEPTED, vendor_id=str(vendor_id), code=code, reason=reason)
-    ]
+    return [Result(recipient.message_id, Outcome.ACCEPTED, vendor_id=str(vendor_id), code=code, reason=reason)]
 
 
 def build_status(account: Account, vendor_ids: Sequence[str]) -> httpx.Request:
     """POST ``getMsg.json`` for exactly one id (the endpoint takes one; see build_status_requests)."""
     if len(vendor_ids) != 1:
         raise ValueError("getMsg.json takes one ID_MENSAJE per request: use build_status_requests")
-    return _post(
-        account, "getMsg.json", {"APIKEY": account.params["apikey"], "ID_MENSAJE": str(vendor_ids[0])}
-    )
+    return _post(account, "getMsg.json", {"APIKEY": account.params["apikey"], "ID_MENSAJE": str(vendor_ids[0])})
 
 
 def build_status_requests(account: Account, vendor_ids: Iterable[str]) -> list[httpx.Request]:

@@ -219,9 +219,7 @@ def _unsendable(recipient: Recipient) -> str | None:
             return f"the text uses {marker} but the recipient has no var {var!r}"
     if len(recipient.text) > ENCODED_MAX and needs_encode("".join(_used_vars(recipient))):
         # Its vars need encode, whose limit the text (checked at ingest without vars) exceeds.
-        return (
-            f"its vars need encode, which takes {ENCODED_MAX} characters; the text has {len(recipient.text)}"
-        )
+        return f"its vars need encode, which takes {ENCODED_MAX} characters; the text has {len(recipient.text)}"
     return None
 
 
@@ -248,9 +246,7 @@ def _message_request(
     return _post(account, "/api/v1/message", payload)
 
 
-def build_status(
-    account: Account, vendor_ids: Sequence[str], campaign_ids: Sequence[str] = ()
-) -> httpx.Request:
+def build_status(account: Account, vendor_ids: Sequence[str], campaign_ids: Sequence[str] = ()) -> httpx.Request:
     """POST /api/v1/status for these message ids (and whole campaigns)."""
     payload = {}
     if vendor_ids:
@@ -308,9 +304,7 @@ _REPLY_FILTERS = {
 def parse_replies(response: httpx.Response) -> list[Inbound]:
     """One Inbound per ``data.responses`` item; ``vendor_id`` is the id of our message answered."""
     return [
-        Inbound(
-            str(i["cellphone"]), str(i["response"]), vendor_id=str(i["message_id"]), at=i.get("received_at")
-        )
+        Inbound(str(i["cellphone"]), str(i["response"]), vendor_id=str(i["message_id"]), at=i.get("received_at"))
         for i in _items(response, "responses", ("cellphone", "response", "message_id"))
     ]
 

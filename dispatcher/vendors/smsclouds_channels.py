@@ -41,9 +41,7 @@ def validate(options: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"smsclouds {channel} takes no option {sorted(unknown)[0]!r}")
     probe = [{"email": "probe@example.com"}] if channel == "email" else [{"cellphone": "4491234567"}]
     # Build once with a stand-in recipient: the manual's own checks run on the options.
-    _build(
-        Account("probe", "smsclouds", "https://probe.invalid", "MX", {"token": "x"}), options, "probe", probe
-    )
+    _build(Account("probe", "smsclouds", "https://probe.invalid", "MX", {"token": "x"}), options, "probe", probe)
     return dict(options)
 
 
@@ -81,9 +79,7 @@ def _person(recipient: Recipient, channel: str) -> dict[str, str]:
     return {address: recipient.phone, **fields}
 
 
-def _build(
-    account: Account, options: Mapping[str, Any], text: str, people: list[dict[str, str]]
-) -> httpx.Request:
+def _build(account: Account, options: Mapping[str, Any], text: str, people: list[dict[str, str]]) -> httpx.Request:
     if options["channel"] == "email":
         return sms.build_email(
             account,

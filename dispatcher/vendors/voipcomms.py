@@ -287,3 +287,12 @@ def _e164(number: str) -> str:
 
 def _optional(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
+
+
+def parse_push(form: Mapping[str, str]) -> list[Inbound]:
+    """A reply to a 2-way number, POSTed to its callback URL (the manual names no fields; these
+    are the send form's own: ``from`` the handset, ``to`` our number, ``msg``, and ``date``)."""
+    sender, text = (form.get("from") or "").strip().lstrip("+"), form.get("msg")
+    if not sender.isdigit() or text is None:
+        raise ValueError("a voipcomms reply needs 'from' digits and 'msg'")
+    return [Inbound("+" + sender, text, to=form.get("to") or None, at=form.get("date") or None)]

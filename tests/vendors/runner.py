@@ -132,8 +132,7 @@ def run_send_case(adapter: Any, account: Account, case: SendCase, caplog: pytest
     by_id = {r.message_id: r for r in results}
     assert sorted(by_id) == [r.message_id for r in recipients], "one result per recipient"
     got = [
-        (by_id[r.message_id].outcome, by_id[r.message_id].vendor_id, by_id[r.message_id].code)
-        for r in recipients
+        (by_id[r.message_id].outcome, by_id[r.message_id].vendor_id, by_id[r.message_id].code) for r in recipients
     ]
     assert got == list(case.outcomes)
     assert_no_secret(account, caplog, *(r.reason for r in results))

@@ -7,7 +7,7 @@ import pytest
 
 from dispatcher.errors import RequestNotSent, VendorAccountError, VendorOutcomeUnknown, VendorRetryable
 from dispatcher.vendors import itcloud
-from dispatcher.vendors.base import Account, Balance, Outcome
+from dispatcher.vendors.base import Account, Balance, Inbound, Outcome
 from tests.vendors.runner import Exchange, QueryCase, SendCase, run_query_case, run_send_case
 
 ACCOUNT = Account(
@@ -45,11 +45,7 @@ SEND_CASES = [
     SendCase(
         "manual: one number, 2via",
         [("+573117807125", TEXT)],
-        [
-            Exchange(
-                "POST", PATH, form=form("573117807125", metodo_envio="2via"), body="573117807125,12102253"
-            )
-        ],
+        [Exchange("POST", PATH, form=form("573117807125", metodo_envio="2via"), body="573117807125,12102253")],
         [(A, "12102253", "12102253")],
         options={"metodo_envio": "2via"},
     ),
@@ -69,11 +65,7 @@ SEND_CASES = [
     SendCase(
         "lines separated by <br>",
         [("+573117807125", TEXT), ("+573102334455", TEXT)],
-        [
-            Exchange(
-                "POST", PATH, form=form("573117807125,573102334455"), body="573117807125,1<br>573102334455,2"
-            )
-        ],
+        [Exchange("POST", PATH, form=form("573117807125,573102334455"), body="573117807125,1<br>573102334455,2")],
         [(A, "1", "1"), (A, "2", "2")],
     ),
     SendCase(
@@ -208,9 +200,7 @@ BALANCE_CASES = [
 
 @pytest.mark.parametrize("case", BALANCE_CASES, ids=lambda c: c.label)
 def test_balance(case: QueryCase, caplog: pytest.LogCaptureFixture) -> None:
-    run_query_case(
-        ACCOUNT, lambda account: itcloud.build_balance(account), itcloud.parse_balance, case, caplog
-    )
+    run_query_case(ACCOUNT, lambda account: itcloud.build_balance(account), itcloud.parse_balance, case, caplog)
 
 
 def test_a_number_that_is_not_12_digits_is_refused_before_any_request() -> None:
@@ -219,3 +209,22 @@ def test_a_number_that_is_not_12_digits_is_refused_before_any_request() -> None:
     assert "12 digits" in (itcloud.check_recipient(Recipient(1, "+5731234", "x"), {}) or "")
     assert itcloud.check_recipient(Recipient(1, "+573117807125", "x"), {}) is None
     assert itcloud.check_recipient(Recipient(1, "+13055550123", "x"), {}) is None
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"mensaje": "HolaMundo", "celular": "573152338956"}, [Inbound("+573152338956", "HolaMundo")]),
+        ({"mensaje": "SALIR", "celular": "013055550123"}, [Inbound("+13055550123", "SALIR")]),
+    ],
+)
+def test_a_pushed_reply_is_read_as_the_manual_sends_it(params: dict, expected: list) -> None:
+    assert itcloud.parse_push(params) == expected
+
+
+@pytest.mark.parametrize(
+    "params", [{"mensaje": "x"}, {"celular": "573152338956"}, {"mensaje": "x", "celular": "abc"}]
+)
+def test_a_pushed_reply_without_its_fields_is_refused(params: dict) -> None:
+    with pytest.raises(ValueError, match="mensaje"):
+        itcloud.parse_push(params)

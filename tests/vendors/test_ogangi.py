@@ -68,9 +68,7 @@ def signed_path(method: str, *values: str) -> str:
 
 
 def envelope(status: str, description: str = "", result: str = "", method: str = "sendSMS") -> str:
-    return (
-        f"<input>{method}</input> <status>{status}</status> <description>{description}</description>{result}"
-    )
+    return f"<input>{method}</input> <status>{status}</status> <description>{description}</description>{result}"
 
 
 def with_message_status(word: str) -> str:
@@ -120,9 +118,7 @@ SEND_CASES = [
         [
             Exchange(
                 "GET",
-                signed_path(
-                    "tools/sendSMS", "null", "4242", "NTg0MTIxMjM0NTY3", "wr9Tw60_IMOxYW5kw7ogfn4-Pg=="
-                ),
+                signed_path("tools/sendSMS", "null", "4242", "NTg0MTIxMjM0NTY3", "wr9Tw60_IMOxYW5kw7ogfn4-Pg=="),
                 body=SEND_SMS_REPLY,
             )
         ],
@@ -195,9 +191,7 @@ SEND_CASES = [
         error=VendorRetryable,
         options=CARRIER,
     ),
-    SendCase(
-        "an empty body is retryable", MANUAL_TO, [manual_send("")], error=VendorRetryable, options=CARRIER
-    ),
+    SendCase("an empty body is retryable", MANUAL_TO, [manual_send("")], error=VendorRetryable, options=CARRIER),
     SendCase(
         "a DTD (an entity bomb's way in) is refused",
         MANUAL_TO,
@@ -208,9 +202,7 @@ SEND_CASES = [
     SendCase(
         "HTTP 500 is retryable", MANUAL_TO, [manual_send(status=500)], error=VendorRetryable, options=CARRIER
     ),
-    SendCase(
-        "HTTP 403 pauses", MANUAL_TO, [manual_send(status=403)], error=VendorAccountError, options=CARRIER
-    ),
+    SendCase("HTTP 403 pauses", MANUAL_TO, [manual_send(status=403)], error=VendorAccountError, options=CARRIER),
     SendCase(
         "HTTP 404 is refused for good",
         MANUAL_TO,
@@ -334,9 +326,7 @@ MANUAL_FILTERS = {
     "keyword": "^OGANGI.*",
     "carrier": "movistar",
 }
-MANUAL_MO = Inbound(
-    "+58123456789", "Test", to="19893143924", at="2014-10-13 10:30:51.922", keyword="^OGANGI.*"
-)
+MANUAL_MO = Inbound("+58123456789", "Test", to="19893143924", at="2014-10-13 10:30:51.922", keyword="^OGANGI.*")
 NO_FILTER_PATH = signed_path("tools/getMOMessages", "0", "100", "order=asc")
 
 
@@ -591,9 +581,7 @@ def test_a_pin_job_sends_through_the_pin_method_and_keeps_only_a_salted_hash(
     (sent,) = ogangi.build_send(ACCOUNT, batch)
     assert sent.request.url.path == PIN_PATH
     reply = (FIXTURES / "sendSMSPinMobileNumberConfirm.xml").read_text()
-    transport = Transport(
-        httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, text=reply)))
-    )
+    transport = Transport(httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, text=reply))))
     # When the reply is parsed
     (result,) = ogangi.parse_send(ACCOUNT, sent, transport.send(sent.request, 1.0, 1.0))
     # Then the message is accepted and only a salted hash of the PIN is kept

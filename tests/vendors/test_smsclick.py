@@ -41,9 +41,7 @@ ACCOUNT = Account(
     secret_fields=frozenset({"apikey"}),
 )
 FIXTURES = Path(__file__).parent / "fixtures" / "smsclick"
-SEND, GET, REPORT, CREDITS = (
-    f"/sms-services/{name}.json" for name in ("sendMsg", "getMsg", "report", "credits")
-)
+SEND, GET, REPORT, CREDITS = (f"/sms-services/{name}.json" for name in ("sendMsg", "getMsg", "report", "credits"))
 TEXT = "Prueba de envio desde la API"
 
 A, R, X, P, U = Outcome.ACCEPTED, Outcome.RETRY, Outcome.REJECTED, Outcome.PAUSE_ACCOUNT, Outcome.UNKNOWN
@@ -192,8 +190,7 @@ GET_ERRORS = {
 REPORT_ERRORS = {
     "-100": '{"codigo":-100, "descripcion":"Apikey no definida", "mensajes":null}',
     "-101": '{"codigo":-101, "descripcion":"Apikey incorrecta", "mensajes":null}',
-    "-300": '{"codigo":-300, "descripcion":"Parametro FECHA_INICIO vacío o formato incorrecto", '
-    '"mensajes":null}',
+    "-300": '{"codigo":-300, "descripcion":"Parametro FECHA_INICIO vacío o formato incorrecto", "mensajes":null}',
     "-301": '{"codigo":-301, "descripcion":"Parametro FECHA_FIN vacío formato incorrecto", "mensajes":null}',
     "-302": '{"codigo":-302, "descripcion":"Parametro ESTATUS_MENSAJE formato incorrecto", "mensajes":null}',
     "-303": '{"codigo":-303, "descripcion":"Parametro ID_CAMPANIA formato incorrecto", "mensajes":null}',
@@ -229,21 +226,13 @@ STATUS_CASES = [
         "manual (PHP getMsg): ID_MENSAJE 455121; the success example",
         [["455121"]],
         [post(GET, GOT, get_form())],
-        [
-            StatusReport(
-                "455121", DeliveryState.QUEUED, code="1", phone="+525554542570", at="2017-08-12 17:34:56"
-            )
-        ],
+        [StatusReport("455121", DeliveryState.QUEUED, code="1", phone="+525554542570", at="2017-08-12 17:34:56")],
     ),
     QueryCase(
         "received (3) is delivered",
         [["9"]],
         [post(GET, GOT.replace('"estatus_mensaje":1', '"estatus_mensaje":3'), get_form("9"))],
-        [
-            StatusReport(
-                "9", DeliveryState.DELIVERED, code="3", phone="+525554542570", at="2017-08-12 17:34:56"
-            )
-        ],
+        [StatusReport("9", DeliveryState.DELIVERED, code="3", phone="+525554542570", at="2017-08-12 17:34:56")],
     ),
     QueryCase("getMsg takes one id per request", [["1", "2"]], [], error=ValueError),
     QueryCase("not JSON is retryable", [["9"]], [post(GET, "<html></html>")], error=VendorRetryable),
@@ -357,9 +346,7 @@ GETMSG_MO_CASES = [
         [post(GET, GOT.replace('"respuesta":"Si"', '"respuesta":null'))],
         [],
     ),
-    QueryCase(
-        "manual getMsg: code -101", [["455121"]], [post(GET, GET_ERRORS["-101"])], error=VendorAccountError
-    ),
+    QueryCase("manual getMsg: code -101", [["455121"]], [post(GET, GET_ERRORS["-101"])], error=VendorAccountError),
 ]
 
 
@@ -391,9 +378,7 @@ BALANCE_CASES = [
         error=VendorRetryable,
     ),
     QueryCase("not JSON is retryable", [], [post(CREDITS, "ok")], error=VendorRetryable),
-    QueryCase(
-        "an undocumented code is retryable", [], [post(CREDITS, '{"codigo":-7}')], error=VendorRetryable
-    ),
+    QueryCase("an undocumented code is retryable", [], [post(CREDITS, '{"codigo":-7}')], error=VendorRetryable),
 ]
 BALANCE_CASES += [
     QueryCase(f"manual credits: code {code}", [], [post(CREDITS, body)], error=DOCUMENTED_QUERY[code])

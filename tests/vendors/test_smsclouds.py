@@ -180,9 +180,7 @@ SEND_CASES: list[SendCase] = [
         "a var with accents makes the request encoded even when the text is plain",
         [("+524498987282", "Hola <+B+>"), ("+524492799694", "Hola <+B+>")],
         [
-            post(
-                SEND, added(1), json=message(["4498987282"], "Hola <+B+>", combination=[{"names": ["Ana"]}])
-            ),
+            post(SEND, added(1), json=message(["4498987282"], "Hola <+B+>", combination=[{"names": ["Ana"]}])),
             post(
                 SEND,
                 added(2),
@@ -391,13 +389,9 @@ STATUS_CASES = [
         [post(STATUS, error(401), status=401)],
         error=VendorAccountError,
     ),
-    QueryCase(
-        "HTTP 500 is retryable", [["40"]], [post(STATUS, error(500), status=500)], error=VendorRetryable
-    ),
+    QueryCase("HTTP 500 is retryable", [["40"]], [post(STATUS, error(500), status=500)], error=VendorRetryable),
     QueryCase("not JSON is retryable", [["40"]], [post(STATUS, "<html></html>")], error=VendorRetryable),
-    QueryCase(
-        "no data.messages is retryable", [["40"]], [post(STATUS, '{"data": {}}')], error=VendorRetryable
-    ),
+    QueryCase("no data.messages is retryable", [["40"]], [post(STATUS, '{"data": {}}')], error=VendorRetryable),
 ]
 
 
@@ -510,9 +504,7 @@ BALANCE_CASES = [
         [Exchange("GET", USER, status=401, body=error(401))],
         error=VendorAccountError,
     ),
-    QueryCase(
-        "not JSON is retryable", [], [Exchange("GET", USER, body="<html></html>")], error=VendorRetryable
-    ),
+    QueryCase("not JSON is retryable", [], [Exchange("GET", USER, body="<html></html>")], error=VendorRetryable),
     QueryCase(
         "no credit is retryable",
         [],
@@ -631,9 +623,7 @@ EMAIL_CASES = [
         "a scheduledDate in another format", [{**EMAIL, "scheduled_date": "07/08/2018"}], [], error=ValueError
     ),
     QueryCase("an attachment that is not an id", [{**EMAIL, "attachment": "doc.pdf"}], [], error=ValueError),
-    QueryCase(
-        "HTTP 422", [EMAIL], [post("/api/v1/email", error(422), status=422)], error=VendorRejectedRequest
-    ),
+    QueryCase("HTTP 422", [EMAIL], [post("/api/v1/email", error(422), status=422)], error=VendorRejectedRequest),
     QueryCase("no message is retryable", [EMAIL], [post("/api/v1/email", "{}")], error=VendorRetryable),
 ]
 
@@ -703,9 +693,7 @@ VOICE_CASES = [
     QueryCase("type 2 without text", [{**TTS, "text": " "}], [], error=ValueError),
     QueryCase("transfer_num without transfer_key", [{**VOICE, "transfer_key": None}], [], error=ValueError),
     QueryCase("transfer_key of two keys", [{**VOICE, "transfer_key": "55"}], [], error=ValueError),
-    QueryCase(
-        "a recipient without cellphone", [{**VOICE, "recipients": [{"name": "Ana"}]}], [], error=ValueError
-    ),
+    QueryCase("a recipient without cellphone", [{**VOICE, "recipients": [{"name": "Ana"}]}], [], error=ValueError),
     QueryCase(
         "HTTP 500 is retryable",
         [VOICE],

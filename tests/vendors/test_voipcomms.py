@@ -434,3 +434,12 @@ def test_text_limit_is_six_parts() -> None:
     assert voipcomms.text_limit("plain text", {}) == 918
     assert voipcomms.text_limit("emoji 🙂", {}) == 402
     assert voipcomms.limits.max_text_chars == 918
+
+
+def test_a_reply_pushed_to_the_number_callback_is_read() -> None:
+    form = {"from": "12812345678", "to": "17134567890", "msg": "STOP", "date": "2019-10-01 00:05:00"}
+    assert voipcomms.parse_push(form) == [
+        Inbound("+12812345678", "STOP", to="17134567890", at="2019-10-01 00:05:00")
+    ]
+    with pytest.raises(ValueError, match="'from' digits"):
+        voipcomms.parse_push({"msg": "hi"})
