@@ -13,7 +13,6 @@ from dispatcher.models import Batch, BatchState, Message
 from dispatcher.vendors import adapter_for
 from dispatcher.windows import Window
 
-
 #: recipients of one task for vendors that take one number per request (one request each)
 SINGLE_RECIPIENT_BATCH = 20
 
