@@ -38,9 +38,7 @@ def query_balance(ctx: SendContext, config: AccountConfig) -> Balance | None:
 def resume_paused(ctx: SendContext, now: datetime) -> list[str]:
     """Check every paused account; resume those with credit; return the keys resumed."""
     with ctx.engine.connect() as conn:
-        paused = (
-            conn.execute(select(AccountState.account).where(AccountState.paused_until > now)).scalars().all()
-        )
+        paused = conn.execute(select(AccountState.account).where(AccountState.paused_until > now)).scalars().all()
     resumed = []
     for key in paused:
         config = ctx.accounts.get(key)

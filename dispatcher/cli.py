@@ -33,9 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_migrate)
 
     p = sub.add_parser("submit", help="store a job from a JSON file or a CSV of recipients")
-    p.add_argument(
-        "file", help="job.json, or recipients.csv with a 'phone' column ('-' reads JSON from stdin)"
-    )
+    p.add_argument("file", help="job.json, or recipients.csv with a 'phone' column ('-' reads JSON from stdin)")
     p.add_argument("--account", help="account key (CSV; overrides the JSON's)")
     p.add_argument("--text", help="text template, e.g. 'Hola {name}' (CSV; overrides the JSON's)")
     p.add_argument("--idempotency-key")

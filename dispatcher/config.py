@@ -125,9 +125,7 @@ _GENERAL_FIELDS = {"vendor", "base_url", "country", "window"}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def load_accounts(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
-) -> dict[str, AccountConfig]:
+def load_accounts(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> dict[str, AccountConfig]:
     """Read and check the accounts file; raise ConfigError naming the account and field."""
     file = Path(path)
     try:

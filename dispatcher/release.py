@@ -83,9 +83,7 @@ def _accounts_with_due_batches(
         return list(conn.execute(query).scalars())
 
 
-def _release_account(
-    engine: Engine, settings: Settings, now: datetime, enqueue: Enqueue, account: str
-) -> int:
+def _release_account(engine: Engine, settings: Settings, now: datetime, enqueue: Enqueue, account: str) -> int:
     lost = now - timedelta(seconds=settings.requeue_after)
     with engine.begin() as conn:
         if account_state.paused_until(conn, account, now):

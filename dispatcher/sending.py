@@ -186,8 +186,7 @@ def _refuse(
     with ctx.engine.begin() as conn:
         claimed = _claim(conn, [i for i, why in refused.items() if why], now)
         results = [
-            vendor_base.Result(i, vendor_base.Outcome.REJECTED, reason=f"not sent: {refused[i]}")
-            for i in claimed
+            vendor_base.Result(i, vendor_base.Outcome.REJECTED, reason=f"not sent: {refused[i]}") for i in claimed
         ]
         record(conn, config, claimed, results, now)
 
@@ -220,21 +219,17 @@ def _exchange(
         reason = scrub(str(exc), secrets)
         log.warning("vendor request failed: %s", reason, extra={"account": config.key})
         results = [
-            vendor_base.Result(r.message_id, outcome, code=exc.code, reason=reason)
-            for r in request.recipients
+            vendor_base.Result(r.message_id, outcome, code=exc.code, reason=reason) for r in request.recipients
         ]
         return results, exc.retry_after
     answered = {r.message_id for r in results}
     results = [
-        vendor_base.Result(r.message_id, r.outcome, r.vendor_id, r.code, scrub(r.reason, secrets))
-        for r in results
+        vendor_base.Result(r.message_id, r.outcome, r.vendor_id, r.code, scrub(r.reason, secrets)) for r in results
     ]
     for r in request.recipients:
         if r.message_id not in answered:
             results.append(
-                vendor_base.Result(
-                    r.message_id, vendor_base.Outcome.UNKNOWN, reason="the reply did not cover it"
-                )
+                vendor_base.Result(r.message_id, vendor_base.Outcome.UNKNOWN, reason="the reply did not cover it")
             )
     return results, None
 

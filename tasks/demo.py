@@ -102,9 +102,7 @@ def _watch(
     started, last = time.monotonic(), ""
     while time.monotonic() - started < limit:
         counts = {name: _counts(engine, job) for name, job in jobs.items()}
-        line = "  ".join(
-            f"job {n}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for n, c in counts.items()
-        )
+        line = "  ".join(f"job {n}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for n, c in counts.items())
         if line != last and any(counts.values()):
             print(f"  {_local(clock)}  {line}", flush=True)
             last = line

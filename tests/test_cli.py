@@ -87,9 +87,7 @@ def test_a_worker_with_a_bad_accounts_file_does_not_start(env: dict[str, str]) -
 
 
 def test_the_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DISPATCHER_ACCOUNTS")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DISPATCHER_ACCOUNTS")}
     done = run(["demo", "--recipients", "1500"], {**env, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "broker memory://" in done.stdout and "sqlite:///" in done.stdout

@@ -105,9 +105,7 @@ def test_a_bad_recipient_is_rejected_while_the_rest_go_on(engine: Engine) -> Non
         {"phone": "+573001234572", "vars": {"name": "Opted"}},
     ]
     with engine.begin() as conn:
-        conn.execute(
-            OptOut.__table__.insert().values(account="co-main", phone="+573001234572", created_at=NOW)
-        )
+        conn.execute(OptOut.__table__.insert().values(account="co-main", phone="+573001234572", created_at=NOW))
     result = ingest_job(engine, ACCOUNTS, job(recipients=recipients), NOW)
     reasons = sorted((r.phone, r.state, r.reason or "") for r in messages(engine, result.job_id))
     assert reasons == [

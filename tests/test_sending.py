@@ -134,9 +134,7 @@ def test_500_then_maintenance_then_success_is_sent_once(engine: Engine, sandbox)
     assert [s for s, _ in states(engine, job_id)] == ["sent"]
     assert sends(sandbox) == 3 and sandbox.ledger.duplicates() == {}
     with engine.connect() as conn:
-        history = conn.execute(
-            select(MessageEvent.to_state, MessageEvent.code).order_by(MessageEvent.id)
-        ).all()
+        history = conn.execute(select(MessageEvent.to_state, MessageEvent.code).order_by(MessageEvent.id)).all()
         attempts = conn.execute(select(Message.attempts)).scalar()
     assert [tuple(h) for h in history] == [("pending", "500"), ("pending", "-6"), ("sent", history[-1].code)]
     assert attempts == 3
@@ -219,9 +217,7 @@ def test_rows_left_sending_by_a_dead_worker_become_unknown(engine: Engine, sandb
     assert [s for s, _ in states(engine, job_id)] == ["unknown", "unknown"]
 
 
-def test_no_secret_in_logs_or_stored_reasons(
-    engine: Engine, sandbox, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_no_secret_in_logs_or_stored_reasons(engine: Engine, sandbox, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     ctx = context(engine, sandbox)
     sandbox.sim.script({"status": 500, "body": f"boom: token={TOKEN}"})

@@ -121,9 +121,7 @@ class Simulator:
             step = self._script.pop(0) if self._script else None
         if step is not None:
             if "status" in step or "body" in step:
-                return SimResponse(
-                    step.get("status", 200), step.get("body", ""), delay=step.get("delay", 0.0)
-                )
+                return SimResponse(step.get("status", 200), step.get("body", ""), delay=step.get("delay", 0.0))
             response = self.handle(request)
             response.delay = step.get("delay", 0.0)
             return response
@@ -131,9 +129,7 @@ class Simulator:
         if faults.error_rate and self.rng.random() < faults.error_rate:
             return SimResponse(500, "Internal Server Error", delay=faults.latency)
         if faults.malformed_rate and self.rng.random() < faults.malformed_rate:
-            return SimResponse(
-                200, "<html><body>Service Unavailable</body></html>", "text/html", faults.latency
-            )
+            return SimResponse(200, "<html><body>Service Unavailable</body></html>", "text/html", faults.latency)
         response = self.handle(request)
         response.delay = max(response.delay, faults.latency)
         return response

@@ -115,9 +115,7 @@ class OgangiSim(Simulator):
         self.routes: dict[str, tuple[str, str]] = {}  #: vendor id -> (from, carrier) it left by
         self._stops: dict[tuple[str, str], datetime] = {}  #: (instance, handset) -> when it said STOP
 
-    def add_account(
-        self, instance_id: str, public_key: str, private_key: str, **kwargs: Any
-    ) -> OgangiAccount:
+    def add_account(self, instance_id: str, public_key: str, private_key: str, **kwargs: Any) -> OgangiAccount:
         """Register a workspace reachable with this key pair."""
         self.accounts[public_key] = OgangiAccount(instance_id, public_key, private_key, **kwargs)
         return self.accounts[public_key]
@@ -183,9 +181,7 @@ class OgangiSim(Simulator):
         if not _NUMBER.match(mobile) or text is None:
             return _xml(name, "ERROR", "Invalid mobileNumber or text")
         # The manual gives a fired MO no carrier: it takes the workspace's first.
-        mo = MoMessage(
-            text, mobile, account.codes[0], account.carriers[0], self.now(), _keyword(account, text)
-        )
+        mo = MoMessage(text, mobile, account.codes[0], account.carriers[0], self.now(), _keyword(account, text))
         self.fired.append((account.instance_id, mo))
         self._take_mo(account, mo)
         fields = {"instanceId": account.instance_id, "mobileNumber": mobile, "text": text}

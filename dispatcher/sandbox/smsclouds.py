@@ -91,9 +91,7 @@ class SmscloudsSim(Simulator):
 
     key = "smsclouds"
 
-    def __init__(
-        self, *args: Any, progress: Progress | None = None, pushes: PushQueue | None = None, **kw: Any
-    ):
+    def __init__(self, *args: Any, progress: Progress | None = None, pushes: PushQueue | None = None, **kw: Any):
         super().__init__(*args, **kw)
         self.store = MessageStore(progress)
         self.pushes = pushes

@@ -111,9 +111,7 @@ class VoipcommsSim(Simulator):
         self._stops: dict[tuple[str, str], datetime] = {}  #: (api key, phone) -> when it answered STOP
         self._rows = itertools.count(1000, 2)
 
-    def add_account(
-        self, api_key: str, api_password: str, balance: str = "100", **kwargs: Any
-    ) -> VoipAccount:
+    def add_account(self, api_key: str, api_password: str, balance: str = "100", **kwargs: Any) -> VoipAccount:
         """Register a customer; add its numbers with ``add_number``."""
         self.accounts[api_key] = VoipAccount(api_key, api_password, Decimal(balance), **kwargs)
         return self.accounts[api_key]

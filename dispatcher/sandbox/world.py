@@ -107,12 +107,8 @@ def build_world(
     smsclouds.add_account("demo@example.com", SECRETS["SANDBOX_SMSCLOUDS_TOKEN"], credit=1_000_000,
                           mo_url=hook("smsclouds") or None)  # fmt: skip
     smsclick = SmsclickSim(ledger, clock, progress=progress, **common("smsclick"))
-    smsclick.add_account(
-        "demo", SECRETS["SANDBOX_SMSCLICK_APIKEY"], credits=1_000_000, rules=(SMSCLICK_RULE,)
-    )
-    voipcomms = VoipcommsSim(
-        ledger, clock, store=MessageStore(progress), pushes=pushes, **common("voipcomms")
-    )
+    smsclick.add_account("demo", SECRETS["SANDBOX_SMSCLICK_APIKEY"], credits=1_000_000, rules=(SMSCLICK_RULE,))
+    voipcomms = VoipcommsSim(ledger, clock, store=MessageStore(progress), pushes=pushes, **common("voipcomms"))
     voipcomms.add_account("sandbox-voip", SECRETS["SANDBOX_VOIPCOMMS_PASSWORD"], balance="10000")
     voipcomms.add_number("sandbox-voip", VOIP_NUMBER, callback_url=hook("voipcomms"))
     ogangi = OgangiSim(ledger, clock, store=MessageStore(progress), pushes=pushes, **common("ogangi"))

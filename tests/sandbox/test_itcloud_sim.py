@@ -112,9 +112,7 @@ def test_a_reply_to_a_2via_message_is_pushed_to_the_customer(itcloud: Any) -> No
     customer = ThreadingHTTPServer(("127.0.0.1", 0), Customer)
     threading.Thread(target=customer.serve_forever, daemon=True).start()
     try:
-        itcloud.sim.add_user(
-            USER, TOKEN, mo_url=f"http://127.0.0.1:{customer.server_address[1]}/recepcionsms"
-        )
+        itcloud.sim.add_user(USER, TOKEN, mo_url=f"http://127.0.0.1:{customer.server_address[1]}/recepcionsms")
         send(itcloud, "573152338956", metodo_envio="2via")
         # When the reply's time comes
         assert itcloud.pushes.run_due() == 0
@@ -124,9 +122,7 @@ def test_a_reply_to_a_2via_message_is_pushed_to_the_customer(itcloud: Any) -> No
         customer.shutdown()
     # Then it arrived as GET mensaje, celular, with a stop word (stop_rate 1.0)
     assert got[0].startswith("/recepcionsms?mensaje=")
-    assert any(word in got[0] for word in ("SALIR", "STOP", "BAJA")) and got[0].endswith(
-        "celular=573152338956"
-    )
+    assert any(word in got[0] for word in ("SALIR", "STOP", "BAJA")) and got[0].endswith("celular=573152338956")
 
 
 def test_messages_progress_by_the_sandbox_clock(itcloud: Any) -> None:

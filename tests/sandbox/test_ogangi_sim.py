@@ -124,9 +124,7 @@ def make_sandbox(
     )  # fmt: skip
     sim.add_account("43", "pk-43", "private-43")
     server = SandboxServer({"ogangi": sim}).start()
-    return Sandbox(
-        sim, server, clock, ledger, pushes, httpx.Client(base_url=server.url("ogangi"), timeout=5.0)
-    )
+    return Sandbox(sim, server, clock, ledger, pushes, httpx.Client(base_url=server.url("ogangi"), timeout=5.0))
 
 
 @pytest.fixture
@@ -220,9 +218,7 @@ def test_balance_runs_out(box: Sandbox) -> None:
     send_mt = box.get(signed("sendMT", LONG, "null", MOBILE, TEXT64))
     pin = box.get(signed("tools/sendSMSPinMobileNumberConfirm", "carrierName", LONG, MOBILE, TEXT64, "6"))
     # Then sendSMS says NOT_ENOUGH_FUNDS; the others, which have no message to say it in, ERROR
-    assert (
-        "<status>NOT_ENOUGH_FUNDS</status> <statusDescription>Message not sent: not enough funds" in send_sms
-    )
+    assert "<status>NOT_ENOUGH_FUNDS</status> <statusDescription>Message not sent: not enough funds" in send_sms
     refusal = "NOT_ENOUGH_FUNDS: Message not sent: not enough funds"
     assert send_mt == envelope("sendMT", "ERROR", refusal)
     assert pin == envelope("sendSMSPinMobileNumberConfirm", "ERROR", refusal)
@@ -414,9 +410,7 @@ def test_round_trip_through_the_adapter(customer: ThreadingHTTPServer) -> None:
         box.pushes.run_due()
         pushed = [r for form in received if form["TYPE"] == "MO_MESSAGE" for r in ogangi.parse_push(form)]
         assert {(r.phone, r.to) for r in pushed} == {("+13056708084", LONG), ("+13056708085", LONG)}
-        polled = ogangi.parse_replies(
-            httpx.Client().send(ogangi.build_replies(acct, 0, 10, {"order": "asc"}))
-        )
+        polled = ogangi.parse_replies(httpx.Client().send(ogangi.build_replies(acct, 0, 10, {"order": "asc"})))
         assert [(r.phone, r.text, r.to) for r in polled] == [(r.phone, r.text, r.to) for r in pushed]
         assert all(isinstance(r, Inbound) and r.keyword == "^OGANGI.*" for r in polled)
         # And a PIN comes back as the one texted

@@ -24,9 +24,7 @@ SENT_AT = "15-01-2018 12:00:00"
 TEXT = "Prueba de envio desde la API"
 PROMO = "Felicidades: Responde SI para usar tus puntos en tu compra"
 RULE = "77"
-SEND, GET, REPORT, CREDITS = (
-    f"/sms-services/{name}.json" for name in ("sendMsg", "getMsg", "report", "credits")
-)
+SEND, GET, REPORT, CREDITS = (f"/sms-services/{name}.json" for name in ("sendMsg", "getMsg", "report", "credits"))
 RANGE = {"FECHA_INICIO": "01-01-2018 00:00:00", "FECHA_FIN": "30-03-2018 23:59:59"}
 
 # The manual's answers, word for word.
@@ -51,8 +49,7 @@ GET_KEYS |= {"fecha_respuesta"}
 REPORT_ANSWERS = {
     -100: '{"codigo":-100, "descripcion":"Apikey no definida", "mensajes":null}',
     -101: '{"codigo":-101, "descripcion":"Apikey incorrecta", "mensajes":null}',
-    -300: '{"codigo":-300, "descripcion":"Parametro FECHA_INICIO vacío o formato incorrecto", '
-    '"mensajes":null}',
+    -300: '{"codigo":-300, "descripcion":"Parametro FECHA_INICIO vacío o formato incorrecto", "mensajes":null}',
     -301: '{"codigo":-301, "descripcion":"Parametro FECHA_FIN vacío formato incorrecto", "mensajes":null}',
     -302: '{"codigo":-302, "descripcion":"Parametro ESTATUS_MENSAJE formato incorrecto", "mensajes":null}',
     -303: '{"codigo":-303, "descripcion":"Parametro ID_CAMPANIA formato incorrecto", "mensajes":null}',
@@ -121,9 +118,7 @@ def make() -> Iterator[Callable[..., Box]]:
         sim = SmsclickSim(ledger, clock, faults, progress=progress, first_id=first_id)
         sim.add_account("mx-click", APIKEY, **{"credits": 1200232, "rules": (RULE,), **settings})
         server = SandboxServer({"smsclick": sim}).start()
-        boxes.append(
-            Box(sim, server, clock, ledger, httpx.Client(base_url=server.url("smsclick"), timeout=5))
-        )
+        boxes.append(Box(sim, server, clock, ledger, httpx.Client(base_url=server.url("smsclick"), timeout=5)))
         return boxes[-1]
 
     yield start
@@ -235,9 +230,7 @@ def test_another_account_cannot_read_our_messages(make: Callable[..., Box]) -> N
 
 
 @pytest.mark.parametrize(("delivered_rate", "final"), [(1.0, 3), (0.0, 4)])
-def test_statuses_progress_with_the_clock(
-    make: Callable[..., Box], delivered_rate: float, final: int
-) -> None:
+def test_statuses_progress_with_the_clock(make: Callable[..., Box], delivered_rate: float, final: int) -> None:
     # Given a message queued 2 s, then sent 3 s more
     box = make(Progress(to_sent=2, to_final=5, delivered_rate=delivered_rate))
     box.send()
@@ -392,9 +385,7 @@ def test_round_trip_with_the_adapter(
     assert smsclick.parse_balance(adapter.run(smsclick.build_balance(adapter.account))).credit == 1200230
     # Then statuses follow the clock
     requests = smsclick.build_status_requests(adapter.account, ["123", "124"])
-    assert {s.state for q in requests for s in smsclick.parse_status(adapter.run(q))} == {
-        DeliveryState.QUEUED
-    }
+    assert {s.state for q in requests for s in smsclick.parse_status(adapter.run(q))} == {DeliveryState.QUEUED}
     box.clock.advance(10)
     reports = [s for q in requests for s in smsclick.parse_status(adapter.run(q))]
     assert [(s.vendor_id, s.state, s.phone) for s in reports] == [

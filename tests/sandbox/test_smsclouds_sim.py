@@ -185,8 +185,7 @@ def test_send_bash_example(make: Callable[..., Box]) -> None:
     assert data["date_start_add"] == data["date_finish_add"] == "2026-11-23 12:00:00"
     # Each number got its own text through combination, and counts as one send
     assert (
-        box.sim.store.get("41").text
-        == "Hello Joe receive this promo code and get some free drinks 7SADAS6D786B"
+        box.sim.store.get("41").text == "Hello Joe receive this promo code and get some free drinks 7SADAS6D786B"
     )
     assert dict(box.ledger.sends) == {"+521234567890": 1, "+521234567891": 1, "+521234567892": 1}
     assert box.sim.accounts[TOKEN].credit == 497
@@ -199,8 +198,7 @@ def test_send_json_and_javascript_examples(make: Callable[..., Box]) -> None:
     assert (first["added"], first["messages_ids"]) == (2, [40, 41])
     assert (second["added"], second["messages_ids"], second["campaign_id"]) == (1, [42], 15)
     assert (
-        box.sim.store.get("40").text
-        == "Hello John receive this promo code 7SADAS6D786A and get some free drinks"
+        box.sim.store.get("40").text == "Hello John receive this promo code 7SADAS6D786A and get some free drinks"
     )
     assert box.sim.store.get("42").text == "This is a text, hello"
     assert box.ledger.violations == []
@@ -305,9 +303,7 @@ ENDPOINTS = [
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", f"Basic {TOKEN}", TOKEN])
-def test_a_wrong_token_is_401(
-    make: Callable[..., Box], method: str, path: str, authorization: str | None
-) -> None:
+def test_a_wrong_token_is_401(make: Callable[..., Box], method: str, path: str, authorization: str | None) -> None:
     box = make()
     headers = {"Accept": "application/json"} | ({"Authorization": authorization} if authorization else {})
     response = httpx.request(method, box.http.base_url.join(path.lstrip("/")), headers=headers, json={})
@@ -323,9 +319,7 @@ def test_an_unknown_route_is_404(make: Callable[..., Box], method: str, path: st
 def test_a_body_that_is_not_json_is_400(make: Callable[..., Box]) -> None:
     # Given the manual's bash status example, which sends form fields (curl -d) and no JSON
     box = make()
-    response = box.http.post(
-        "/api/v1/status", data={"message_ids": "consequatur", "campaign_ids": "consequatur"}
-    )
+    response = box.http.post("/api/v1/status", data={"message_ids": "consequatur", "campaign_ids": "consequatur"})
     # Then: "Bad Request -- You probably forgot to add the json to your request"
     error_of(response, 400)
 
@@ -346,9 +340,7 @@ def status_of(box: Box, **query: list[int]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(("delivered_rate", "final"), [(1.0, 2), (0.0, 3)])
-def test_statuses_progress_with_the_clock(
-    make: Callable[..., Box], delivered_rate: float, final: int
-) -> None:
+def test_statuses_progress_with_the_clock(make: Callable[..., Box], delivered_rate: float, final: int) -> None:
     # Given the bash example sent, queued 2 s and sent 3 s more
     box = make(Progress(to_sent=2, to_final=5, delivered_rate=delivered_rate))
     box.http.post("/api/v1/message", json=BASH_SEND)
@@ -606,9 +598,7 @@ class Adapter:
             return client.send(request)
 
 
-@pytest.mark.parametrize(
-    ("delivered_rate", "final"), [(1.0, DeliveryState.SENT), (0.0, DeliveryState.FAILED)]
-)
+@pytest.mark.parametrize(("delivered_rate", "final"), [(1.0, DeliveryState.SENT), (0.0, DeliveryState.FAILED)])
 def test_round_trip_with_the_adapter(
     make: Callable[..., Box], delivered_rate: float, final: DeliveryState
 ) -> None:

@@ -54,9 +54,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "batches",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("job_id", sa.String(length=36), nullable=False),
         sa.Column("account", sa.String(length=100), nullable=False),
         sa.Column("priority", sa.String(length=8), nullable=False),
@@ -76,9 +74,7 @@ def upgrade() -> None:
 
     op.create_table(
         "messages",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("job_id", sa.String(length=36), nullable=False),
         sa.Column("batch_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("account", sa.String(length=100), nullable=False),
@@ -112,9 +108,7 @@ def upgrade() -> None:
 
     op.create_table(
         "message_events",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("message_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("from_state", sa.String(length=16), nullable=True),
         sa.Column("to_state", sa.String(length=16), nullable=False),
