@@ -47,6 +47,7 @@ task_routes = {
     "dispatcher.send_batch": {"queue": "send"},
     "dispatcher.release_due": {"queue": "poll"},
     "dispatcher.check_balance": {"queue": "poll"},
+    "dispatcher.poll": {"queue": "poll"},
 }
 
 beat_schedule = {
@@ -54,6 +55,11 @@ beat_schedule = {
         "task": "dispatcher.release_due",
         "schedule": _settings.sweep_seconds,
         "options": {"queue": "poll", "expires": max(1.0, _settings.sweep_seconds * 2)},
+    },
+    "poll": {
+        "task": "dispatcher.poll",
+        "schedule": _settings.poll_seconds,
+        "options": {"queue": "poll", "expires": _settings.poll_seconds},
     },
     "check-balance": {
         "task": "dispatcher.check_balance",

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from dispatcher.errors import ConfigError
@@ -49,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="read the accounts file and report the first problem")
     p.set_defaults(run=_check_config)
+
+    p = sub.add_parser("webhooks", help="serve the app vendors push replies and reports to")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(run=_webhooks)
+
+    p = sub.add_parser("sandbox", help="serve the five simulated vendor APIs on loopback")
+    p.add_argument("--port", type=int, default=8090)
+    p.add_argument("--webhook-url", help="where simulated vendors push (e.g. http://127.0.0.1:8080)")
+    p.add_argument("--accounts-out", default="sandbox-accounts.toml", help="accounts file to write")
+    p.set_defaults(run=_sandbox)
 
     p = sub.add_parser("demo", help="run a whole job end to end on the embedded default")
     p.add_argument("--recipients", type=int, default=2500, help="recipients of the Colombian job")
@@ -146,6 +158,44 @@ def _check_config(args: argparse.Namespace) -> int:
     accounts = load_accounts(settings.accounts)
     for key, config in accounts.items():
         print(f"{key}: {config.vendor} via {config.account.base_url}, window {config.policy.window.name}")
+    return 0
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from dispatcher.webhooks import make_app
+    from tasks.runtime import runtime
+
+    rt = runtime()
+    uvicorn.run(make_app(rt.engine, rt.accounts, rt.clock), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import time
+
+    from dispatcher.clock import make_clock
+    from dispatcher.config import Settings
+    from dispatcher.sandbox.world import SECRETS, build_world
+
+    world = build_world(make_clock(Settings().clock_file), webhook_url=args.webhook_url, port=args.port)
+    Path(args.accounts_out).write_text(world.accounts_toml())
+    print(f"sandbox vendors on http://127.0.0.1:{world.server.port}/<vendor>; accounts in {args.accounts_out}")
+    print("point the dispatcher at them with:")
+    print(f"  export DISPATCHER_ACCOUNTS={args.accounts_out}")
+    for name, value in SECRETS.items():
+        print(f"  export {name}={value}")
+    try:
+        while True:
+            time.sleep(5)
+            print(
+                f"requests {len(world.ledger.requests)}, phones sent twice {len(world.ledger.duplicates())}, "
+                f"violations {len(world.ledger.violations)}",
+                flush=True,
+            )
+    except KeyboardInterrupt:
+        world.stop()
     return 0
 
 

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     clock_file: str | None = None
     #: seconds between two release sweeps of beat
     sweep_seconds: float = 5.0
+    #: seconds between two polls of delivery reports and replies
+    poll_seconds: float = 30.0
     #: seconds between two balance checks of paused accounts
     balance_seconds: float = 60.0
     #: seconds after which a queued batch whose task never ran is queued again

@@ -196,3 +196,32 @@ class OptOut(Base):
     phone: Mapped[str] = mapped_column(String(254), primary_key=True)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+class InboundMessage(Base):
+    """A reply (MO) from a handset, polled or pushed; stored once per vendor reference."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (UniqueConstraint("account", "dedupe_key", name="uq_inbound_once"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(100), index=True)
+    phone: Mapped[str] = mapped_column(String(254))
+    text: Mapped[str] = mapped_column(Text)
+    vendor_id: Mapped[str | None] = mapped_column(String(100))
+    #: the vendor's id, or a digest of phone, text and time when it gives none
+    dedupe_key: Mapped[str] = mapped_column(String(100))
+    #: True when the text is a stop word (the phone is then opted out)
+    stop: Mapped[bool] = mapped_column(default=False)
+    received_at: Mapped[datetime]
+
+
+class PollCursor(Base):
+    """Where the last poll of one account and kind (status, replies) got to."""
+
+    __tablename__ = "poll_cursors"
+
+    account: Mapped[str] = mapped_column(String(100), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]

@@ -1,6 +1,6 @@
 """The Celery app and its thin tasks; everything they do lives in ``dispatcher``."""
 
 from tasks.app import app
-from tasks.dispatch import check_balance, release_due, send_batch, submit
+from tasks.dispatch import check_balance, poll, release_due, send_batch, submit
 
-__all__ = ["app", "check_balance", "release_due", "send_batch", "submit"]
+__all__ = ["app", "check_balance", "poll", "release_due", "send_batch", "submit"]

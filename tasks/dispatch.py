@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from dispatcher import balance, release, sending
+from dispatcher import balance, polling, release, sending
 from dispatcher.jobs import ingest_job, reject_job
 from dispatcher.models import JobState
 from tasks.app import app
@@ -15,6 +15,7 @@ from tasks.runtime import runtime
 PRIORITY = {"otp": 0, "bulk": 6}
 
 _local_sweep = threading.Lock()
+_local_polls: dict[str, threading.Lock] = {}
 
 
 def enqueue(batch_id: int, priority: str) -> None:
@@ -78,3 +79,23 @@ def check_balance() -> list[str]:
     for account in resumed:
         release_account(account)
     return resumed
+
+
+@app.task(name="dispatcher.poll")
+def poll() -> dict[str, Any]:
+    """Beat's poll: delivery reports and replies of every account, one poll per account at a time."""
+    rt = runtime()
+    found: dict[str, Any] = {}
+    for key, config in sorted(rt.accounts.items()):
+        lock: Any = (
+            rt.redis.lock(f"smsdispatch:lock:poll:{key}", timeout=240, blocking=False)
+            if rt.redis
+            else _local_sweep
+        )
+        if not lock.acquire(blocking=False):
+            continue
+        try:
+            found[key] = polling.poll_account(rt.send, config)
+        finally:
+            lock.release()
+    return found

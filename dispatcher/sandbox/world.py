@@ -91,12 +91,13 @@ def build_world(
     webhook_url: str | None = None,
     port: int = 0,
 ) -> SandboxWorld:
-    """Start the five simulators with one customer each; pushes go to ``webhook_url``/<vendor>."""
+    """Start the five simulators with one customer each; pushes go to ``webhook_url``/hooks/<account>."""
     ledger, pushes = Ledger(), PushQueue(clock)
     faults = faults or {}
 
     def hook(vendor: str) -> str:
-        return f"{webhook_url.rstrip('/')}/{vendor}" if webhook_url else ""
+        # The dispatcher's webhook app takes pushes at /hooks/<account key>.
+        return f"{webhook_url.rstrip('/')}/hooks/{ACCOUNT_KEYS[vendor]}" if webhook_url else ""
 
     def common(vendor: str) -> dict[str, Any]:
         return {"faults": faults.get(vendor)}

@@ -29,6 +29,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("account"),
     )
     op.create_table(
+        "inbound_messages",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("account", sa.String(length=100), nullable=False),
+        sa.Column("phone", sa.String(length=254), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("vendor_id", sa.String(length=100), nullable=True),
+        sa.Column("dedupe_key", sa.String(length=100), nullable=False),
+        sa.Column("stop", sa.Boolean(), nullable=False),
+        sa.Column("received_at", dispatcher.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("account", "dedupe_key", name="uq_inbound_once"),
+    )
+    with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_inbound_messages_account"), ["account"], unique=False)
+
+    op.create_table(
         "jobs",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("account", sa.String(length=100), nullable=True),
@@ -51,6 +67,14 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("created_at", dispatcher.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("account", "phone"),
+    )
+    op.create_table(
+        "poll_cursors",
+        sa.Column("account", sa.String(length=100), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("value", sa.Text(), nullable=True),
+        sa.Column("updated_at", dispatcher.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("account", "kind"),
     )
     op.create_table(
         "batches",
@@ -144,7 +168,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_batches_account"))
 
     op.drop_table("batches")
+    op.drop_table("poll_cursors")
     op.drop_table("opt_outs")
     op.drop_table("jobs")
+    with op.batch_alter_table("inbound_messages", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_inbound_messages_account"))
+
+    op.drop_table("inbound_messages")
     op.drop_table("account_states")
     # ### end Alembic commands ###

@@ -1,0 +1,114 @@
+"""What comes back from vendors: delivery reports move messages on, replies are stored once,
+and a stop word opts the phone out of the account (checked at ingest from then on).
+
+Messages never move backwards: only a ``sent`` message becomes ``delivered`` or ``failed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Engine, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from dispatcher.models import InboundMessage, Message, MessageEvent, MessageState, OptOut
+from dispatcher.phones import BadNumber, to_e164
+from dispatcher.vendors.base import DeliveryState, Inbound, StatusReport
+
+#: replies that opt a phone out (compared upper-case, trimmed)
+STOP_WORDS = frozenset({"STOP", "SALIR", "BAJA", "CANCELAR", "ALTO", "EXIT", "REMOVE", "UNSUBSCRIBE"})
+_FINAL = {DeliveryState.DELIVERED: MessageState.DELIVERED, DeliveryState.FAILED: MessageState.FAILED}
+
+
+def record_statuses(
+    engine: Engine, account: str, reports: Iterable[StatusReport], now: datetime
+) -> dict[str, int]:
+    """Move sent messages to delivered or failed; return how many moved to each."""
+    moved: dict[str, int] = {}
+    by_state: dict[MessageState, dict[str, StatusReport]] = {}
+    for report in reports:
+        if report.state in _FINAL and report.vendor_id:
+            by_state.setdefault(_FINAL[report.state], {})[report.vendor_id] = report
+    with engine.begin() as conn:
+        for state, reports_by_id in by_state.items():
+            rows = conn.execute(
+                update(Message)
+                .where(
+                    Message.account == account,
+                    Message.vendor_id.in_(list(reports_by_id)),
+                    Message.state == MessageState.SENT.value,
+                )
+                .values(state=state.value, updated_at=now)
+                .returning(Message.id, Message.vendor_id)
+            ).all()
+            if rows:
+                conn.execute(
+                    insert(MessageEvent),
+                    [
+                        {
+                            "message_id": row.id,
+                            "from_state": MessageState.SENT.value,
+                            "to_state": state.value,
+                            "code": reports_by_id[row.vendor_id].code,
+                            "reason": "delivery report",
+                            "at": now,
+                        }
+                        for row in rows
+                    ],
+                )
+            moved[state.value] = len(rows)
+    return moved
+
+
+def record_replies(
+    engine: Engine, account: str, country: str, replies: Iterable[Inbound], now: datetime
+) -> tuple[int, int]:
+    """Store each reply once and opt out the phones that said a stop word; return (new, opt-outs)."""
+    new = opted = 0
+    with engine.begin() as conn:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        for reply in replies:
+            phone = _e164(reply.phone, country)
+            stop = reply.text.strip().upper() in STOP_WORDS
+            stored = conn.execute(
+                dialect.insert(InboundMessage)
+                .values(
+                    account=account,
+                    phone=phone,
+                    text=reply.text,
+                    vendor_id=reply.vendor_id,
+                    dedupe_key=_dedupe_key(reply, phone),
+                    stop=stop,
+                    received_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(InboundMessage.id)
+            ).first()
+            if stored is None:
+                continue
+            new += 1
+            if stop:
+                added = conn.execute(
+                    dialect.insert(OptOut)
+                    .values(account=account, phone=phone, reason=f"replied {reply.text.strip()!r}", created_at=now)
+                    .on_conflict_do_nothing()
+                    .returning(OptOut.phone)
+                ).first()
+                opted += added is not None
+    return new, opted
+
+
+def _e164(phone: str, country: str) -> str:
+    try:
+        return to_e164(phone, country)
+    except BadNumber:
+        return phone
+
+
+def _dedupe_key(reply: Inbound, phone: str) -> str:
+    if reply.vendor_id:
+        return f"id:{reply.vendor_id}"[:100]
+    digest = hashlib.sha256(f"{phone}|{reply.text}|{reply.at}".encode()).hexdigest()
+    return f"sha:{digest[:64]}"
