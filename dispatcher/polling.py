@@ -28,7 +28,7 @@ log = logging.getLogger("dispatcher.polling")
 #: sent messages asked about per poll of one account
 STATUS_BATCH = 500
 #: pages read per poll where the vendor pages its answers
-MAX_PAGES = 5
+MAX_PAGES = 20
 #: how far back reply polls look; replies are stored once however often they are read
 REPLY_LOOKBACK = timedelta(days=1)
 

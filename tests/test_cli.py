@@ -90,7 +90,23 @@ def test_the_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DISPATCHER_ACCOUNTS")}
     done = run(["demo", "--recipients", "1500"], {**env, "PYTHONPATH": str(ROOT)}, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "broker memory://" in done.stdout and "sqlite:///" in done.stdout
-    assert "co-demo   itcloud  A    1500" in done.stdout
-    assert "co-demo   itcloud  B      50" in done.stdout
-    assert "pace or size violations: 0; phones sent twice: 0" in done.stdout
+    out = done.stdout
+    assert "broker memory://" in out and "sqlite:///" in out
+    # The late Colombian job waited, then went out at 08:00
+    assert "co-itcloud late: pending 50" in out and "co-itcloud late: sent 50" in out
+    # One row per vendor, every recipient sent (the 1500 + the late 50 on itcloud)
+    rows = {
+        line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("co-", "mx-", "us-", "ve-"))
+    }
+    assert set(rows) == {"co-itcloud", "mx-smsclouds", "mx-smsclick", "us-voipcomms", "ve-ogangi"}
+    sent = {account: int(row[2]) for account, row in rows.items()}
+    assert sent == {
+        "co-itcloud": 1550,
+        "mx-smsclouds": 300,
+        "mx-smsclick": 40,
+        "us-voipcomms": 200,
+        "ve-ogangi": 40,
+    }
+    assert all(int(row[5]) == 0 for row in rows.values())  # nothing left waiting
+    assert int(rows["us-voipcomms"][3]) > 0 and int(rows["co-itcloud"][7]) > 0  # delivered; replies
+    assert "limit violations: 0; phones sent twice: 0" in out

@@ -313,6 +313,7 @@ class PushQueue:
         self.clock = clock
         self.pending: list[Push] = []
         self.sent: list[tuple[Push, int | None]] = []  #: (push, HTTP status or None if unreachable)
+        self.in_flight = 0
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -329,17 +330,26 @@ class PushQueue:
         with self.lock:
             due = [p for p in self.pending if p.at <= now]
             self.pending = [p for p in self.pending if p.at > now]
-        for push in sorted(due):
-            try:
-                response = httpx.request(
-                    push.method, push.url, params=push.params or None, data=push.form or None, timeout=5.0
-                )
-                status: int | None = response.status_code
-            except httpx.HTTPError:
-                status = None
-            with self.lock:
-                self.sent.append((push, status))
+            self.in_flight += len(due)
+        with httpx.Client(timeout=5.0) as client:
+            for push in sorted(due):
+                try:
+                    response = client.request(
+                        push.method, push.url, params=push.params or None, data=push.form or None
+                    )
+                    status: int | None = response.status_code
+                except httpx.HTTPError:
+                    status = None
+                with self.lock:
+                    self.sent.append((push, status))
+                    self.in_flight -= 1
         return len(due)
+
+    def drained(self) -> bool:
+        """Say whether every push due by now has been answered."""
+        now = self.clock.now()
+        with self.lock:
+            return self.in_flight == 0 and not any(p.at <= now for p in self.pending)
 
     def start(self, interval: float = 0.2) -> None:
         def loop() -> None:
