@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8090)
     p.add_argument("--webhook-url", help="where simulated vendors push (e.g. http://127.0.0.1:8080)")
     p.add_argument("--accounts-out", default="sandbox-accounts.toml", help="accounts file to write")
+    p.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered HTTP 500")
+    p.add_argument("--malformed-rate", type=float, default=0.0, help="share answered with an HTML error page")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds before every answer (beyond a "
+                   "client's read timeout this is a read timeout)")  # fmt: skip
+    p.add_argument("--maintenance", default="", help="comma list of vendors answering 'in maintenance'")
     p.set_defaults(run=_sandbox)
 
     p = sub.add_parser("demo", help="run a whole job end to end on the embedded default")
@@ -177,9 +182,17 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     from dispatcher.clock import make_clock
     from dispatcher.config import Settings
+    from dispatcher.sandbox.core import Faults
     from dispatcher.sandbox.world import SECRETS, build_world
+    from dispatcher.vendors import VENDOR_KEYS
 
-    world = build_world(make_clock(Settings().clock_file), webhook_url=args.webhook_url, port=args.port)
+    down = {v.strip() for v in args.maintenance.split(",") if v.strip()}
+    faults = {
+        vendor: Faults(args.error_rate, vendor in down, args.latency, args.malformed_rate)
+        for vendor in VENDOR_KEYS
+    }
+    clock = make_clock(Settings().clock_file)
+    world = build_world(clock, faults=faults, webhook_url=args.webhook_url, port=args.port)
     Path(args.accounts_out).write_text(world.accounts_toml())
     print(f"sandbox vendors on http://127.0.0.1:{world.server.port}/<vendor>; accounts in {args.accounts_out}")
     print("point the dispatcher at them with:")

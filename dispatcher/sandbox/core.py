@@ -143,10 +143,23 @@ class SandboxServer:
 
     def __init__(self, simulators: Mapping[str, Simulator], host: str = "127.0.0.1", port: int = 0):
         self.simulators = dict(simulators)
-        handler = _make_handler(self.simulators.get)
+        handler = _make_handler(self.simulators.get, self.summary)
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Requests per vendor, phones sent more than once, and limit violations (GET /_sandbox)."""
+        ledgers = {id(sim.ledger): sim.ledger for sim in self.simulators.values()}
+        requests: Counter[str] = Counter()
+        duplicates: dict[str, int] = {}
+        violations: list[str] = []
+        for ledger in ledgers.values():
+            with ledger.lock:
+                requests.update(vendor for vendor, _ in ledger.requests)
+                violations += ledger.violations
+            duplicates.update(ledger.duplicates())
+        return {"requests": dict(requests), "duplicates": duplicates, "violations": violations}
 
     @property
     def port(self) -> int:
@@ -168,7 +181,9 @@ class SandboxServer:
         self.httpd.server_close()
 
 
-def _make_handler(lookup: Callable[[str], Simulator | None]) -> type[BaseHTTPRequestHandler]:
+def _make_handler(
+    lookup: Callable[[str], Simulator | None], ledger_summary: Callable[[], dict[str, Any]]
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.0"  # one request per connection, as the simple vendor APIs do
 
@@ -184,6 +199,9 @@ def _make_handler(lookup: Callable[[str], Simulator | None]) -> type[BaseHTTPReq
             form: dict[str, str] = {}
             if "application/x-www-form-urlencoded" in (self.headers.get("Content-Type") or ""):
                 form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            if vendor == "_sandbox" and self.command == "GET":
+                self._answer(SimResponse(200, json.dumps(ledger_summary()), "application/json"))
+                return
             sim = lookup(vendor)
             if sim is None:
                 self._answer(SimResponse(404, f"no simulated vendor {vendor!r}"))
