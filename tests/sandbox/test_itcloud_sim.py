@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -96,31 +94,16 @@ def test_it_counts_what_the_manual_asks_not_to_do(itcloud: Any) -> None:
     assert "apart" in itcloud.sim.ledger.violations[1]
 
 
-def test_a_reply_to_a_2via_message_is_pushed_to_the_customer(itcloud: Any) -> None:
+def test_a_reply_to_a_2via_message_is_pushed_to_the_customer(itcloud: Any, customer: Any) -> None:
     # Given a customer URL on loopback
-    got: list[str] = []
-
-    class Customer(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-            got.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return
-
-    customer = ThreadingHTTPServer(("127.0.0.1", 0), Customer)
-    threading.Thread(target=customer.serve_forever, daemon=True).start()
-    try:
-        itcloud.sim.add_user(USER, TOKEN, mo_url=f"http://127.0.0.1:{customer.server_address[1]}/recepcionsms")
-        send(itcloud, "573152338956", metodo_envio="2via")
-        # When the reply's time comes
-        assert itcloud.pushes.run_due() == 0
-        itcloud.clock.advance(6)
-        assert itcloud.pushes.run_due() == 1
-    finally:
-        customer.shutdown()
+    itcloud.sim.add_user(USER, TOKEN, mo_url=f"http://127.0.0.1:{customer.server_address[1]}/recepcionsms")
+    send(itcloud, "573152338956", metodo_envio="2via")
+    # When the reply's time comes
+    assert itcloud.pushes.run_due() == 0
+    itcloud.clock.advance(6)
+    assert itcloud.pushes.run_due() == 1
     # Then it arrived as GET mensaje, celular, with a stop word (stop_rate 1.0)
+    got = customer.paths
     assert got[0].startswith("/recepcionsms?mensaje=")
     assert any(word in got[0] for word in ("SALIR", "STOP", "BAJA")) and got[0].endswith("celular=573152338956")
 

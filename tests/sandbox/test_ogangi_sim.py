@@ -6,14 +6,12 @@ import base64
 import hashlib
 import hmac
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -68,31 +66,6 @@ def signed(
 
 def envelope(method: str, status: str, description: str) -> str:
     return f"<input>{method}</input> <status>{status}</status> <description>{description}</description>"
-
-
-class _Customer(BaseHTTPRequestHandler):
-    """The customer's callback URL: records every form POSTed to it."""
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        self.server.received.append(dict(parse_qsl(body, keep_blank_values=True)))  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
-        return
-
-
-@pytest.fixture
-def customer() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Customer)
-    httpd.received = []  # type: ignore[attr-defined]
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
 
 
 @dataclass

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -33,31 +31,6 @@ OURS = "17135550100"  #: the account's SMS-enabled number
 API = "/api-v2/index.php/sms/"
 SEND, SUMMARY, CHAT = API + "send", API + "summary", API + "chat"
 BEFORE_MANUAL_DATE = datetime(2019, 9, 30, 17, 0, tzinfo=UTC)  # 12:00 in Houston, the day before
-
-
-class _Customer(BaseHTTPRequestHandler):
-    """The customer's callback URL: records every form POSTed to it."""
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        self.server.received.append(dict(parse_qsl(body, keep_blank_values=True)))  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
-        return
-
-
-@pytest.fixture
-def customer() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Customer)
-    httpd.received = []  # type: ignore[attr-defined]
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
 
 
 @dataclass
