@@ -67,6 +67,7 @@ def world() -> Any:
     clock = FakeClock(BOGOTA_10AM)
     progress = Progress(delivered_rate=1.0, reply_rate=1.0, stop_rate=1.0)
     world = build_world(clock, progress, webhook_url="http://hooks")
+    world.pushes.stop()  # the test hands the pushes to the app itself
     world.clock = clock
     yield world
     world.stop()
