@@ -1,0 +1,61 @@
+"""The Python door: ``dispatcher.submit_job(job)`` stores a job and queues what is due."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from dispatcher import submit_job
+from dispatcher.db import make_engine, migrate
+from dispatcher.models import Batch, Message
+from tests.conftest import REDIS_URL
+
+
+@pytest.fixture
+def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_client):  # type: ignore[no-untyped-def]
+    import tasks.runtime
+
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        '[accounts.co-main]\nvendor = "itcloud"\nbase_url = "http://127.0.0.1:9/itcloud"\n'
+        'user = "ops@example.com"\ntoken = "${ITCLOUD_TOKEN}"\nwindow = "always"\n'
+    )
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    migrate(url)
+    for name, value in {
+        "DATABASE_URL": url,
+        "REDIS_URL": REDIS_URL,
+        "DISPATCHER_ACCOUNTS": str(accounts),
+        "ITCLOUD_TOKEN": "tok-api-123456",
+    }.items():
+        monkeypatch.setenv(name, value)
+    tasks.runtime.reset()
+    yield make_engine(url)
+    tasks.runtime.reset()
+
+
+def test_submit_job_stores_the_job_and_queues_its_batch(configured) -> None:  # type: ignore[no-untyped-def]
+    job = {
+        "account": "co-main",
+        "text": "Hola",
+        "recipients": ["+573001234567", "3001234568"],
+        "idempotency_key": "k1",
+    }
+    job_id = submit_job(job)
+    # The same key again answers with the same job
+    assert submit_job(job) == job_id
+    with configured.connect() as conn:
+        phones = conn.execute(select(Message.phone).where(Message.job_id == job_id)).scalars().all()
+        batch = conn.execute(select(Batch.state)).scalar_one()
+    assert sorted(phones) == ["+573001234567", "+573001234568"]
+    assert batch == "queued"  # handed to the send queue (no worker runs here)
+
+
+def test_submit_job_returns_the_id_of_a_rejected_job(configured) -> None:  # type: ignore[no-untyped-def]
+    job_id = submit_job({"account": "nobody", "text": "x", "recipients": ["+573001234567"]})
+    from dispatcher.status import job_status
+
+    status = job_status(configured, job_id)
+    assert status["state"] == "rejected" and "unknown account" in status["reason"]
