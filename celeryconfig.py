@@ -7,7 +7,7 @@ longest countdown (``DISPATCHER_MAX_COUNTDOWN``); longer waits live in the datab
 
 from __future__ import annotations
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from dispatcher.config import Settings
 
@@ -39,8 +39,15 @@ task_soft_time_limit = 240
 worker_send_task_events = True
 task_send_sent_event = True
 
-task_queues = (Queue("jobs"), Queue("send"), Queue("poll"))
+# Each queue has its own exchange and routing key. Left to defaults, Celery binds all three to
+# the "jobs" exchange under the key "jobs"; Celery's own publishes still reach one queue, but a
+# producer in another language publishing by exchange and key would put a job on all three.
+task_queues = tuple(
+    Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ("jobs", "send", "poll")
+)
 task_default_queue = "jobs"
+task_default_exchange = "jobs"
+task_default_routing_key = "jobs"
 task_routes = {
     "dispatcher.submit": {"queue": "jobs"},
     "dispatcher.send_batch": {"queue": "send"},
