@@ -31,6 +31,7 @@ MAX_TEMPLATE_CHARS = 4096
 MAX_INLINE_RECIPIENTS = 200_000
 #: recipients validated and stored per round trip
 CHUNK = 1000
+DUPLICATE = "duplicate of an earlier recipient of this job"
 
 
 class JobHeader(BaseModel):
@@ -182,15 +183,22 @@ def _store_recipients(
     now: datetime,
 ) -> dict[str, int]:
     adapter = adapter_for(config.vendor)
-    seen: set[str] = set()
     counts = {MessageState.PENDING.value: 0, MessageState.REJECTED.value: 0}
     for chunk in _chunks(recipients, CHUNK):
+        # Duplicates are found among this chunk and the rows not stored yet, then in the database:
+        # memory stays bounded by the chunk, however long the job.
+        seen = planner.buffered_phones()
         rows = [_recipient_row(config, header, options, adapter, raw, seen, now) for raw in chunk]
         for row in rows:
             row["job_id"] = planner.job_id
-        opted_out = _opted_out(conn, config.key, [r["phone"] for r in rows if r["state"] == "pending"])
+        phones = [r["phone"] for r in rows if r["state"] == "pending"]
+        earlier, opted_out = _in_job(conn, planner.job_id, phones), _opted_out(conn, config.key, phones)
         for row in rows:
-            if row["state"] == "pending" and row["phone"] in opted_out:
+            if row["state"] != "pending":
+                continue
+            if row["phone"] in earlier:
+                row.update(state=MessageState.REJECTED.value, reason=DUPLICATE, text=None)
+            elif row["phone"] in opted_out:
                 row.update(state=MessageState.REJECTED.value, reason="the number opted out", text=None)
         rejected = [r for r in rows if r["state"] == "rejected"]
         pending = [r for r in rows if r["state"] == "pending"]
@@ -237,7 +245,7 @@ def _recipient_row(
         row["vars"] = variables or None
         row["phone"] = _address(address, header.channel, config.account.country)
         if row["phone"] in seen:
-            raise ValueError("duplicate of an earlier recipient of this job")
+            raise ValueError(DUPLICATE)
         seen.add(row["phone"])
         text = render(header.text, variables)
         if not text.strip():
@@ -281,6 +289,13 @@ def _read_recipient(raw: Any, field: str = "phone") -> tuple[Any, dict[str, str]
             raise ValueError(f"variable {name!r} must be text or a number")
         clean[str(name)] = str(value)
     return raw[field], clean
+
+
+def _in_job(conn: Any, job_id: str, phones: list[str]) -> set[str]:
+    if not phones:
+        return set()
+    query = select(Message.phone).where(Message.job_id == job_id, Message.phone.in_(phones))
+    return set(conn.execute(query).scalars())
 
 
 def _opted_out(conn: Any, account: str, phones: list[str]) -> set[str]:

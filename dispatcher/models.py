@@ -138,6 +138,7 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_batch_state", "batch_id", "state"),
         Index("ix_messages_job_state", "job_id", "state"),
+        Index("ix_messages_job_phone", "job_id", "phone"),
         Index("ix_messages_state_updated", "state", "updated_at"),
     )
 

@@ -70,6 +70,10 @@ class BatchPlanner:
             self._store(self._rows[: self.size])
             del self._rows[: self.size]
 
+    def buffered_phones(self) -> set[str]:
+        """Phones of the rows taken but not stored yet."""
+        return {row["phone"] for row in self._rows}
+
     def flush(self) -> None:
         """Store the last, partial batch."""
         if self._rows:

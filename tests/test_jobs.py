@@ -204,3 +204,24 @@ def test_a_number_the_vendor_cannot_reach_is_refused_at_ingest(engine: Engine) -
         ("+447911123456", "rejected", "smsclouds has no route for this number's country"),
         ("+524498987282", "pending", ""),
     ]
+
+
+def test_duplicates_are_found_across_chunks_stored_or_not(engine: Engine) -> None:
+    # Given a job whose first chunk leaves 990 rows waiting to be stored (10 bad numbers made the
+    # batch short), and whose later chunks repeat phones both waiting and already stored
+    def phone(i: int) -> dict:
+        return {"phone": f"+57300{i:07d}"}
+
+    first = [{"phone": f"12{i}"} for i in range(10)] + [phone(i) for i in range(990)]
+    later = [phone(7), phone(500), phone(990)] + [phone(1000 + i) for i in range(1500)] + [phone(3), phone(1200)]
+    result = ingest_stream(engine, ACCOUNTS, {"account": "co-main", "text": "Hola"}, iter(first + later), NOW)
+    # Then each repeat is rejected as a duplicate and every phone is pending once
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Message.phone, Message.state, Message.reason).where(Message.job_id == result.job_id)
+        )
+        rows = rows.all()
+    duplicates = sorted(r.phone for r in rows if r.reason == "duplicate of an earlier recipient of this job")
+    assert duplicates == ["+573000000003", "+573000000007", "+573000000500", "+573000001200"]
+    pending = [r.phone for r in rows if r.state == "pending"]
+    assert len(pending) == len(set(pending)) == 990 + 1 + 1500

@@ -127,6 +127,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.create_index("ix_messages_batch_state", ["batch_id", "state"], unique=False)
+        batch_op.create_index("ix_messages_job_phone", ["job_id", "phone"], unique=False)
         batch_op.create_index("ix_messages_job_state", ["job_id", "state"], unique=False)
         batch_op.create_index("ix_messages_state_updated", ["state", "updated_at"], unique=False)
 
@@ -160,6 +161,7 @@ def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_state_updated")
         batch_op.drop_index("ix_messages_job_state")
+        batch_op.drop_index("ix_messages_job_phone")
         batch_op.drop_index("ix_messages_batch_state")
 
     op.drop_table("messages")
