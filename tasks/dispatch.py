@@ -14,8 +14,15 @@ from tasks.runtime import runtime
 #: Celery priority of a batch's task (0 is read first)
 PRIORITY = {"otp": 0, "bulk": 6}
 
-_local_sweep = threading.Lock()
-_local_polls: dict[str, threading.Lock] = {}
+#: in-process stand-ins for the Redis locks, for the embedded default (no Redis)
+_local_locks: dict[str, threading.Lock] = {}
+
+
+def _lock(rt: Any, name: str, timeout: float) -> Any:
+    """A lock so overlapping beat runs do nothing: in Redis, or in this process without it."""
+    if rt.redis:
+        return rt.redis.lock(f"smsdispatch:lock:{name}", timeout=timeout, blocking=False)
+    return _local_locks.setdefault(name, threading.Lock())
 
 
 def enqueue(batch_id: int, priority: str) -> None:
@@ -59,9 +66,7 @@ def send_batch(self: Any, batch_id: int) -> dict[str, Any]:
 def release_due(account: str | None = None) -> int:
     """Beat's sweep: lost workers' rows become unknown, due and lost batches are queued."""
     rt = runtime()
-    lock: Any = (
-        rt.redis.lock("smsdispatch:lock:release", timeout=120, blocking=False) if rt.redis else _local_sweep
-    )
+    lock = _lock(rt, "release", timeout=120)
     if not lock.acquire(blocking=False):
         return 0
     try:
@@ -87,11 +92,7 @@ def poll() -> dict[str, Any]:
     rt = runtime()
     found: dict[str, Any] = {}
     for key, config in sorted(rt.accounts.items()):
-        lock: Any = (
-            rt.redis.lock(f"smsdispatch:lock:poll:{key}", timeout=240, blocking=False)
-            if rt.redis
-            else _local_sweep
-        )
+        lock = _lock(rt, f"poll:{key}", timeout=240)
         if not lock.acquire(blocking=False):
             continue
         try:
