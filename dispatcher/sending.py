@@ -252,7 +252,7 @@ def _settle(ctx: SendContext, batch_id: int, report: SendReport, hold: float | N
                 Message.state.in_([MessageState.PENDING.value, MessageState.SENDING.value]),
             )
         ).one()
-        paused = account_state.paused_until(conn, _account_of(conn, batch_id), now)
+        paused = account_state.paused_until(conn, report.account or "", now)
         count, next_due = left[0], left[1]
         if hold is not None:
             next_due = now + timedelta(seconds=hold)
@@ -272,7 +272,3 @@ def _settle(ctx: SendContext, batch_id: int, report: SendReport, hold: float | N
         )
     report.state = state
     return report
-
-
-def _account_of(conn: Connection, batch_id: int) -> str:
-    return conn.execute(select(Batch.account).where(Batch.id == batch_id)).scalar_one()
