@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -78,6 +79,7 @@ FINAL_STATES = frozenset(
 class JobState(enum.StrEnum):
     """Whether a job was taken in."""
 
+    INGESTING = "ingesting"  #: recipients are being stored in committed chunks (a retry resumes)
     ACCEPTED = "accepted"
     REJECTED = "rejected"
 
@@ -112,6 +114,12 @@ class Job(Base):
     options: Mapped[dict | None] = mapped_column(JSON)
     send_at: Mapped[datetime | None]
     recipients: Mapped[int] = mapped_column(Integer, default=0)
+    #: raw recipients already read and stored: a retried ingest resumes after them
+    ingested: Mapped[int] = mapped_column(Integer, default=0)
+    #: past this, a message still waiting ends ``expired`` (else the account's ``max_age``)
+    expires_at: Mapped[datetime | None]
+    #: what came in, redacted and cut, for an operator reading a rejected job
+    payload: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
 
 
@@ -138,7 +146,15 @@ class Message(Base):
     __table_args__ = (
         Index("ix_messages_batch_state", "batch_id", "state"),
         Index("ix_messages_job_state", "job_id", "state"),
-        Index("ix_messages_job_phone", "job_id", "phone"),
+        # Constant-cost duplicate check at ingest: insert-or-ignore on this key.
+        Index(
+            "uq_messages_job_phone",
+            "job_id",
+            "phone",
+            unique=True,
+            postgresql_where=text("state <> 'rejected'"),
+            sqlite_where=text("state <> 'rejected'"),
+        ),
         Index("ix_messages_state_updated", "state", "updated_at"),
     )
 
@@ -156,6 +172,8 @@ class Message(Base):
     vendor_code: Mapped[str | None] = mapped_column(String(32))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None]
+    #: past this a message not yet sent ends ``expired`` (job's ``expires_at`` or created + max_age)
+    deadline: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]

@@ -22,7 +22,64 @@ from dispatcher.models import Base
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_ADMIN = os.environ.get("SMSD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("SMSD_TEST_REDIS", "redis://127.0.0.1:6379/15")
+#: the Redis server the tests use; each run claims a database number of its own on it
+REDIS_SERVER = os.environ.get("SMSD_TEST_REDIS", "redis://127.0.0.1:6379")
+#: the key that marks a Redis database as this run's (it lives as long as the run, refreshed)
+REDIS_OWNER_KEY = "smsdispatch:test-run-owner"
+RUN_ID = uuid.uuid4().hex
+#: seconds an owner mark outlives a run that died without releasing it
+REDIS_OWNER_TTL = 3 * 3600
+# Empties a database and marks it ours again, in one step, so no other run can claim it between.
+_WIPE_SCRIPT = "redis.call('FLUSHDB'); return redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])"
+
+
+def _claim_redis_db() -> str:
+    """Claim an empty Redis database number for this run; other runs on the machine keep theirs.
+
+    A database is ours when it was empty and our mark went in with SET NX; nothing else is ever
+    flushed. Without a reachable Redis the URL still names a database, and the tests that need
+    it skip (or fail, in CI) when they try it.
+    """
+    import redis
+
+    base = REDIS_SERVER.rstrip("/")
+    for number in range(1, 16):
+        client = redis.Redis.from_url(f"{base}/{number}")
+        try:
+            if client.dbsize() == 0 and client.set(REDIS_OWNER_KEY, RUN_ID, nx=True, ex=REDIS_OWNER_TTL):
+                if client.dbsize() == 1:
+                    return f"{base}/{number}"
+                client.delete(REDIS_OWNER_KEY)  # someone else's keys arrived meanwhile
+        except redis.RedisError:
+            return f"{base}/15"
+        finally:
+            client.close()
+    raise RuntimeError(f"no empty Redis database left on {base} for this test run")
+
+
+REDIS_URL = _claim_redis_db()
+
+
+def wipe_redis(client) -> None:  # type: ignore[no-untyped-def]
+    """Empty this run's own Redis database (never another's): it must still carry our mark."""
+    owner = client.get(REDIS_OWNER_KEY)
+    if owner not in (None, RUN_ID.encode()):
+        raise RuntimeError(f"Redis {REDIS_URL} belongs to another test run; not flushing it")
+    client.eval(_WIPE_SCRIPT, 1, REDIS_OWNER_KEY, RUN_ID, REDIS_OWNER_TTL)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Give this run's Redis database back: empty, without our mark."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        if client.get(REDIS_OWNER_KEY) == RUN_ID.encode():
+            client.flushdb()
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
 
 
 def unavailable(what: str, exc: BaseException) -> None:
@@ -110,7 +167,7 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def redis_client():  # type: ignore[no-untyped-def]
-    """A real Redis (a test database, flushed)."""
+    """A real Redis: this run's own database, emptied before and after."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -118,9 +175,9 @@ def redis_client():  # type: ignore[no-untyped-def]
         client.ping()
     except redis.RedisError as exc:
         unavailable("Redis", exc)
-    client.flushdb()
+    wipe_redis(client)
     yield client
-    client.flushdb()
+    wipe_redis(client)
     client.close()
 
 

@@ -30,7 +30,7 @@ from dispatcher.sandbox.core import Ledger, Progress, SandboxServer
 from dispatcher.sandbox.itcloud import ItCloudSim
 from dispatcher.sandbox.world import OGANGI_CODE, SECRETS, SMSCLICK_RULE, VOIP_NUMBER, build_world
 from dispatcher.webhooks import make_app
-from tests.conftest import BOGOTA_10AM, REDIS_URL, fresh_pg_database, unavailable
+from tests.conftest import BOGOTA_10AM, REDIS_URL, fresh_pg_database, unavailable, wipe_redis
 
 pytestmark = pytest.mark.worker
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +110,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         client.ping()
     except redis.RedisError as exc:
         unavailable("Redis", exc)
-    client.flushdb()
+    wipe_redis(client)
     tmp = tmp_path_factory.mktemp("stack")
     clock = FileClock(tmp / "clock")
     clock.set(BOGOTA_10AM)
@@ -180,7 +180,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                     proc.kill()
             engine.dispose()
             world.stop()
-            client.flushdb()
+            wipe_redis(client)
             if os.environ.get("SMSD_SHOW_WORKER_LOG"):
                 print(worker_log.read_text()[-20000:])
 

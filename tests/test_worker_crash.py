@@ -25,7 +25,7 @@ from dispatcher.db import make_engine
 from dispatcher.models import Message, MessageEvent
 from dispatcher.sandbox.core import Ledger, SandboxServer
 from dispatcher.sandbox.itcloud import ItCloudSim
-from tests.conftest import BOGOTA_10AM, REDIS_URL, fresh_pg_database, unavailable
+from tests.conftest import BOGOTA_10AM, REDIS_URL, fresh_pg_database, unavailable, wipe_redis
 from tests.test_pipeline import wait_for
 
 pytestmark = pytest.mark.worker
@@ -41,7 +41,7 @@ def crashable(tmp_path: Path) -> Iterator[dict[str, Any]]:
         client.ping()
     except redis.RedisError as exc:
         unavailable("Redis", exc)
-    client.flushdb()
+    wipe_redis(client)
     clock = FileClock(tmp_path / "clock")
     clock.set(BOGOTA_10AM)
     ledger = Ledger()
@@ -88,7 +88,7 @@ def crashable(tmp_path: Path) -> Iterator[dict[str, Any]]:
                     proc.kill()
             engine.dispose()
             server.stop()
-            client.flushdb()
+            wipe_redis(client)
 
 
 def children(pid: int) -> list[int]:
