@@ -8,6 +8,7 @@ answers, ``docker compose config`` must accept the file too.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -207,6 +208,12 @@ def test_profiles_and_monitoring_targets() -> None:
         for target in static["targets"]
     }
     assert {("/metrics", "worker:9808"), ("/metrics", "webhooks:8080")} <= targets
+    # Grafana's dashboard reads the data source it is provisioned with.
+    grafana = ROOT / "deploy" / "grafana"
+    source = yaml.safe_load((grafana / "provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
+    assert source["url"] == "http://prometheus:9090"
+    dashboard = json.loads((grafana / "dashboards/smsdispatch.json").read_text())
+    assert dashboard["panels"] and {p["datasource"]["uid"] for p in dashboard["panels"]} == {source["uid"]}
     # Every file the compose file mounts from the repository is there.
     for name, service in SERVICES.items():
         for volume in service.get("volumes", []):
