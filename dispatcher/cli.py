@@ -1,4 +1,4 @@
-"""The ``dispatcher`` command: migrate, submit, status, check-config, demo, sandbox."""
+"""The ``dispatcher`` command: migrate, submit, status, check-config, webhooks, sandbox, produce, demo."""
 
 from __future__ import annotations
 
@@ -57,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_webhooks)
 
     p = sub.add_parser("sandbox", help="serve the five simulated vendor APIs on loopback")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     p.add_argument("--port", type=int, default=8090)
+    p.add_argument(
+        "--public-url", help="base URL the dispatcher reaches the sandbox at (e.g. http://sandbox:8090)"
+    )
     p.add_argument("--webhook-url", help="where simulated vendors push (e.g. http://127.0.0.1:8080)")
     p.add_argument("--accounts-out", default="sandbox-accounts.toml", help="accounts file to write")
     p.add_argument("--error-rate", type=float, default=0.0, help="share of requests answered HTTP 500")
@@ -66,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
                    "client's read timeout this is a read timeout)")  # fmt: skip
     p.add_argument("--maintenance", default="", help="comma list of vendors answering 'in maintenance'")
     p.set_defaults(run=_sandbox)
+
+    p = sub.add_parser("produce", help="drop sample jobs for the sandbox's customers on the jobs queue")
+    p.add_argument("--recipients", type=int, default=50, help="recipients of each job")
+    p.add_argument("--every", type=float, default=30.0, help="seconds between two rounds of jobs")
+    p.add_argument("--rounds", type=int, default=10, help="rounds of jobs to drop (0: until stopped)")
+    p.set_defaults(run=_produce)
 
     p = sub.add_parser("demo", help="run a whole job end to end on the embedded default")
     p.add_argument("--recipients", type=int, default=2500, help="recipients of the Colombian job")
@@ -192,9 +202,12 @@ def _sandbox(args: argparse.Namespace) -> int:
         for vendor in VENDOR_KEYS
     }
     clock = make_clock(Settings().clock_file)
-    world = build_world(clock, faults=faults, webhook_url=args.webhook_url, port=args.port)
+    world = build_world(
+        clock, faults=faults, webhook_url=args.webhook_url, port=args.port, host=args.host,
+        public_url=args.public_url,
+    )  # fmt: skip
     Path(args.accounts_out).write_text(world.accounts_toml())
-    print(f"sandbox vendors on http://127.0.0.1:{world.server.port}/<vendor>; accounts in {args.accounts_out}")
+    print(f"sandbox vendors on {world.url('<vendor>')}; accounts in {args.accounts_out}")
     print("point the dispatcher at them with:")
     print(f"  export DISPATCHER_ACCOUNTS={args.accounts_out}")
     for name, value in SECRETS.items():
@@ -210,6 +223,12 @@ def _sandbox(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         world.stop()
     return 0
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from tasks.producer import produce
+
+    return produce(recipients=args.recipients, every=args.every, rounds=args.rounds)
 
 
 def _demo(args: argparse.Namespace) -> int:

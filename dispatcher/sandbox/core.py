@@ -141,8 +141,16 @@ class Simulator:
 class SandboxServer:
     """A threaded HTTP server on loopback routing ``/<vendor>/...`` to its simulator."""
 
-    def __init__(self, simulators: Mapping[str, Simulator], host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        simulators: Mapping[str, Simulator],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        public_url: str | None = None,
+    ):
         self.simulators = dict(simulators)
+        #: the address other hosts reach this server at (a container's service name), if not loopback
+        self.public_url = public_url.rstrip("/") if public_url else None
         handler = _make_handler(self.simulators.get, self.summary)
         self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
@@ -167,7 +175,7 @@ class SandboxServer:
 
     def url(self, vendor: str) -> str:
         """The base URL an account of this vendor points at."""
-        return f"http://127.0.0.1:{self.port}/{vendor}"
+        return f"{self.public_url or f'http://127.0.0.1:{self.port}'}/{vendor}"
 
     def start(self) -> SandboxServer:
         self._thread = threading.Thread(

@@ -90,6 +90,8 @@ def build_world(
     faults: Mapping[str, Faults] | None = None,
     webhook_url: str | None = None,
     port: int = 0,
+    host: str = "127.0.0.1",
+    public_url: str | None = None,
 ) -> SandboxWorld:
     """Start the five simulators with one customer each; pushes go to ``webhook_url``/hooks/<account>."""
     ledger, pushes = Ledger(), PushQueue(clock)
@@ -122,7 +124,7 @@ def build_world(
         "voipcomms": voipcomms,
         "ogangi": ogangi,
     }
-    server = SandboxServer(sims, port=port).start()
+    server = SandboxServer(sims, host=host, port=port, public_url=public_url).start()
     pushes.start()
     return SandboxWorld(server, ledger, pushes, sims)
 

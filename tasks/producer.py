@@ -1,0 +1,62 @@
+"""``dispatcher produce``: sample jobs for the sandbox's five customers, dropped on queue ``jobs``.
+
+The compose file's ``demo`` profile runs it beside the sandbox so the whole product has work to
+show. It publishes ``dispatcher.submit`` by name with ``send_task``, as a producer in any
+language would, and gives each message an ``argsrepr`` summary so Flower shows no phone list.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from dispatcher.sandbox.world import OGANGI_CODE, SMSCLICK_RULE, VOIP_NUMBER
+
+#: per sandbox account: its country's phone prefix, the text and the vendor options
+SAMPLES: dict[str, tuple[str, str, dict[str, str]]] = {
+    "co-itcloud": ("+57300", "{shop}: su pedido va en camino", {"metodo_envio": "2via"}),
+    "mx-smsclouds": ("+52449", "{shop}: su cita es manana a las 9", {}),
+    "mx-smsclick": ("+52552", "{shop}: responda SI para confirmar", {"ID_REGLA_INTERACTIVA": SMSCLICK_RULE}),
+    "us-voipcomms": ("+12812", "{shop}: your order has shipped", {"from": VOIP_NUMBER}),
+    "ve-ogangi": ("+58414", "{shop}: su saldo fue actualizado", {"from": OGANGI_CODE}),
+}
+
+
+def sample_jobs(round_no: int, recipients: int) -> list[dict[str, Any]]:
+    """One job per sandbox customer; each round takes new phones, so the sandbox counts no phone twice."""
+    jobs = []
+    for account, (prefix, text, options) in SAMPLES.items():
+        # E.164 lengths of these countries: +1 and 10 digits, or a 2-digit code and 10 digits.
+        width = (12 if prefix.startswith("+1") else 13) - len(prefix)
+        first = round_no * recipients
+        phones = [f"{prefix}{(first + i) % 10**width:0{width}d}" for i in range(recipients)]
+        people = [{"phone": phone, "vars": {"shop": "Tienda Sol"}} for phone in phones]
+        jobs.append({"account": account, "text": text, "recipients": people, "options": options})
+    return jobs
+
+
+def produce(
+    recipients: int = 50,
+    every: float = 30.0,
+    rounds: int = 10,
+    send_task: Callable[..., Any] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Drop a round of sample jobs every ``every`` seconds, ``rounds`` times (0: until stopped)."""
+    if send_task is None:
+        from tasks.app import app
+
+        send_task = app.send_task
+    round_no = 0
+    while rounds == 0 or round_no < rounds:
+        if round_no:
+            sleep(every)
+        for job in sample_jobs(round_no, recipients):
+            summary = f"({{'account': {job['account']!r}, 'recipients': {len(job['recipients'])}}},)"
+            job_id = str(uuid.uuid4())
+            send_task("dispatcher.submit", args=(job,), queue="jobs", task_id=job_id, argsrepr=summary)
+            print(f"round {round_no + 1}: job {job_id} for {job['account']} ({recipients} recipients)", flush=True)
+        round_no += 1
+    return 0
