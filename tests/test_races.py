@@ -76,6 +76,7 @@ def sender(url: str, accounts: Mapping[str, AccountConfig], clock: FakeClock) ->
 
 
 def url_of(engine: Engine) -> str:
+    """The engine's URL with its password, for another engine on the same database."""
     return engine.url.render_as_string(hide_password=False)
 
 
