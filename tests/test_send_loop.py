@@ -9,7 +9,7 @@ messages past their deadline end ``expired`` instead of being sent.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 import httpx
@@ -81,26 +81,6 @@ def test_rows_held_by_another_task_do_not_make_the_batch_due(
     assert sorted(s for s, _ in states(engine, job_id)) == ["sent", "unknown"] and sends(sandbox) == 1
 
 
-# Item 4: the slot wait keeps the batch in flight
-
-
-def test_a_task_waiting_for_the_slot_is_not_queued_again_by_the_sweep(engine: Engine, sandbox) -> None:
-    # Given a batch queued at T0 whose task keeps finding the account's slot taken
-    ctx = context(engine, sandbox)
-    _, queued = submit(ctx, 1)
-    ctx.clock.advance(ctx.settings.requeue_after - 10)
-    token, _ = ctx.limiter.acquire("co-main", 60)
-    assert token is not None
-    report = send_batch(ctx, queued[0])
-    assert report.again_in is not None and report.requests == 0
-    # Then the task, re-queuing itself, refreshed the batch's enqueued_at
-    row = batch_row(engine, queued[0])
-    assert (row.state, row.enqueued_at) == ("queued", ctx.clock.now())
-    # And past requeue_after from T0 the sweep does not take it for lost
-    ctx.clock.advance(20)
-    assert release(ctx) == []
-
-
 # Item 4: a time budget per task
 
 
@@ -111,11 +91,14 @@ class SlowVendorTransport(Transport):
         super().__init__()
         self.clock, self.seconds = clock, seconds
         self.spans: list[tuple[datetime, datetime]] = []
+        #: called while each request is in flight (a sweep running meanwhile)
+        self.during: Callable[[], object] = lambda: None
 
     def send(self, request: httpx.Request, connect_timeout: float, read_timeout: float) -> httpx.Response:
         started = self.clock.now()
         response = super().send(request, connect_timeout, read_timeout)
         self.clock.advance(self.seconds)
+        self.during()
         self.spans.append((started, self.clock.now()))
         return response
 
@@ -128,6 +111,50 @@ def smsclick() -> Iterator[tuple[SandboxServer, SmsclickSim]]:
     server = SandboxServer({"smsclick": sim}).start()
     yield server, sim
     server.stop()
+
+
+def test_a_task_waiting_for_the_slot_is_not_queued_again_by_the_sweep(engine: Engine, sandbox) -> None:
+    # Given a batch queued at T0 whose task starts late, sends one request of two (30 s), then
+    # finds the account's slot taken (the vendor's 2 s pause)
+    ctx = context(engine, sandbox)
+    ctx.transport = SlowVendorTransport(ctx.clock, 30.0)
+    recipients = [{"phone": f"+57300{i:07d}", "vars": {"n": str(i)}} for i in range(2)]
+    job_id, queued = submit(ctx, 0, text="Hola {n}", recipients=recipients)
+    ctx.clock.advance(ctx.settings.requeue_after - 50)
+    report = send_batch(ctx, queued[0])
+    assert report.requests == 1 and report.again_in is not None
+    # Then the task, re-queuing itself, refreshed the batch's enqueued_at
+    row = batch_row(engine, queued[0])
+    assert (row.state, row.enqueued_at) == ("queued", ctx.clock.now())
+    # And past requeue_after from T0 the sweep does not take it for lost
+    ctx.clock.advance(25)
+    assert release(ctx) == []
+
+
+def test_a_running_task_is_not_queued_again_by_the_sweep(engine: Engine, smsclick) -> None:
+    # Given a batch queued at T0 whose task starts late and sends for its whole budget
+    server, sim = smsclick
+    clock = FakeClock(BOGOTA_10AM)
+    spec = {"vendor": "smsclick", "base_url": server.url("smsclick"), "apikey": APIKEY}
+    accounts = parse_accounts({"accounts": {"mx-click": spec}}, {})
+    ctx = SendContext(
+        engine,
+        accounts,
+        MemoryLimiter(),
+        SlowVendorTransport(clock, 30.0),
+        Settings(DATABASE_URL="sqlite://"),
+        clock,
+    )
+    recipients = [{"phone": f"+52552663{i:04d}"} for i in range(20)]
+    ingest_job(engine, accounts, {"account": "mx-click", "text": "Hola", "recipients": recipients}, clock.now())
+    (batch,) = release(ctx)
+    clock.advance(ctx.settings.requeue_after - 60)
+    # When beat's sweep runs during each of its requests
+    swept: list[int] = []
+    ctx.transport.during = lambda: release_due(engine, ctx.settings, clock.now(), lambda b, _p: swept.append(b))
+    send_batch(ctx, batch)
+    # Then the sweep never queued the batch a second time while its task ran
+    assert len(ctx.transport.spans) > 2 and swept == []
 
 
 def test_a_task_stops_starting_requests_when_its_budget_is_spent(engine: Engine, smsclick) -> None:
