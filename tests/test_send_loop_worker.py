@@ -1,7 +1,7 @@
-"""The soft time limit firing mid-request, in a real worker: that request's rows end unknown at once.
+"""The send loop in a real worker: the soft limit mid-request, and beat expiring late messages.
 
 A real Celery worker (one prefork process) with a 2 s soft limit, beat, Redis, PostgreSQL and the
-IT Cloud simulator, which holds its reply far longer than that.
+IT Cloud simulator, which can hold its reply far longer than that. Time moves through the clock file.
 """
 
 from __future__ import annotations
@@ -11,19 +11,20 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from celery import Celery
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dispatcher.clock import FileClock
 from dispatcher.db import make_engine
-from dispatcher.models import Message, MessageEvent
+from dispatcher.models import Batch, Message, MessageEvent
 from dispatcher.sandbox.core import Ledger, SandboxServer
 from dispatcher.sandbox.itcloud import ItCloudSim
-from tests.conftest import BOGOTA_10AM, REDIS_URL, fresh_pg_database, unavailable, wipe_redis
+from tests.conftest import BOGOTA_10AM, BOGOTA_2130, REDIS_URL, fresh_pg_database, unavailable, wipe_redis
 from tests.test_pipeline import wait_for
 
 pytestmark = pytest.mark.worker
@@ -80,7 +81,7 @@ def short_limit(tmp_path: Path) -> Iterator[dict[str, Any]]:
         engine = make_engine(db_url)
         try:
             wait_for(lambda: "ready." in log.read_text(), 30, "the worker to start")
-            yield {"engine": engine, "sim": sim, "ledger": ledger, "log": log}
+            yield {"engine": engine, "sim": sim, "ledger": ledger, "log": log, "clock": clock}
         finally:
             for proc in procs:
                 proc.send_signal(signal.SIGTERM)
@@ -115,3 +116,34 @@ def test_the_soft_limit_mid_request_leaves_unknown_in_a_real_worker(short_limit:
     assert [(e.from_state, e.to_state) for e in events] == [("sending", "unknown")]
     assert "SoftTimeLimitExceeded" in events[0].reason
     assert len(ledger.of("itcloud", "/api/sendsms")) == 1 and ledger.duplicates() == {}
+
+
+def test_beat_expires_a_message_waiting_for_a_closed_window(short_limit: dict[str, Any]) -> None:
+    engine, ledger, clock = short_limit["engine"], short_limit["ledger"], short_limit["clock"]
+    # Given a job at 21:30 in Bogota (window closed), its message due to expire in a minute
+    clock.set(BOGOTA_2130)
+    job = {"account": "co-main", "text": "Hola", "recipients": ["+573001234567"]}
+    job_id = Celery(broker=REDIS_URL).send_task("dispatcher.submit", args=[job], queue="jobs").id
+
+    def row() -> Any:
+        with engine.connect() as conn:
+            return conn.execute(select(Message.state, Message.reason).where(Message.job_id == job_id)).first()
+
+    wait_for(lambda: row() is not None and row().state == "pending", 30, "the job to be stored")
+    with engine.begin() as conn:
+        conn.execute(update(Message).values(deadline=clock.now() + timedelta(seconds=60)))
+    # When the clock passes the deadline, then the window opens
+    clock.set(clock.now() + timedelta(seconds=61))
+    wait_for(lambda: row().state != "pending", 30, "beat's sweep")
+    assert row().state == "expired" and "window" in row().reason
+    clock.set(BOGOTA_10AM + timedelta(days=1))
+
+    def batch_state() -> str | None:
+        with engine.connect() as conn:
+            return conn.execute(select(Batch.state).where(Batch.job_id == job_id)).scalar()
+
+    wait_for(lambda: batch_state() == "done", 30, "the batch released at the opening to end done")
+    # Then beat's sweep expired it, saying why, and nothing was sent, then or at the opening
+    with engine.connect() as conn:
+        assert conn.execute(select(MessageEvent.to_state)).scalars().all() == ["expired"]
+    assert ledger.of("itcloud", "/api/sendsms") == []
