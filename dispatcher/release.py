@@ -4,6 +4,11 @@ Run by beat every few seconds, and by a task right after a job is stored or a ba
 Only ``max_queued_batches`` batches of one account sit in the broker at once; the rest wait in
 the database, so a million-recipient job never floods the queue with tasks that would only
 wait for the account's pause.
+
+A batch's state is kept here too: a send task ``settle``s it (done, waiting until its next
+pending row is due, or queued again soon) and marks it in flight while it runs. Messages past
+their ``deadline`` end ``expired`` (``expire``): the sweep takes those nobody claims, a bounded
+number at a time, and a send task those of its own batch.
 """
 
 from __future__ import annotations
