@@ -32,8 +32,8 @@ enable_utc = True
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
-task_time_limit = 300
-task_soft_time_limit = 240
+task_soft_time_limit = _settings.soft_time_limit
+task_time_limit = task_soft_time_limit + 60
 
 # Flower sees queued, started and finished tasks.
 worker_send_task_events = True
@@ -74,6 +74,7 @@ beat_schedule = {
     },
 }
 
+assert _settings.send_budget < task_soft_time_limit, "DISPATCHER_SEND_BUDGET must be below the soft time limit"
 assert _settings.visibility_timeout > max(task_time_limit, _settings.max_countdown) * 2, (
     "DISPATCHER_VISIBILITY_TIMEOUT must be well above the task time limit and the longest countdown"
 )

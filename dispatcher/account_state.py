@@ -1,13 +1,17 @@
-"""Pausing an account (no credit, bad credentials): its messages wait, nothing is failed."""
+"""Pausing an account (no credit, bad credentials): its messages wait, nothing is failed.
+
+A pause is a time in ``account_states``; the messages it held carry it as their ``not_before``
+(and their batches too). Resuming clears all three, so the waiting messages are due at once.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from dispatcher.models import AccountState
+from dispatcher.models import AccountState, Batch, BatchState, Message, MessageState
 
 
 def paused_until(conn: Connection, account: str, now: datetime) -> datetime | None:
@@ -16,8 +20,8 @@ def paused_until(conn: Connection, account: str, now: datetime) -> datetime | No
     return until if until and until > now else None
 
 
-def pause(conn: Connection, account: str, until: datetime | None, reason: str | None, now: datetime) -> None:
-    """Pause an account until a time (None resumes it), recording why."""
+def pause(conn: Connection, account: str, until: datetime, reason: str, now: datetime) -> None:
+    """Pause an account until a time, recording why."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     values = {"account": account, "paused_until": until, "pause_reason": reason, "updated_at": now}
     statement = dialect.insert(AccountState).values(**values)
@@ -26,3 +30,40 @@ def pause(conn: Connection, account: str, until: datetime | None, reason: str | 
         set_={"paused_until": until, "pause_reason": reason, "updated_at": now},
     )
     conn.execute(statement)
+
+
+def resume(conn: Connection, account: str, now: datetime) -> None:
+    """End an account's pause: its messages and batches waiting for the pause's end are due now.
+
+    Whatever waits no later than the pause's end is made due; a row whose window is still closed
+    is moved to the next opening again when its batch is sent, so nothing goes out of hours.
+    """
+    until = paused_until(conn, account, now)
+    conn.execute(
+        update(AccountState)
+        .where(AccountState.account == account)
+        .values(paused_until=None, pause_reason=None, updated_at=now)
+    )
+    if until is None:
+        return
+    open_batches = select(Batch.id).where(Batch.account == account, Batch.state != BatchState.DONE.value)
+    conn.execute(
+        update(Message)
+        .where(
+            Message.batch_id.in_(open_batches.scalar_subquery()),
+            Message.state == MessageState.PENDING.value,
+            Message.not_before > now,
+            Message.not_before <= until,
+        )
+        .values(not_before=None, updated_at=now)
+    )
+    conn.execute(
+        update(Batch)
+        .where(
+            Batch.account == account,
+            Batch.state == BatchState.WAITING.value,
+            Batch.not_before > now,
+            Batch.not_before <= until,
+        )
+        .values(not_before=None)
+    )

@@ -55,7 +55,7 @@ def resume_paused(ctx: SendContext, now: datetime) -> list[str]:
             continue
         if balance.credit > 0:
             with ctx.engine.begin() as conn:
-                account_state.pause(conn, key, None, None, now)
+                account_state.resume(conn, key, now)
             log.info("%s: resumed, credit %s", key, balance.credit)
             resumed.append(key)
         else:

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     max_countdown: float = 60.0
     #: Redis visibility timeout in seconds; must exceed every countdown and time limit
     visibility_timeout: float = 3600.0
+    #: seconds a task runs before Celery raises SoftTimeLimitExceeded in it (killed 60 s later)
+    soft_time_limit: float = 240.0
+    #: seconds a send task starts vendor requests for; then a follow-up task takes the rest.
+    #: Below the soft limit minus the longest request (connect + read timeout, 35 s by default)
+    send_budget: float = 180.0
 
 
 #: per vendor: fields an account must give, and which of them are secret

@@ -156,6 +156,13 @@ class Message(Base):
             sqlite_where=text("state <> 'rejected'"),
         ),
         Index("ix_messages_state_updated", "state", "updated_at"),
+        # Beat's expiry sweep looks up pending rows past their deadline every few seconds.
+        Index(
+            "ix_messages_pending_deadline",
+            "deadline",
+            postgresql_where=text("state = 'pending'"),
+            sqlite_where=text("state = 'pending'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -4,23 +4,33 @@ Run by beat every few seconds, and by a task right after a job is stored or a ba
 Only ``max_queued_batches`` batches of one account sit in the broker at once; the rest wait in
 the database, so a million-recipient job never floods the queue with tasks that would only
 wait for the account's pause.
+
+A batch's state is kept here too: a send task ``settle``s it (done, waiting until its next
+pending row is due, or queued again soon) and marks it in flight while it runs. Messages past
+their ``deadline`` end ``expired`` (``expire``): the sweep takes those nobody claims, a bounded
+number at a time, and a send task those of its own batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, case, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, case, exists, func, insert, literal, select, update
 
 from dispatcher import account_state
 from dispatcher.config import Settings
-from dispatcher.models import Batch, BatchState, Message, MessageEvent, MessageState
+from dispatcher.db import is_postgres
+from dispatcher.models import AccountState, Batch, BatchState, Message, MessageEvent, MessageState
 
 #: enqueue(batch_id, priority) hands a batch to the broker
 Enqueue = Callable[[int, str], None]
 
 STALE_REASON = "no reply was stored: the worker may have died mid-request (not resent)"
+EXPIRED_PREFIX = "expired before it could be sent: "
+#: messages one sweep expires at most; the rest wait for the next sweep
+EXPIRE_PER_SWEEP = 1000
 
 
 def release_due(
@@ -37,31 +47,128 @@ def expire_stale_sending(engine: Engine, settings: Settings, now: datetime) -> i
     """Rows left 'sending' past the timeout become 'unknown'; return how many."""
     limit = now - timedelta(seconds=settings.sending_timeout)
     with engine.begin() as conn:
-        ids = (
-            conn.execute(
-                update(Message)
-                .where(Message.state == MessageState.SENDING.value, Message.updated_at < limit)
-                .values(state=MessageState.UNKNOWN.value, reason=STALE_REASON, updated_at=now)
-                .returning(Message.id)
-            )
-            .scalars()
-            .all()
+        stale = Message.updated_at < limit
+        return len(transition(conn, stale, MessageState.SENDING, MessageState.UNKNOWN, STALE_REASON, now))
+
+
+def expire_overdue(
+    engine: Engine, now: datetime, configured: Collection[str], limit: int = EXPIRE_PER_SWEEP
+) -> int:
+    """Pending messages past their deadline end 'expired', at most ``limit``; return how many.
+
+    The sweep's share is the messages nobody claims (paused, windowed or unconfigured accounts);
+    a sending task expires those of its batch itself. A NULL deadline is no deadline.
+    """
+    with engine.begin() as conn:
+        overdue = (
+            select(Message.id)
+            .where(Message.state == MessageState.PENDING.value, Message.deadline <= now)
+            .limit(limit)
         )
-        if ids:
-            conn.execute(
-                insert(MessageEvent),
-                [
-                    {
-                        "message_id": i,
-                        "from_state": "sending",
-                        "to_state": "unknown",
-                        "reason": STALE_REASON,
-                        "at": now,
-                    }
-                    for i in ids
-                ],
+        if is_postgres(engine):
+            overdue = overdue.with_for_update(skip_locked=True)
+        # A CTE is read once; as a subquery PostgreSQL may rescan it, and each rescan skips the
+        # rows this very statement already updated, so the limit would not hold.
+        picked = overdue.cte("overdue")
+        return len(expire(conn, now, Message.id.in_(select(picked.c.id)), configured))
+
+
+def expire(conn: Connection, now: datetime, which: Any, configured: Collection[str] | None = None) -> list[int]:
+    """pending → expired for the rows ``which`` selects whose deadline passed, each saying why it waited."""
+    reason = literal(EXPIRED_PREFIX) + _why_waiting(now, configured)
+    overdue = and_(which, Message.deadline <= now)
+    return transition(conn, overdue, MessageState.PENDING, MessageState.EXPIRED, reason, now)
+
+
+def _why_waiting(now: datetime, configured: Collection[str] | None) -> Any:
+    paused = (AccountState.account == Message.account, AccountState.paused_until > now)
+    pause_reason = select(AccountState.pause_reason).where(*paused).scalar_subquery()
+    whens: list[tuple[Any, Any]] = [
+        (exists().where(*paused), literal("the account is paused: ") + func.coalesce(pause_reason, "no reason"))
+    ]
+    if configured is not None:
+        unknown = literal("the account '") + Message.account + "' is not configured"
+        whens.append((Message.account.not_in(list(configured)), unknown))
+    # The last reason a row went back to pending (a retryable error, the vendor's window code).
+    whens.append((Message.reason.is_not(None), literal("waiting to try again after: ") + Message.reason))
+    whens.append((Message.not_before.is_not(None), literal("its sending window or send time had not come")))
+    return case(*whens, else_=literal("its turn had not come"))
+
+
+def transition(
+    conn: Connection, which: Any, old: MessageState, new: MessageState, reason: Any, now: datetime
+) -> list[int]:
+    """Guarded old → new for the rows ``which`` selects, one history event each; return their ids."""
+    rows = conn.execute(
+        update(Message)
+        .where(which, Message.state == old.value)
+        .values(state=new.value, reason=reason, updated_at=now)
+        .returning(Message.id, Message.reason)
+    ).all()
+    if rows:
+        conn.execute(
+            insert(MessageEvent),
+            [
+                {"message_id": r.id, "from_state": old.value, "to_state": new.value, "reason": r.reason, "at": now}
+                for r in rows
+            ],
+        )
+    return [r.id for r in rows]
+
+
+def mark_queued(conn: Connection, batch_id: int, now: datetime) -> None:
+    """The batch's task is running or re-queued itself: it is in flight as of now."""
+    conn.execute(
+        update(Batch)
+        .where(Batch.id == batch_id, Batch.state != BatchState.DONE.value)
+        .values(state=BatchState.QUEUED.value, enqueued_at=now)
+    )
+
+
+def settle(
+    engine: Engine, settings: Settings, batch_id: int, account: str, now: datetime, hold: float | None
+) -> tuple[str, float | None]:
+    """Mark a batch done, waiting, or queued again soon; return its state and the countdown.
+
+    ``hold`` puts its next look that many seconds away. Rows another task holds ('sending') never
+    make the batch due: that task settles the batch itself, and if it died the stale sweep
+    declares them unknown once the sending timeout has passed.
+    """
+    pending = Message.state == MessageState.PENDING.value
+    due_now = pending & (Message.not_before.is_(None) | (Message.not_before <= now))
+    with engine.begin() as conn:
+        waiting, due, next_pending, held_since = conn.execute(
+            select(
+                func.count(case((pending, 1))),
+                func.count(case((due_now, 1))),
+                func.min(case((pending, Message.not_before))),
+                func.min(case((Message.state == MessageState.SENDING.value, Message.updated_at))),
+            ).where(
+                Message.batch_id == batch_id,
+                Message.state.in_([MessageState.PENDING.value, MessageState.SENDING.value]),
             )
-    return len(ids)
+        ).one()
+        paused = account_state.paused_until(conn, account, now)
+        next_due, again_in = None, None
+        if waiting == 0 and held_since is None:
+            state = BatchState.DONE.value
+        elif waiting == 0:
+            # Only held rows: look again once the stale sweep may have settled them, not before.
+            state, next_due = BatchState.WAITING.value, held_since + timedelta(seconds=settings.sending_timeout)
+        else:
+            next_due = now if due else next_pending
+            if hold is not None:
+                next_due = now + timedelta(seconds=hold)
+            if paused:
+                next_due = max(next_due, paused)
+            again_in = max(0.0, (next_due - now).total_seconds())
+            state = BatchState.QUEUED.value if again_in <= settings.max_countdown else BatchState.WAITING.value
+        conn.execute(
+            update(Batch)
+            .where(Batch.id == batch_id)
+            .values(state=state, not_before=next_due, **({"enqueued_at": now} if state == "queued" else {}))
+        )
+    return state, again_in if state == BatchState.QUEUED.value else None
 
 
 def _is_due(settings: Settings, now: datetime):  # type: ignore[no-untyped-def]

@@ -4,7 +4,11 @@ A batch is sent one vendor request at a time: take the account's slot (the Redis
 by every worker), claim exactly the rows of that request (``pending → sending``, conditional, so
 a redelivered task claims nothing), send, parse, and store every recipient's outcome. A worker
 that dies between the claim and the record leaves rows ``sending``; the release sweep declares
-them ``unknown`` (they are never resent blindly).
+them ``unknown`` (they are never resent blindly). An exception after the claim (the soft time
+limit mid-request among them) declares that request's rows ``unknown`` at once.
+
+A task starts requests only within ``send_budget`` and hands the rest to a follow-up task, so it
+ends well inside its time limit; rows past their ``deadline`` end ``expired`` instead of going out.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ import logging
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from dispatcher import account_state
+from dispatcher import account_state, release
 from dispatcher.clock import SystemClock
 from dispatcher.config import AccountConfig, Settings
 from dispatcher.db import is_postgres
@@ -64,12 +68,23 @@ class SendReport:
     state: str = BatchState.DONE.value
 
 
+@dataclass
+class _Flight:
+    """Whether this round started a vendor request: the vendor's pause follows from that alone."""
+
+    started: bool = False
+
+
 def send_batch(ctx: SendContext, batch_id: int) -> SendReport:
-    """Send every due recipient of a batch, one vendor request at a time."""
+    """Send the due recipients of a batch, one vendor request at a time, within the task's budget."""
     report = SendReport(batch_id)
-    with ctx.engine.connect() as conn:
+    started = ctx.clock.now()
+    with ctx.engine.begin() as conn:
         batch = conn.execute(select(Batch).where(Batch.id == batch_id)).first()
         job = conn.execute(select(Job.options).where(Job.id == batch.job_id)).first() if batch else None
+        if batch is not None and batch.state == BatchState.QUEUED:
+            # A batch whose task runs is not lost: the sweep must not queue it a second time.
+            release.mark_queued(conn, batch_id, started)
     if batch is None or batch.state == BatchState.DONE:
         return report
     report.account = batch.account
@@ -85,6 +100,9 @@ def send_batch(ctx: SendContext, batch_id: int) -> SendReport:
             due = [] if until else _due_rows(conn, config, batch_id, now)
         if until or not due:
             return _settle(ctx, batch_id, report, hold=None)
+        if report.requests and not _budget_left(ctx, config, started, now):
+            # Whatever is left goes to a follow-up task, before the soft time limit can cut a request.
+            return _settle(ctx, batch_id, report, hold=0.0)
         adapter = adapter_for(config.vendor)
         try:
             first = adapter.build_send(config.account, vendor_base.Batch(due, options))[0]
@@ -101,30 +119,42 @@ def send_batch(ctx: SendContext, batch_id: int) -> SendReport:
                 # While a request is in flight the lease is long; look again after one pause.
                 report.again_in = min(wait, limits.min_interval) + random.uniform(0, 0.1)
                 report.state = BatchState.QUEUED.value
+                with ctx.engine.begin() as conn:
+                    release.mark_queued(conn, batch_id, now)
                 return report
-        sent = 0
+        flight = _Flight()
         try:
-            sent = _send_one(ctx, config, adapter, first, options)
+            report.requests += _send_one(ctx, config, adapter, first, options, flight)
         finally:
             if token is not None:
-                # The pause runs from the end of our request; nothing sent, nothing to pause.
-                ctx.limiter.release(config.key, token, limits.min_interval if sent else 0)
-        report.requests += sent
+                # The pause runs from the end of our request, whether it returned or raised.
+                ctx.limiter.release(config.key, token, limits.min_interval if flight.started else 0)
+
+
+def _budget_left(ctx: SendContext, config: AccountConfig, started: datetime, now: datetime) -> bool:
+    """Whether one more request may start: inside the send budget, and able to end before the soft limit."""
+    elapsed = (now - started).total_seconds()
+    longest = config.policy.connect_timeout + config.policy.read_timeout
+    return elapsed < ctx.settings.send_budget and elapsed + longest < ctx.settings.soft_time_limit
 
 
 def _due_rows(
     conn: Connection, config: AccountConfig, batch_id: int, now: datetime
 ) -> list[vendor_base.Recipient]:
-    """Pending rows of the batch whose time has come; rows outside the window are moved on."""
+    """Pending rows of the batch whose time has come; late rows expire, closed-window rows move on."""
     rows = conn.execute(
-        select(Message.id, Message.phone, Message.text, Message.vars)
+        select(Message.id, Message.phone, Message.text, Message.vars, Message.deadline)
         .where(
             Message.batch_id == batch_id,
             Message.state == MessageState.PENDING.value,
-            (Message.not_before.is_(None)) | (Message.not_before <= now),
+            Message.not_before.is_(None) | (Message.not_before <= now) | (Message.deadline <= now),
         )
         .order_by(Message.id)
     ).all()
+    overdue = {row.id for row in rows if row.deadline is not None and row.deadline <= now}
+    if overdue:
+        release.expire(conn, now, Message.id.in_(overdue))
+        rows = [row for row in rows if row.id not in overdue]
     window = config.policy.window
     due, waiting = [], []
     for row in rows:
@@ -149,6 +179,7 @@ def _send_one(
     adapter: Any,
     planned: vendor_base.SendRequest,
     options: Mapping[str, Any],
+    flight: _Flight,
 ) -> int:
     """Claim the rows of one request, send it, record the outcomes; return requests sent."""
     now = ctx.clock.now()
@@ -156,18 +187,38 @@ def _send_one(
         claimed = _claim(conn, [r.message_id for r in planned.recipients], now)
     if not claimed:
         return 0
-    recipients = [r for r in planned.recipients if r.message_id in claimed]
-    sent = 0
-    for request in adapter.build_send(config.account, vendor_base.Batch(recipients, options)):
-        results, retry_after = _exchange(ctx, config, adapter, request)
-        sent += 1
+    try:
+        recipients = [r for r in planned.recipients if r.message_id in claimed]
+        sent = 0
+        for request in adapter.build_send(config.account, vendor_base.Batch(recipients, options)):
+            flight.started = True
+            results, retry_after = _exchange(ctx, config, adapter, request)
+            sent += 1
+            with ctx.engine.begin() as conn:
+                counts = record(conn, config, claimed, results, ctx.clock.now(), retry_after)
+            log.info(
+                "sent request",
+                extra={"account": config.key, "recipients": len(request.recipients), "outcomes": counts},
+            )
+        return sent
+    except BaseException as exc:
+        # Whatever broke after the claim (the soft time limit mid-request, a bug, the database),
+        # the vendor may have the request: its rows are unknown, never resent blindly.
+        _abandon(ctx, config, list(claimed), exc)
+        raise
+
+
+def _abandon(ctx: SendContext, config: AccountConfig, ids: list[int], exc: BaseException) -> None:
+    """Claimed rows still 'sending' become 'unknown' at once; the stale sweep does it if this fails."""
+    reason = f"the task stopped mid-request ({type(exc).__name__}): the vendor may have it (not resent)"
+    try:
         with ctx.engine.begin() as conn:
-            counts = record(conn, config, claimed, results, ctx.clock.now(), retry_after)
-        log.info(
-            "sent request",
-            extra={"account": config.key, "recipients": len(request.recipients), "outcomes": counts},
+            which = Message.id.in_(ids)
+            release.transition(conn, which, MessageState.SENDING, MessageState.UNKNOWN, reason, ctx.clock.now())
+    except Exception:  # noqa: BLE001 - the original exception is the one to raise
+        log.exception(
+            "could not mark %d rows unknown; the stale sweep will", len(ids), extra={"account": config.key}
         )
-    return sent
 
 
 def _refuse(
@@ -243,32 +294,8 @@ _OUTCOME_OF_ERROR = {
 
 
 def _settle(ctx: SendContext, batch_id: int, report: SendReport, hold: float | None) -> SendReport:
-    """Mark the batch done, or waiting until its next row is due (queued if that is soon)."""
-    now = ctx.clock.now()
-    with ctx.engine.begin() as conn:
-        left = conn.execute(
-            select(func.count(), func.min(Message.not_before)).where(
-                Message.batch_id == batch_id,
-                Message.state.in_([MessageState.PENDING.value, MessageState.SENDING.value]),
-            )
-        ).one()
-        paused = account_state.paused_until(conn, report.account or "", now)
-        count, next_due = left[0], left[1]
-        if hold is not None:
-            next_due = now + timedelta(seconds=hold)
-        if paused:
-            next_due = max(next_due or paused, paused)
-        if count == 0:
-            state, next_due = BatchState.DONE.value, None
-        elif next_due is not None and (next_due - now).total_seconds() <= ctx.settings.max_countdown:
-            state = BatchState.QUEUED.value
-            report.again_in = max(0.0, (next_due - now).total_seconds())
-        else:
-            state = BatchState.WAITING.value
-        conn.execute(
-            update(Batch)
-            .where(Batch.id == batch_id)
-            .values(state=state, not_before=next_due, **({"enqueued_at": now} if state == "queued" else {}))
-        )
-    report.state = state
+    """Mark the batch done, or waiting until its next pending row is due (queued if that is soon)."""
+    report.state, report.again_in = release.settle(
+        ctx.engine, ctx.settings, batch_id, report.account or "", ctx.clock.now(), hold
+    )
     return report

@@ -64,13 +64,14 @@ def send_batch(self: Any, batch_id: int) -> dict[str, Any]:
 
 @app.task(name="dispatcher.release_due")
 def release_due(account: str | None = None) -> int:
-    """Beat's sweep: lost workers' rows become unknown, due and lost batches are queued."""
+    """Beat's sweep: lost workers' rows become unknown, late ones expired; due and lost batches are queued."""
     rt = runtime()
     lock = _lock(rt, "release", timeout=120)
     if not lock.acquire(blocking=False):
         return 0
     try:
         release.expire_stale_sending(rt.engine, rt.settings, rt.clock.now())
+        release.expire_overdue(rt.engine, rt.clock.now(), rt.accounts)
         return release_account(account)
     finally:
         lock.release()

@@ -50,3 +50,26 @@ def test_a_failing_balance_check_keeps_the_pause_without_leaking_the_token(engin
     assert resume_paused(ctx, ctx.clock.now()) == []
     reason = paused(engine).pause_reason
     assert "balance check failed: HTTP 502" in reason and "s3cr3t-token-xyz" not in reason
+
+
+def test_a_resumed_account_sends_its_waiting_messages_at_once(engine: Engine, sandbox) -> None:
+    # Given an account paused for no credit, its messages waiting for the pause to end
+    ctx = context(engine, sandbox, balance_url=sandbox.url("itcloud") + "/query.php")
+    sandbox.sim.users["ops@example.com"].balance = 0
+    job_id, queued = submit(ctx, 3)
+    send_batch(ctx, queued[0])
+    pause_end = paused(engine).paused_until
+    # When credit is added and the balance check resumes it, long before the pause would end
+    sandbox.sim.users["ops@example.com"].balance = 100
+    ctx.clock.advance(60)
+    assert resume_paused(ctx, ctx.clock.now()) == ["co-main"]
+    assert ctx.clock.now() < pause_end
+    # Then the sweep at that same moment releases its batch, and the messages go out
+    again: list[int] = []
+    release_due(engine, ctx.settings, ctx.clock.now(), lambda batch, _p: again.append(batch))
+    assert again == queued
+    for batch in again:
+        run_until_settled(ctx, batch)
+    with engine.connect() as conn:
+        assert set(conn.execute(select(Message.state).where(Message.job_id == job_id)).scalars()) == {"sent"}
+    assert sends(sandbox) == 2
