@@ -1,10 +1,13 @@
 """Turning per-recipient results into message states, with history, in one transaction.
 
-Every update is guarded by ``state = 'sending'``: only the worker that claimed a row records it.
+Every update is guarded by ``state = 'sending'``: only the worker that claimed a row records it,
+and only the rows it still holds get a history event, pause the account or opt a phone out (a
+reply that comes after the sweep declared its rows ``unknown`` changes nothing).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,9 +17,12 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, update
 
 from dispatcher import account_state
-from dispatcher.config import AccountConfig
+from dispatcher.config import AccountConfig, AccountPolicy
+from dispatcher.inbound import opt_out
 from dispatcher.models import Message, MessageEvent, MessageState
 from dispatcher.vendors.base import Outcome, Result
+
+log = logging.getLogger("dispatcher.outcomes")
 
 #: seconds before re-trying a number the vendor said is outside its hours while ours say open
 WINDOW_RECHECK = 900.0
@@ -30,6 +36,8 @@ class Claimed:
     phone: str
     attempts: int
     created_at: datetime
+    #: past this the message may no longer be sent (else created_at + the account's max_age)
+    deadline: datetime | None = None
 
 
 def backoff(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
@@ -37,6 +45,16 @@ def backoff(attempt: int, base: float, cap: float, retry_after: float | None = N
     ceiling = min(cap, base * 2 ** max(0, attempt - 1))
     delay = random.uniform(ceiling / 2, ceiling)
     return max(delay, retry_after or 0.0)
+
+
+def defer_delay(age: float, base: float, cap: float, retry_after: float | None = None) -> float:
+    """Seconds to wait after a 'nothing sent, come back later': up to a quarter of the message's age.
+
+    A deferral spends no attempt, so the attempt count cannot grow the wait; the age does, which
+    still backs off exponentially (each wait adds up to a quarter of the time already waited).
+    """
+    ceiling = min(cap, max(base, age / 4))
+    return max(random.uniform(ceiling / 2, ceiling), retry_after or 0.0)
 
 
 def record(
@@ -48,20 +66,24 @@ def record(
     retry_after: float | None = None,
 ) -> dict[str, int]:
     """Store each result as the message's new state; return the count per new state."""
-    policy = config.policy
-    rows: list[dict[str, Any]] = []
-    pause_reason = None
-    for result in results:
-        row = claimed.get(result.message_id)
-        if row is None:
-            continue
-        values = _transition(config, row, result, now, retry_after)
-        if result.outcome is Outcome.PAUSE_ACCOUNT:
-            pause_reason = result.reason
-        rows.append(values)
-    if pause_reason:
-        until = now + timedelta(seconds=policy.pause_seconds)
-        account_state.pause(conn, config.key, until, pause_reason, now)
+    results = [r for r in results if r.message_id in claimed]
+    mine = _still_sending(conn, [r.message_id for r in results], now)
+    if len(mine) < len(results):
+        # The sweep declared them unknown before this reply came: history must agree with state.
+        log.warning(
+            "a reply came for rows no longer sending; their state is kept",
+            extra={"account": config.key, "rows": len(results) - len(mine)},
+        )
+    results = [r for r in results if r.message_id in mine]
+    rows = [_transition(config, claimed[r.message_id], r, now, retry_after) for r in results]
+    pausing = [r for r in results if r.outcome is Outcome.PAUSE_ACCOUNT]
+    if pausing:
+        until = now + timedelta(seconds=config.policy.pause_seconds)
+        account_state.pause(conn, config.key, until, pausing[-1].reason or "the vendor refused the account", now)
+    blocked = [r for r in results if r.opt_out]
+    if blocked:
+        reason = f"the vendor blocks it: {blocked[0].reason}"
+        opt_out(conn, config.key, sorted({claimed[r.message_id].phone for r in blocked}), reason, now)
     if rows:
         conn.execute(
             update(Message)
@@ -99,6 +121,23 @@ def record(
     return counts
 
 
+def _still_sending(conn: Connection, ids: Sequence[int], now: datetime) -> set[int]:
+    """Of these rows, the ones still 'sending', locked until this transaction ends.
+
+    Writing first takes the row locks (PostgreSQL) or the database lock (SQLite), so the stale
+    sweep cannot turn a row 'unknown' between this check and the update that records it.
+    """
+    if not ids:
+        return set()
+    changed = conn.execute(
+        update(Message)
+        .where(Message.id.in_(ids), Message.state == MessageState.SENDING.value)
+        .values(updated_at=now)
+        .returning(Message.id)
+    )
+    return set(changed.scalars())
+
+
 def _transition(
     config: AccountConfig, row: Claimed, result: Result, now: datetime, retry_after: float | None
 ) -> dict[str, Any]:
@@ -126,6 +165,8 @@ def _transition(
         else:
             delay = backoff(row.attempts, policy.retry_base, policy.retry_max, retry_after)
             values.update(b_state=MessageState.PENDING.value, b_not_before=now + timedelta(seconds=delay))
+    elif outcome is Outcome.DEFER:
+        values.update(_deferred(policy, row, result, now, retry_after))
     elif outcome is Outcome.WAIT_WINDOW:
         opening = policy.window.next_opening(now, row.phone)
         if opening <= now:
@@ -136,3 +177,20 @@ def _transition(
         until = now + timedelta(seconds=policy.pause_seconds)
         values.update(b_state=MessageState.PENDING.value, b_not_before=until, b_attempts=row.attempts - 1)
     return values
+
+
+def _deferred(
+    policy: AccountPolicy, row: Claimed, result: Result, now: datetime, retry_after: float | None
+) -> dict[str, Any]:
+    """Nothing was sent: wait without spending the attempt; past the message's deadline it expires."""
+    deadline = row.deadline or row.created_at + timedelta(seconds=policy.max_age)
+    if now >= deadline:
+        reason = f"expired while the vendor said to come back later: {result.reason}"
+        return {"b_state": MessageState.EXPIRED.value, "b_reason": reason, "b_attempts": row.attempts - 1}
+    age = (now - row.created_at).total_seconds()
+    delay = defer_delay(age, policy.retry_base, policy.retry_max, retry_after)
+    return {
+        "b_state": MessageState.PENDING.value,
+        "b_not_before": now + timedelta(seconds=delay),
+        "b_attempts": row.attempts - 1,
+    }
