@@ -40,21 +40,29 @@ class Claimed:
     deadline: datetime | None = None
 
 
-def backoff(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Seconds to wait before try ``attempt + 1``: exponential, capped, with jitter."""
+def backoff(
+    attempt: int, base: float, cap: float, retry_after: float | None = None, jitter: float | None = None
+) -> float:
+    """Seconds to wait before try ``attempt + 1``: exponential, capped, with jitter (0..1)."""
     ceiling = min(cap, base * 2 ** max(0, attempt - 1))
-    delay = random.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
+    return max(_jittered(ceiling, jitter), retry_after or 0.0)
 
 
-def defer_delay(age: float, base: float, cap: float, retry_after: float | None = None) -> float:
+def defer_delay(
+    age: float, base: float, cap: float, retry_after: float | None = None, jitter: float | None = None
+) -> float:
     """Seconds to wait after a 'nothing sent, come back later': up to a quarter of the message's age.
 
     A deferral spends no attempt, so the attempt count cannot grow the wait; the age does, which
     still backs off exponentially (each wait adds up to a quarter of the time already waited).
     """
     ceiling = min(cap, max(base, age / 4))
-    return max(random.uniform(ceiling / 2, ceiling), retry_after or 0.0)
+    return max(_jittered(ceiling, jitter), retry_after or 0.0)
+
+
+def _jittered(ceiling: float, jitter: float | None) -> float:
+    """Between half the ceiling and the ceiling."""
+    return ceiling / 2 + ceiling / 2 * (random.random() if jitter is None else jitter)
 
 
 def record(
@@ -75,7 +83,10 @@ def record(
             extra={"account": config.key, "rows": len(results) - len(mine)},
         )
     results = [r for r in results if r.message_id in mine]
-    rows = [_transition(config, claimed[r.message_id], r, now, retry_after) for r in results]
+    # One jitter for the whole reply: rows that failed together wait together and go out again in
+    # one request, instead of one request each.
+    jitter = random.random()
+    rows = [_transition(config, claimed[r.message_id], r, now, retry_after, jitter) for r in results]
     pausing = [r for r in results if r.outcome is Outcome.PAUSE_ACCOUNT]
     if pausing:
         until = now + timedelta(seconds=config.policy.pause_seconds)
@@ -139,7 +150,12 @@ def _still_sending(conn: Connection, ids: Sequence[int], now: datetime) -> set[i
 
 
 def _transition(
-    config: AccountConfig, row: Claimed, result: Result, now: datetime, retry_after: float | None
+    config: AccountConfig,
+    row: Claimed,
+    result: Result,
+    now: datetime,
+    retry_after: float | None,
+    jitter: float | None = None,
 ) -> dict[str, Any]:
     policy = config.policy
     values: dict[str, Any] = {
@@ -163,10 +179,10 @@ def _transition(
         if row.attempts >= policy.max_attempts or age >= policy.max_age:
             values["b_reason"] = f"gave up after {row.attempts} attempts: {result.reason}"
         else:
-            delay = backoff(row.attempts, policy.retry_base, policy.retry_max, retry_after)
+            delay = backoff(row.attempts, policy.retry_base, policy.retry_max, retry_after, jitter)
             values.update(b_state=MessageState.PENDING.value, b_not_before=now + timedelta(seconds=delay))
     elif outcome is Outcome.DEFER:
-        values.update(_deferred(policy, row, result, now, retry_after))
+        values.update(_deferred(policy, row, result, now, retry_after, jitter))
     elif outcome is Outcome.WAIT_WINDOW:
         opening = policy.window.next_opening(now, row.phone)
         if opening <= now:
@@ -180,7 +196,12 @@ def _transition(
 
 
 def _deferred(
-    policy: AccountPolicy, row: Claimed, result: Result, now: datetime, retry_after: float | None
+    policy: AccountPolicy,
+    row: Claimed,
+    result: Result,
+    now: datetime,
+    retry_after: float | None,
+    jitter: float | None,
 ) -> dict[str, Any]:
     """Nothing was sent: wait without spending the attempt; past the message's deadline it expires."""
     deadline = row.deadline or row.created_at + timedelta(seconds=policy.max_age)
@@ -188,7 +209,7 @@ def _deferred(
         reason = f"expired while the vendor said to come back later: {result.reason}"
         return {"b_state": MessageState.EXPIRED.value, "b_reason": reason, "b_attempts": row.attempts - 1}
     age = (now - row.created_at).total_seconds()
-    delay = defer_delay(age, policy.retry_base, policy.retry_max, retry_after)
+    delay = defer_delay(age, policy.retry_base, policy.retry_max, retry_after, jitter)
     return {
         "b_state": MessageState.PENDING.value,
         "b_not_before": now + timedelta(seconds=delay),

@@ -396,3 +396,18 @@ def test_a_deferral_past_the_message_deadline_expires_it(engine: Engine, sandbox
     with engine.connect() as conn:
         got = conn.execute(select(Message.state, Message.attempts, Message.reason)).one()
     assert (got.state, got.attempts) == ("expired", 0) and "-6" in got.reason
+
+
+def test_rows_deferred_together_go_out_again_in_one_request(engine: Engine, sandbox) -> None:
+    # Given a request of 20 numbers answered with maintenance
+    ctx = context(engine, sandbox)
+    sandbox.sim.faults.maintenance = True
+    job_id, queued = submit(ctx, 20)
+    send_batch(ctx, queued[0])
+    # Then they all wait until the same moment
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count(func.distinct(Message.not_before)))).scalar() == 1
+    # And when maintenance is over, one request sends them all
+    sandbox.sim.faults.maintenance = False
+    run_until_settled(ctx, queued[0])
+    assert {s for s, _ in states(engine, job_id)} == {"sent"} and sends(sandbox) == 2
