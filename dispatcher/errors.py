@@ -5,7 +5,8 @@
     ├── JobRejected                  a job that cannot be read; stored with its reason
     └── VendorError                  a whole vendor request failed (per-phone results are data)
         ├── RequestNotSent           defer: connect error, pool timeout; the request never left
-        ├── VendorRetryable          retry: 5xx, 429, a body that makes no sense
+        ├── VendorRetryable          retry: 5xx, a body that makes no sense
+        │   └── VendorBusy           defer: 429, the vendor did nothing and says come back later
         ├── VendorOutcomeUnknown     unknown: read/write timeout; the vendor may have sent it
         ├── VendorRejectedRequest    rejected: the vendor refused the request for good (4xx)
         └── VendorAccountError       pause_account: bad credentials or no credit
@@ -60,10 +61,17 @@ class RequestNotSent(VendorError):
 
 
 class VendorRetryable(VendorError):
-    """The vendor answered with a documented 'try again' (5xx, 429) or nonsense."""
+    """The vendor answered with a documented 'try again' (5xx) or nonsense."""
 
     retryable = True
     outcome = "retry"
+
+
+class VendorBusy(VendorRetryable):
+    """The vendor did nothing and says when to come back (HTTP 429, Retry-After)."""
+
+    #: a refusal before any work: waiting spends no attempt
+    outcome = "defer"
 
 
 class VendorOutcomeUnknown(VendorError):

@@ -411,3 +411,18 @@ def test_rows_deferred_together_go_out_again_in_one_request(engine: Engine, sand
     sandbox.sim.faults.maintenance = False
     run_until_settled(ctx, queued[0])
     assert {s for s, _ in states(engine, job_id)} == {"sent"} and sends(sandbox) == 2
+
+
+def test_a_429_waits_without_spending_an_attempt(engine: Engine, sandbox) -> None:
+    # Given the vendor answers 'too many requests': it did nothing
+    ctx = context(engine, sandbox, max_attempts=1)
+    sandbox.sim.script({"status": 429})
+    job_id, queued = submit(ctx, 2)
+    send_batch(ctx, queued[0])
+    # Then nothing failed or spent an attempt
+    with engine.connect() as conn:
+        rows = conn.execute(select(Message.state, Message.attempts)).all()
+    assert [tuple(r) for r in rows] == [("pending", 0)] * 2
+    # And later it is sent once
+    run_until_settled(ctx, queued[0])
+    assert {s for s, _ in states(engine, job_id)} == {"sent"} and sends(sandbox) == 2

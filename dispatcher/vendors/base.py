@@ -20,6 +20,7 @@ import httpx
 
 from dispatcher.errors import (
     VendorAccountError,
+    VendorBusy,
     VendorRejectedRequest,
     VendorRetryable,
 )
@@ -161,7 +162,7 @@ def raise_for_status(response: httpx.Response) -> None:
         return
     reason = f"HTTP {status}: {short_body(response)}"
     if status == 429:
-        raise VendorRetryable(reason, str(status), retry_after=retry_after_seconds(response))
+        raise VendorBusy(reason, str(status), retry_after=retry_after_seconds(response))
     if status >= 500:
         raise VendorRetryable(reason, str(status))
     if status in (401, 403):

@@ -5,7 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from dispatcher.errors import RequestNotSent, VendorAccountError, VendorOutcomeUnknown, VendorRetryable
+from dispatcher.errors import (
+    RequestNotSent,
+    VendorAccountError,
+    VendorBusy,
+    VendorOutcomeUnknown,
+    VendorRetryable,
+)
 from dispatcher.vendors import itcloud
 from dispatcher.vendors.base import Account, Balance, Batch, Inbound, Outcome, Recipient
 from tests.vendors.runner import Exchange, QueryCase, SendCase, run_query_case, run_send_case
@@ -134,6 +140,12 @@ SEND_CASES = [
         [("+573117807125", TEXT)],
         [Exchange("POST", PATH, status=500)],
         error=VendorRetryable,
+    ),
+    SendCase(
+        "HTTP 429: the vendor did nothing and says come back later",
+        [("+573117807125", TEXT)],
+        [Exchange("POST", PATH, status=429, reply_headers={"Retry-After": "30"})],
+        error=VendorBusy,
     ),
     SendCase(
         "an Apache error page is retryable, never a success",

@@ -127,6 +127,18 @@ SEND_CASES = [
         [(A, "a1", "200"), (U, None, None)],
     ),
     SendCase(
+        "one part sent and one refused (401) leaves the number unknown: resending repeats the sent part",
+        [("+12812345678", "x" * 200)],
+        [
+            sent(
+                "12812345678",
+                "x" * 200,
+                body=send_log(entry("12812345678", smsid="p1"), entry("12812345678", code=401)),
+            )
+        ],
+        [(U, None, "401")],
+    ),
+    SendCase(
         "an entry without a code is unknown",
         [("+12812345678", TEXT)],
         [sent("12812345678", body=send_log({"to": "12812345678", "status": "SCHEDULED"}))],
