@@ -87,45 +87,9 @@ def record(
     # one request, instead of one request each.
     jitter = random.random()
     rows = [_transition(config, claimed[r.message_id], r, now, retry_after, jitter) for r in results]
-    pausing = [r for r in results if r.outcome is Outcome.PAUSE_ACCOUNT]
-    if pausing:
-        until = now + timedelta(seconds=config.policy.pause_seconds)
-        account_state.pause(conn, config.key, until, pausing[-1].reason or "the vendor refused the account", now)
-    blocked = [r for r in results if r.opt_out]
-    if blocked:
-        reason = f"the vendor blocks it: {blocked[0].reason}"
-        opt_out(conn, config.key, sorted({claimed[r.message_id].phone for r in blocked}), reason, now)
+    _pause_and_opt_out(conn, config, claimed, results, now)
     if rows:
-        conn.execute(
-            update(Message)
-            .where(Message.id == bindparam("b_id"), Message.state == MessageState.SENDING.value)
-            .values(
-                state=bindparam("b_state"),
-                reason=bindparam("b_reason"),
-                vendor_id=bindparam("b_vendor_id"),
-                vendor_code=bindparam("b_code"),
-                not_before=bindparam("b_not_before"),
-                sent_at=bindparam("b_sent_at"),
-                attempts=bindparam("b_attempts"),
-                pin_hash=bindparam("b_pin_hash"),
-                updated_at=now,
-            ),
-            rows,
-        )
-        conn.execute(
-            insert(MessageEvent),
-            [
-                {
-                    "message_id": r["b_id"],
-                    "from_state": MessageState.SENDING.value,
-                    "to_state": r["b_state"],
-                    "code": r["b_code"],
-                    "reason": r["b_reason"],
-                    "at": now,
-                }
-                for r in rows
-            ],
-        )
+        _store(conn, rows, now)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["b_state"]] = counts.get(r["b_state"], 0) + 1
@@ -147,6 +111,54 @@ def _still_sending(conn: Connection, ids: Sequence[int], now: datetime) -> set[i
         .returning(Message.id)
     )
     return set(changed.scalars())
+
+
+def _pause_and_opt_out(
+    conn: Connection, config: AccountConfig, claimed: dict[int, Claimed], results: Sequence[Result], now: datetime
+) -> None:
+    """What recorded results say about the account (pause) and about phones (opt out)."""
+    pausing = [r for r in results if r.outcome is Outcome.PAUSE_ACCOUNT]
+    if pausing:
+        until = now + timedelta(seconds=config.policy.pause_seconds)
+        account_state.pause(conn, config.key, until, pausing[-1].reason or "the vendor refused the account", now)
+    blocked = [r for r in results if r.opt_out]
+    if blocked:
+        reason = f"the vendor blocks it: {blocked[0].reason}"
+        opt_out(conn, config.key, sorted({claimed[r.message_id].phone for r in blocked}), reason, now)
+
+
+def _store(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Write the new states (still guarded) and one history event per row."""
+    conn.execute(
+        update(Message)
+        .where(Message.id == bindparam("b_id"), Message.state == MessageState.SENDING.value)
+        .values(
+            state=bindparam("b_state"),
+            reason=bindparam("b_reason"),
+            vendor_id=bindparam("b_vendor_id"),
+            vendor_code=bindparam("b_code"),
+            not_before=bindparam("b_not_before"),
+            sent_at=bindparam("b_sent_at"),
+            attempts=bindparam("b_attempts"),
+            pin_hash=bindparam("b_pin_hash"),
+            updated_at=now,
+        ),
+        rows,
+    )
+    conn.execute(
+        insert(MessageEvent),
+        [
+            {
+                "message_id": r["b_id"],
+                "from_state": MessageState.SENDING.value,
+                "to_state": r["b_state"],
+                "code": r["b_code"],
+                "reason": r["b_reason"],
+                "at": now,
+            }
+            for r in rows
+        ],
+    )
 
 
 def _transition(
