@@ -36,8 +36,6 @@ class Claimed:
     phone: str
     attempts: int
     created_at: datetime
-    #: past this the message may no longer be sent (else created_at + the account's max_age)
-    deadline: datetime | None = None
 
 
 def backoff(
@@ -86,7 +84,10 @@ def record(
     # One jitter for the whole reply: rows that failed together wait together and go out again in
     # one request, instead of one request each.
     jitter = random.random()
-    rows = [_transition(config, claimed[r.message_id], r, now, retry_after, jitter) for r in results]
+    rows = [
+        _transition(config, claimed[r.message_id], r, now, retry_after, jitter, mine[r.message_id])
+        for r in results
+    ]
     _pause_and_opt_out(conn, config, claimed, results, now)
     if rows:
         _store(conn, rows, now)
@@ -96,21 +97,21 @@ def record(
     return counts
 
 
-def _still_sending(conn: Connection, ids: Sequence[int], now: datetime) -> set[int]:
-    """Of these rows, the ones still 'sending', locked until this transaction ends.
+def _still_sending(conn: Connection, ids: Sequence[int], now: datetime) -> dict[int, datetime | None]:
+    """Of these rows, the ones still 'sending' (with their deadlines), locked until this transaction ends.
 
     Writing first takes the row locks (PostgreSQL) or the database lock (SQLite), so the stale
     sweep cannot turn a row 'unknown' between this check and the update that records it.
     """
     if not ids:
-        return set()
+        return {}
     changed = conn.execute(
         update(Message)
         .where(Message.id.in_(ids), Message.state == MessageState.SENDING.value)
         .values(updated_at=now)
-        .returning(Message.id)
+        .returning(Message.id, Message.deadline)
     )
-    return set(changed.scalars())
+    return {row.id: row.deadline for row in changed}
 
 
 def _pause_and_opt_out(
@@ -168,6 +169,7 @@ def _transition(
     now: datetime,
     retry_after: float | None,
     jitter: float | None = None,
+    deadline: datetime | None = None,
 ) -> dict[str, Any]:
     policy = config.policy
     values: dict[str, Any] = {
@@ -194,7 +196,7 @@ def _transition(
             delay = backoff(row.attempts, policy.retry_base, policy.retry_max, retry_after, jitter)
             values.update(b_state=MessageState.PENDING.value, b_not_before=now + timedelta(seconds=delay))
     elif outcome is Outcome.DEFER:
-        values.update(_deferred(policy, row, result, now, retry_after, jitter))
+        values.update(_deferred(policy, row, result, now, retry_after, jitter, deadline))
     elif outcome is Outcome.WAIT_WINDOW:
         opening = policy.window.next_opening(now, row.phone)
         if opening <= now:
@@ -214,9 +216,10 @@ def _deferred(
     now: datetime,
     retry_after: float | None,
     jitter: float | None,
+    deadline: datetime | None,
 ) -> dict[str, Any]:
     """Nothing was sent: wait without spending the attempt; past the message's deadline it expires."""
-    deadline = row.deadline or row.created_at + timedelta(seconds=policy.max_age)
+    deadline = deadline or row.created_at + timedelta(seconds=policy.max_age)
     if now >= deadline:
         reason = f"expired while the vendor said to come back later: {result.reason}"
         return {"b_state": MessageState.EXPIRED.value, "b_reason": reason, "b_attempts": row.attempts - 1}

@@ -385,9 +385,11 @@ def test_a_deferral_past_the_message_deadline_expires_it(engine: Engine, sandbox
     submit(ctx, 1)
     with engine.begin() as conn:
         row = conn.execute(select(Message.id, Message.phone, Message.created_at)).one()
-        conn.execute(update(Message).values(state="sending", attempts=1, updated_at=ctx.clock.now()))
-    deadline = ctx.clock.now() - timedelta(seconds=1)
-    claimed = {row.id: Claimed(row.id, row.phone, 1, row.created_at, deadline=deadline)}
+        deadline = ctx.clock.now() - timedelta(seconds=1)
+        conn.execute(
+            update(Message).values(state="sending", attempts=1, deadline=deadline, updated_at=ctx.clock.now())
+        )
+    claimed = {row.id: Claimed(row.id, row.phone, 1, row.created_at)}
     # When the vendor answers 'maintenance, nothing sent'
     deferred = [Result(row.id, Outcome.DEFER, code="-6", reason="itcloud -6: maintenance")]
     with engine.begin() as conn:
