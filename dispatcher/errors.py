@@ -4,14 +4,17 @@
     ├── ConfigError                  bad settings or accounts file (stops start-up)
     ├── JobRejected                  a job that cannot be read; stored with its reason
     └── VendorError                  a whole vendor request failed (per-phone results are data)
-        ├── RequestNotSent           retryable: connect error, pool timeout; the request never left
-        ├── VendorRetryable          retryable: 5xx, 429, maintenance, a body that makes no sense
-        ├── VendorOutcomeUnknown     not retryable: read/write timeout; the vendor may have sent it
-        ├── VendorRejectedRequest    not retryable: the vendor refused the request for good (4xx)
-        └── VendorAccountError       not retryable now: bad credentials or no credit; pause the account
+        ├── RequestNotSent           defer: connect error, pool timeout; the request never left
+        ├── VendorRetryable          retry: 5xx, a body that makes no sense
+        │   └── VendorBusy           defer: 429, the vendor did nothing and says come back later
+        ├── VendorOutcomeUnknown     unknown: read/write timeout; the vendor may have sent it
+        ├── VendorRejectedRequest    rejected: the vendor refused the request for good (4xx)
+        └── VendorAccountError       pause_account: bad credentials or no credit
 
-Each class says whether a retry is safe (``retryable``). Exceptions pickle: every
-``__init__`` hands its arguments to ``super().__init__``.
+Each class says whether a retry is safe (``retryable``) and what the request's failure means for
+each of its recipients (``outcome``, a word of ``dispatcher.vendors.base.Outcome``): the sender
+asks the error, never a table of types. Exceptions pickle: every ``__init__`` hands its
+arguments to ``super().__init__``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ class JobRejected(DispatcherError):
 class VendorError(DispatcherError):
     """A whole vendor request failed."""
 
+    #: what each recipient of the request becomes: a word of ``Outcome`` (the enum lives with the
+    #: adapters, which import this module); refused for good unless a subclass knows better
+    outcome = "rejected"
+
     def __init__(self, reason: str, code: str | None = None, retry_after: float | None = None):
         super().__init__(reason, code, retry_after)
         self.reason = reason
@@ -49,16 +56,28 @@ class RequestNotSent(VendorError):
     """The request never reached the vendor (connect error, pool timeout)."""
 
     retryable = True
+    #: nothing left us, so nothing can have been sent: waiting spends no attempt
+    outcome = "defer"
 
 
 class VendorRetryable(VendorError):
-    """The vendor answered with a documented 'try again' (5xx, 429, maintenance) or nonsense."""
+    """The vendor answered with a documented 'try again' (5xx) or nonsense."""
 
     retryable = True
+    outcome = "retry"
+
+
+class VendorBusy(VendorRetryable):
+    """The vendor did nothing and says when to come back (HTTP 429, Retry-After)."""
+
+    #: a refusal before any work: waiting spends no attempt
+    outcome = "defer"
 
 
 class VendorOutcomeUnknown(VendorError):
     """The request left but no reply came back: the vendor may or may not have sent it."""
+
+    outcome = "unknown"
 
 
 class VendorRejectedRequest(VendorError):
@@ -67,3 +86,5 @@ class VendorRejectedRequest(VendorError):
 
 class VendorAccountError(VendorError):
     """Bad credentials or no credit: the account pauses, nothing is failed."""
+
+    outcome = "pause_account"

@@ -7,10 +7,10 @@ Messages never move backwards: only a ``sent`` message becomes ``delivered`` or 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Connection, Engine, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dispatcher.models import InboundMessage, Message, MessageEvent, MessageState, OptOut
@@ -90,14 +90,18 @@ def record_replies(
                 continue
             new += 1
             if stop:
-                added = conn.execute(
-                    dialect.insert(OptOut)
-                    .values(account=account, phone=phone, reason=f"replied {reply.text.strip()!r}", created_at=now)
-                    .on_conflict_do_nothing()
-                    .returning(OptOut.phone)
-                ).first()
-                opted += added is not None
+                opted += opt_out(conn, account, [phone], f"replied {reply.text.strip()!r}", now)
     return new, opted
+
+
+def opt_out(conn: Connection, account: str, phones: Collection[str], reason: str, now: datetime) -> int:
+    """Put phones on the account's opt-out list (ingest refuses them from then on); return how many are new."""
+    if not phones:
+        return 0
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    rows = [{"account": account, "phone": phone, "reason": reason, "created_at": now} for phone in phones]
+    added = conn.execute(dialect.insert(OptOut).values(rows).on_conflict_do_nothing().returning(OptOut.phone))
+    return len(added.all())
 
 
 def _e164(phone: str, country: str) -> str:

@@ -1,10 +1,13 @@
 """Turning per-recipient results into message states, with history, in one transaction.
 
-Every update is guarded by ``state = 'sending'``: only the worker that claimed a row records it.
+Every update is guarded by ``state = 'sending'``: only the worker that claimed a row records it,
+and only the rows it still holds get a history event, pause the account or opt a phone out (a
+reply that comes after the sweep declared its rows ``unknown`` changes nothing).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,9 +17,12 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, update
 
 from dispatcher import account_state
-from dispatcher.config import AccountConfig
+from dispatcher.config import AccountConfig, AccountPolicy
+from dispatcher.inbound import opt_out
 from dispatcher.models import Message, MessageEvent, MessageState
 from dispatcher.vendors.base import Outcome, Result
+
+log = logging.getLogger("dispatcher.outcomes")
 
 #: seconds before re-trying a number the vendor said is outside its hours while ours say open
 WINDOW_RECHECK = 900.0
@@ -32,11 +38,29 @@ class Claimed:
     created_at: datetime
 
 
-def backoff(attempt: int, base: float, cap: float, retry_after: float | None = None) -> float:
-    """Seconds to wait before try ``attempt + 1``: exponential, capped, with jitter."""
+def backoff(
+    attempt: int, base: float, cap: float, retry_after: float | None = None, jitter: float | None = None
+) -> float:
+    """Seconds to wait before try ``attempt + 1``: exponential, capped, with jitter (0..1)."""
     ceiling = min(cap, base * 2 ** max(0, attempt - 1))
-    delay = random.uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
+    return max(_jittered(ceiling, jitter), retry_after or 0.0)
+
+
+def defer_delay(
+    age: float, base: float, cap: float, retry_after: float | None = None, jitter: float | None = None
+) -> float:
+    """Seconds to wait after a 'nothing sent, come back later': up to a quarter of the message's age.
+
+    A deferral spends no attempt, so the attempt count cannot grow the wait; the age does, which
+    still backs off exponentially (each wait adds up to a quarter of the time already waited).
+    """
+    ceiling = min(cap, max(base, age / 4))
+    return max(_jittered(ceiling, jitter), retry_after or 0.0)
+
+
+def _jittered(ceiling: float, jitter: float | None) -> float:
+    """Between half the ceiling and the ceiling."""
+    return ceiling / 2 + ceiling / 2 * (random.random() if jitter is None else jitter)
 
 
 def record(
@@ -48,59 +72,104 @@ def record(
     retry_after: float | None = None,
 ) -> dict[str, int]:
     """Store each result as the message's new state; return the count per new state."""
-    policy = config.policy
-    rows: list[dict[str, Any]] = []
-    pause_reason = None
-    for result in results:
-        row = claimed.get(result.message_id)
-        if row is None:
-            continue
-        values = _transition(config, row, result, now, retry_after)
-        if result.outcome is Outcome.PAUSE_ACCOUNT:
-            pause_reason = result.reason
-        rows.append(values)
-    if pause_reason:
-        until = now + timedelta(seconds=policy.pause_seconds)
-        account_state.pause(conn, config.key, until, pause_reason, now)
+    results = [r for r in results if r.message_id in claimed]
+    mine = _still_sending(conn, [r.message_id for r in results], now)
+    if len(mine) < len(results):
+        # The sweep declared them unknown before this reply came: history must agree with state.
+        log.warning(
+            "a reply came for rows no longer sending; their state is kept",
+            extra={"account": config.key, "rows": len(results) - len(mine)},
+        )
+    results = [r for r in results if r.message_id in mine]
+    # One jitter for the whole reply: rows that failed together wait together and go out again in
+    # one request, instead of one request each.
+    jitter = random.random()
+    rows = [
+        _transition(config, claimed[r.message_id], r, now, retry_after, jitter, mine[r.message_id])
+        for r in results
+    ]
+    _pause_and_opt_out(conn, config, claimed, results, now)
     if rows:
-        conn.execute(
-            update(Message)
-            .where(Message.id == bindparam("b_id"), Message.state == MessageState.SENDING.value)
-            .values(
-                state=bindparam("b_state"),
-                reason=bindparam("b_reason"),
-                vendor_id=bindparam("b_vendor_id"),
-                vendor_code=bindparam("b_code"),
-                not_before=bindparam("b_not_before"),
-                sent_at=bindparam("b_sent_at"),
-                attempts=bindparam("b_attempts"),
-                pin_hash=bindparam("b_pin_hash"),
-                updated_at=now,
-            ),
-            rows,
-        )
-        conn.execute(
-            insert(MessageEvent),
-            [
-                {
-                    "message_id": r["b_id"],
-                    "from_state": MessageState.SENDING.value,
-                    "to_state": r["b_state"],
-                    "code": r["b_code"],
-                    "reason": r["b_reason"],
-                    "at": now,
-                }
-                for r in rows
-            ],
-        )
+        _store(conn, rows, now)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["b_state"]] = counts.get(r["b_state"], 0) + 1
     return counts
 
 
+def _still_sending(conn: Connection, ids: Sequence[int], now: datetime) -> dict[int, datetime | None]:
+    """Of these rows, the ones still 'sending' (with their deadlines), locked until this transaction ends.
+
+    Writing first takes the row locks (PostgreSQL) or the database lock (SQLite), so the stale
+    sweep cannot turn a row 'unknown' between this check and the update that records it.
+    """
+    if not ids:
+        return {}
+    changed = conn.execute(
+        update(Message)
+        .where(Message.id.in_(ids), Message.state == MessageState.SENDING.value)
+        .values(updated_at=now)
+        .returning(Message.id, Message.deadline)
+    )
+    return {row.id: row.deadline for row in changed}
+
+
+def _pause_and_opt_out(
+    conn: Connection, config: AccountConfig, claimed: dict[int, Claimed], results: Sequence[Result], now: datetime
+) -> None:
+    """What recorded results say about the account (pause) and about phones (opt out)."""
+    pausing = [r for r in results if r.outcome is Outcome.PAUSE_ACCOUNT]
+    if pausing:
+        until = now + timedelta(seconds=config.policy.pause_seconds)
+        account_state.pause(conn, config.key, until, pausing[-1].reason or "the vendor refused the account", now)
+    blocked = [r for r in results if r.opt_out]
+    if blocked:
+        reason = f"the vendor blocks it: {blocked[0].reason}"
+        opt_out(conn, config.key, sorted({claimed[r.message_id].phone for r in blocked}), reason, now)
+
+
+def _store(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
+    """Write the new states (still guarded) and one history event per row."""
+    conn.execute(
+        update(Message)
+        .where(Message.id == bindparam("b_id"), Message.state == MessageState.SENDING.value)
+        .values(
+            state=bindparam("b_state"),
+            reason=bindparam("b_reason"),
+            vendor_id=bindparam("b_vendor_id"),
+            vendor_code=bindparam("b_code"),
+            not_before=bindparam("b_not_before"),
+            sent_at=bindparam("b_sent_at"),
+            attempts=bindparam("b_attempts"),
+            pin_hash=bindparam("b_pin_hash"),
+            updated_at=now,
+        ),
+        rows,
+    )
+    conn.execute(
+        insert(MessageEvent),
+        [
+            {
+                "message_id": r["b_id"],
+                "from_state": MessageState.SENDING.value,
+                "to_state": r["b_state"],
+                "code": r["b_code"],
+                "reason": r["b_reason"],
+                "at": now,
+            }
+            for r in rows
+        ],
+    )
+
+
 def _transition(
-    config: AccountConfig, row: Claimed, result: Result, now: datetime, retry_after: float | None
+    config: AccountConfig,
+    row: Claimed,
+    result: Result,
+    now: datetime,
+    retry_after: float | None,
+    jitter: float | None = None,
+    deadline: datetime | None = None,
 ) -> dict[str, Any]:
     policy = config.policy
     values: dict[str, Any] = {
@@ -124,8 +193,10 @@ def _transition(
         if row.attempts >= policy.max_attempts or age >= policy.max_age:
             values["b_reason"] = f"gave up after {row.attempts} attempts: {result.reason}"
         else:
-            delay = backoff(row.attempts, policy.retry_base, policy.retry_max, retry_after)
+            delay = backoff(row.attempts, policy.retry_base, policy.retry_max, retry_after, jitter)
             values.update(b_state=MessageState.PENDING.value, b_not_before=now + timedelta(seconds=delay))
+    elif outcome is Outcome.DEFER:
+        values.update(_deferred(policy, row, result, now, retry_after, jitter, deadline))
     elif outcome is Outcome.WAIT_WINDOW:
         opening = policy.window.next_opening(now, row.phone)
         if opening <= now:
@@ -136,3 +207,26 @@ def _transition(
         until = now + timedelta(seconds=policy.pause_seconds)
         values.update(b_state=MessageState.PENDING.value, b_not_before=until, b_attempts=row.attempts - 1)
     return values
+
+
+def _deferred(
+    policy: AccountPolicy,
+    row: Claimed,
+    result: Result,
+    now: datetime,
+    retry_after: float | None,
+    jitter: float | None,
+    deadline: datetime | None,
+) -> dict[str, Any]:
+    """Nothing was sent: wait without spending the attempt; past the message's deadline it expires."""
+    deadline = deadline or row.created_at + timedelta(seconds=policy.max_age)
+    if now >= deadline:
+        reason = f"expired while the vendor said to come back later: {result.reason}"
+        return {"b_state": MessageState.EXPIRED.value, "b_reason": reason, "b_attempts": row.attempts - 1}
+    age = (now - row.created_at).total_seconds()
+    delay = defer_delay(age, policy.retry_base, policy.retry_max, retry_after, jitter)
+    return {
+        "b_state": MessageState.PENDING.value,
+        "b_not_before": now + timedelta(seconds=delay),
+        "b_attempts": row.attempts - 1,
+    }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -26,13 +26,7 @@ from dispatcher import account_state, release
 from dispatcher.clock import SystemClock
 from dispatcher.config import AccountConfig, Settings
 from dispatcher.db import is_postgres
-from dispatcher.errors import (
-    RequestNotSent,
-    VendorAccountError,
-    VendorError,
-    VendorOutcomeUnknown,
-    VendorRetryable,
-)
+from dispatcher.errors import VendorError
 from dispatcher.models import Batch, BatchState, Job, Message, MessageState
 from dispatcher.outcomes import Claimed, record
 from dispatcher.ratelimit import Limiter
@@ -266,7 +260,8 @@ def _exchange(
         response = ctx.transport.send(request.request, policy.connect_timeout, policy.read_timeout)
         results = adapter.parse_send(config.account, request, response)
     except VendorError as exc:
-        outcome = _OUTCOME_OF_ERROR.get(type(exc), vendor_base.Outcome.REJECTED)
+        # The error decides what its failure means for each recipient.
+        outcome = vendor_base.Outcome(exc.outcome)
         reason = scrub(str(exc), secrets)
         log.warning("vendor request failed: %s", reason, extra={"account": config.key})
         results = [
@@ -274,23 +269,13 @@ def _exchange(
         ]
         return results, exc.retry_after
     answered = {r.message_id for r in results}
-    results = [
-        vendor_base.Result(r.message_id, r.outcome, r.vendor_id, r.code, scrub(r.reason, secrets)) for r in results
-    ]
+    results = [replace(r, reason=scrub(r.reason, secrets)) for r in results]
     for r in request.recipients:
         if r.message_id not in answered:
             results.append(
                 vendor_base.Result(r.message_id, vendor_base.Outcome.UNKNOWN, reason="the reply did not cover it")
             )
     return results, None
-
-
-_OUTCOME_OF_ERROR = {
-    RequestNotSent: vendor_base.Outcome.RETRY,
-    VendorRetryable: vendor_base.Outcome.RETRY,
-    VendorOutcomeUnknown: vendor_base.Outcome.UNKNOWN,
-    VendorAccountError: vendor_base.Outcome.PAUSE_ACCOUNT,
-}
 
 
 def _settle(ctx: SendContext, batch_id: int, report: SendReport, hold: float | None) -> SendReport:

@@ -168,7 +168,7 @@ def _summary(engine: Any, ids: dict[str, str], ledger: Any) -> None:
 
     from dispatcher.models import InboundMessage, Message, OptOut
 
-    print("\naccount        vendor      sent  delivered  failed  waiting  rejected  replies  opt-outs")
+    print("\naccount        vendor      sent  delivered  failed  waiting  rejected  replies  opt-outs  unknown")
     with engine.connect() as conn:
         for account in sorted({name.split()[0] for name in ids}):
             job_ids = [job for name, job in ids.items() if name.split()[0] == account]
@@ -180,11 +180,13 @@ def _summary(engine: Any, ids: dict[str, str], ledger: Any) -> None:
             replies = conn.execute(select(func.count()).where(InboundMessage.account == account)).scalar_one()
             opted = conn.execute(select(func.count()).where(OptOut.account == account)).scalar_one()
             vendor = account.split("-", 1)[1]
-            sent = sum(states.get(s, 0) for s in ("sent", "delivered", "failed"))
-            delivered, failed = states.get("delivered", 0), states.get("failed", 0)
+            # Each column is one state: a message the vendor refused is failed, never counted as sent.
+            sent, delivered, failed = (states.get(s, 0) for s in ("sent", "delivered", "failed"))
+            waiting = states.get("pending", 0) + states.get("sending", 0)
             print(
                 f"{account:<14} {vendor:<10} {sent:>5}  {delivered:>9}  {failed:>6}"
-                f"  {states.get('pending', 0):>7}  {states.get('rejected', 0):>8}  {replies:>7}  {opted:>8}"
+                f"  {waiting:>7}  {states.get('rejected', 0):>8}  {replies:>7}  {opted:>8}"
+                f"  {states.get('unknown', 0):>7}"
             )
     print(
         "\n(itcloud and smsclouds give no handset receipts: their messages stay 'sent')\n"

@@ -94,19 +94,28 @@ def test_the_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
     assert "broker memory://" in out and "sqlite:///" in out
     # The late Colombian job waited, then went out at 08:00
     assert "co-itcloud late: pending 50" in out and "co-itcloud late: sent 50" in out
-    # One row per vendor, every recipient sent (the 1500 + the late 50 on itcloud)
+    # One row per vendor; each column counts one state
     rows = {
-        line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("co-", "mx-", "us-", "ve-"))
+        line.split()[0]: [int(n) for n in line.split()[2:]]
+        for line in out.splitlines()
+        if line.startswith(("co-", "mx-", "us-", "ve-"))
     }
     assert set(rows) == {"co-itcloud", "mx-smsclouds", "mx-smsclick", "us-voipcomms", "ve-ogangi"}
-    sent = {account: int(row[2]) for account, row in rows.items()}
-    assert sent == {
+    columns = ("sent", "delivered", "failed", "waiting", "rejected", "replies", "opt-outs", "unknown")
+    counts = {account: dict(zip(columns, row, strict=True)) for account, row in rows.items()}
+    # Every recipient reached the vendor and settled (the 1500 + the late 50 on itcloud): none waits,
+    # none was refused at ingest, none is unknown
+    handed = {account: c["sent"] + c["delivered"] + c["failed"] for account, c in counts.items()}
+    assert handed == {
         "co-itcloud": 1550,
         "mx-smsclouds": 300,
         "mx-smsclick": 40,
         "us-voipcomms": 200,
         "ve-ogangi": 40,
     }
-    assert all(int(row[5]) == 0 for row in rows.values())  # nothing left waiting
-    assert int(rows["us-voipcomms"][3]) > 0 and int(rows["co-itcloud"][7]) > 0  # delivered; replies
+    assert all(c["waiting"] == c["rejected"] == c["unknown"] == 0 for c in counts.values())
+    # IT Cloud gives no delivery reports: every one of its messages is sent, none failed
+    assert (counts["co-itcloud"]["sent"], counts["co-itcloud"]["failed"]) == (1550, 0)
+    # Delivery reports move voipcomms messages on from sent; itcloud's replies came in
+    assert counts["us-voipcomms"]["delivered"] > 0 and counts["co-itcloud"]["replies"] > 0
     assert "limit violations: 0; phones sent twice: 0" in out

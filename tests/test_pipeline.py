@@ -247,11 +247,16 @@ def test_a_connect_error_is_retried_until_the_vendor_is_back(stack: Stack) -> No
 
     def retried() -> bool:
         with stack.engine.connect() as conn:
-            row = conn.execute(select(Message.attempts, Message.reason).where(Message.job_id == job_id)).first()
-        return bool(row and row.attempts >= 1 and "ConnectError" in (row.reason or ""))
+            rows = conn.execute(
+                select(Message.state, Message.attempts, Message.reason).where(Message.job_id == job_id)
+            ).all()
+        # The request never left: both rows wait again, no attempt spent (read at one moment, as
+        # the worker claims them again within a second).
+        return len(rows) == 2 and all(
+            (r.state, r.attempts) == ("pending", 0) and "ConnectError" in (r.reason or "") for r in rows
+        )
 
-    wait_for(retried, 30, "a connect error recorded")
-    assert stack.states(job_id) == {"pending": 2}
+    wait_for(retried, 30, "a connect error recorded, both rows pending")
     back = SandboxServer({"itcloud": stack.sim}, port=stack.down_port).start()
     try:
         wait_for(lambda: stack.states(job_id).get("sent") == 2, 60, "sent once the vendor is back")

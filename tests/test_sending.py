@@ -7,15 +7,17 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from dispatcher.config import Settings
 from dispatcher.jobs import ingest_job
-from dispatcher.models import AccountState, Batch, Message, MessageEvent
+from dispatcher.models import AccountState, Batch, Message, MessageEvent, OptOut
+from dispatcher.outcomes import Claimed, record
 from dispatcher.ratelimit import MemoryLimiter
 from dispatcher.release import expire_stale_sending, release_due
 from dispatcher.sending import SendContext, send_batch
 from dispatcher.transport import Transport
+from dispatcher.vendors.base import Outcome, Result
 from tests.conftest import make_accounts
 
 TOKEN = "s3cr3t-token-xyz"
@@ -137,7 +139,7 @@ def test_500_then_maintenance_then_success_is_sent_once(engine: Engine, sandbox)
         history = conn.execute(select(MessageEvent.to_state, MessageEvent.code).order_by(MessageEvent.id)).all()
         attempts = conn.execute(select(Message.attempts)).scalar()
     assert [tuple(h) for h in history] == [("pending", "500"), ("pending", "-6"), ("sent", history[-1].code)]
-    assert attempts == 3
+    assert attempts == 2  # maintenance sent nothing: it spent no attempt
 
 
 def test_retries_stop_at_the_attempt_budget_with_the_reason(engine: Engine, sandbox) -> None:
@@ -161,7 +163,8 @@ def test_a_connect_error_is_retried(engine: Engine, sandbox) -> None:
     send_batch(ctx, queued[0])
     with engine.connect() as conn:
         row = conn.execute(select(Message.state, Message.attempts, Message.reason)).one()
-    assert (row.state, row.attempts) == ("pending", 1) and "not sent: ConnectError" in row.reason
+    # (the request never left: no attempt spent)
+    assert (row.state, row.attempts) == ("pending", 0) and "not sent: ConnectError" in row.reason
     # When it comes back
     ctx.accounts = make_accounts(sandbox.url("itcloud"))
     sandbox.clock.advance(1)
@@ -241,3 +244,187 @@ def test_a_lost_task_is_queued_again_by_the_sweep(engine: Engine, sandbox) -> No
     assert again == queued
     with engine.connect() as conn:
         assert conn.execute(select(Batch.state)).scalar() == "queued"
+
+
+def history(engine: Engine) -> list[tuple[str | None, str, str | None]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(MessageEvent.from_state, MessageEvent.to_state, MessageEvent.code))
+        return [tuple(r) for r in rows.all()]
+
+
+def test_a_late_reply_after_expiry_leaves_the_row_unknown_and_its_history_true(engine: Engine, sandbox) -> None:
+    # Given a row a worker claimed, then the sweep declared unknown because no reply came in time
+    ctx = context(engine, sandbox)
+    submit(ctx, 1)
+    with engine.begin() as conn:
+        row = conn.execute(select(Message.id, Message.phone, Message.created_at)).one()
+        conn.execute(update(Message).values(state="sending", attempts=1, updated_at=ctx.clock.now()))
+    ctx.clock.advance(ctx.settings.sending_timeout + 1)
+    assert expire_stale_sending(engine, ctx.settings, ctx.clock.now()) == 1
+    # When the vendor's reply arrives late and is recorded
+    claimed = {row.id: Claimed(row.id, row.phone, 1, row.created_at)}
+    late = [Result(row.id, Outcome.ACCEPTED, vendor_id="12102253", code="12102253")]
+    with engine.begin() as conn:
+        counts = record(conn, ctx.accounts["co-main"], claimed, late, ctx.clock.now())
+    # Then the row stays unknown and its history holds no sending -> sent
+    assert [s for s, _ in states(engine, _job_of(engine))] == ["unknown"]
+    assert history(engine) == [("sending", "unknown", None)]
+    assert counts == {}
+
+
+def test_a_late_refusal_after_expiry_pauses_no_account_and_opts_no_phone_out(engine: Engine, sandbox) -> None:
+    ctx = context(engine, sandbox)
+    submit(ctx, 2)
+    with engine.begin() as conn:
+        rows = conn.execute(select(Message.id, Message.phone, Message.created_at).order_by(Message.id)).all()
+        conn.execute(update(Message).values(state="sending", attempts=1, updated_at=ctx.clock.now()))
+    ctx.clock.advance(ctx.settings.sending_timeout + 1)
+    expire_stale_sending(engine, ctx.settings, ctx.clock.now())
+    claimed = {r.id: Claimed(r.id, r.phone, 1, r.created_at) for r in rows}
+    late = [
+        Result(rows[0].id, Outcome.PAUSE_ACCOUNT, code="-3", reason="no balance"),
+        Result(rows[1].id, Outcome.REJECTED, code="-8", reason="blocklisted", opt_out=True),
+    ]
+    with engine.begin() as conn:
+        record(conn, ctx.accounts["co-main"], claimed, late, ctx.clock.now())
+    with engine.connect() as conn:
+        assert conn.execute(select(AccountState)).all() == []
+        assert conn.execute(select(OptOut)).all() == []
+
+
+def _job_of(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return conn.execute(select(Message.job_id)).scalar_one()
+
+
+def test_a_blocklisted_number_is_opted_out_and_refused_by_the_next_job(engine: Engine, sandbox) -> None:
+    # Given the vendor's block list holds one of the numbers (the person answered SALIR)
+    ctx = context(engine, sandbox)
+    sandbox.sim.users["ops@example.com"].blocked.add("573000000001")
+    job_id, queued = submit(ctx, 3)
+    # When the job is sent
+    send_batch(ctx, queued[0])
+    # Then that number failed with -8 and is on the account's opt-out list
+    with engine.connect() as conn:
+        got = conn.execute(select(Message.phone, Message.state, Message.vendor_code).order_by(Message.id)).all()
+        opted = conn.execute(select(OptOut.account, OptOut.phone)).all()
+    assert [tuple(r) for r in got][1] == ("+573000000001", "failed", "-8")
+    assert [tuple(r) for r in opted] == [("co-main", "+573000000001")]
+    # And the next job refuses it at ingest, before any request
+    job_id, _ = submit(ctx, 3)
+    with engine.connect() as conn:
+        again = conn.execute(
+            select(Message.phone, Message.state, Message.reason)
+            .where(Message.job_id == job_id)
+            .order_by(Message.id)
+        ).all()
+    assert [(r.phone, r.state) for r in again if r.state == "rejected"] == [("+573000000001", "rejected")]
+
+
+def test_too_many_numbers_goes_back_pending_without_spending_an_attempt(engine: Engine, sandbox) -> None:
+    # Given the vendor answers -7 (over 5000 numbers) to a request
+    ctx = context(engine, sandbox, max_attempts=1)
+    sandbox.sim.script({"body": "-7"})
+    job_id, queued = submit(ctx, 3)
+    send_batch(ctx, queued[0])
+    # Then no number failed: they wait, no attempt spent
+    with engine.connect() as conn:
+        rows = conn.execute(select(Message.state, Message.attempts, Message.vendor_code)).all()
+    assert [tuple(r) for r in rows] == [("pending", 0, "-7")] * 3
+    # And the next request sends them
+    run_until_settled(ctx, queued[0])
+    assert {s for s, _ in states(engine, job_id)} == {"sent"} and sandbox.ledger.duplicates() == {}
+
+
+def test_maintenance_waits_without_spending_the_attempt_budget(engine: Engine, sandbox) -> None:
+    # Given IT Cloud is in maintenance (-6: nothing sent or charged) for 100 s, and a budget of 2 tries
+    ctx = context(engine, sandbox, max_attempts=2, retry_base=5.0, retry_max=600.0)
+    sandbox.sim.faults.maintenance = True
+    job_id, queued = submit(ctx, 3)
+    started = ctx.clock.now()
+    tries = 0
+    while (ctx.clock.now() - started).total_seconds() < 100:
+        report = send_batch(ctx, queued[0])
+        tries += report.requests
+        with engine.connect() as conn:
+            next_due = conn.execute(select(func.min(Message.not_before))).scalar()
+        if next_due is None:  # nothing left waiting
+            break
+        ctx.clock.when = max(next_due, ctx.clock.now()) + timedelta(seconds=0.01)
+        ctx.limiter = MemoryLimiter()
+    # Then more tries than the budget went out, and still nothing failed or spent an attempt
+    with engine.connect() as conn:
+        rows = conn.execute(select(Message.state, Message.attempts)).all()
+    assert tries > 2 and [tuple(r) for r in rows] == [("pending", 0)] * 3
+    # When maintenance ends, every number is sent once
+    sandbox.sim.faults.maintenance = False
+    run_until_settled(ctx, queued[0])
+    assert {s for s, _ in states(engine, job_id)} == {"sent"} and sandbox.ledger.duplicates() == {}
+
+
+def test_maintenance_past_the_message_age_limit_expires_it(engine: Engine, sandbox) -> None:
+    # Given messages that may wait at most 60 s, and a vendor in maintenance for longer
+    ctx = context(engine, sandbox, max_age=60.0)
+    sandbox.sim.faults.maintenance = True
+    job_id, queued = submit(ctx, 1)
+    send_batch(ctx, queued[0])
+    ctx.clock.advance(61)
+    ctx.limiter = MemoryLimiter()
+    with engine.begin() as conn:  # its backoff is over
+        conn.execute(update(Message).values(not_before=None))
+    send_batch(ctx, queued[0])
+    # Then it ends expired with the vendor's reason, not pending forever
+    with engine.connect() as conn:
+        row = conn.execute(select(Message.state, Message.reason, Message.attempts)).one()
+    assert row.state == "expired" and "-6" in row.reason and row.attempts == 0
+
+
+def test_a_deferral_past_the_message_deadline_expires_it(engine: Engine, sandbox) -> None:
+    # Given a claimed row whose deadline has passed, long before the account's max_age
+    ctx = context(engine, sandbox)
+    submit(ctx, 1)
+    with engine.begin() as conn:
+        row = conn.execute(select(Message.id, Message.phone, Message.created_at)).one()
+        deadline = ctx.clock.now() - timedelta(seconds=1)
+        conn.execute(
+            update(Message).values(state="sending", attempts=1, deadline=deadline, updated_at=ctx.clock.now())
+        )
+    claimed = {row.id: Claimed(row.id, row.phone, 1, row.created_at)}
+    # When the vendor answers 'maintenance, nothing sent'
+    deferred = [Result(row.id, Outcome.DEFER, code="-6", reason="itcloud -6: maintenance")]
+    with engine.begin() as conn:
+        record(conn, ctx.accounts["co-main"], claimed, deferred, ctx.clock.now())
+    # Then it expires instead of waiting again, its try not counted
+    with engine.connect() as conn:
+        got = conn.execute(select(Message.state, Message.attempts, Message.reason)).one()
+    assert (got.state, got.attempts) == ("expired", 0) and "-6" in got.reason
+
+
+def test_rows_deferred_together_go_out_again_in_one_request(engine: Engine, sandbox) -> None:
+    # Given a request of 20 numbers answered with maintenance
+    ctx = context(engine, sandbox)
+    sandbox.sim.faults.maintenance = True
+    job_id, queued = submit(ctx, 20)
+    send_batch(ctx, queued[0])
+    # Then they all wait until the same moment
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count(func.distinct(Message.not_before)))).scalar() == 1
+    # And when maintenance is over, one request sends them all
+    sandbox.sim.faults.maintenance = False
+    run_until_settled(ctx, queued[0])
+    assert {s for s, _ in states(engine, job_id)} == {"sent"} and sends(sandbox) == 2
+
+
+def test_a_429_waits_without_spending_an_attempt(engine: Engine, sandbox) -> None:
+    # Given the vendor answers 'too many requests': it did nothing
+    ctx = context(engine, sandbox, max_attempts=1)
+    sandbox.sim.script({"status": 429})
+    job_id, queued = submit(ctx, 2)
+    send_batch(ctx, queued[0])
+    # Then nothing failed or spent an attempt
+    with engine.connect() as conn:
+        rows = conn.execute(select(Message.state, Message.attempts)).all()
+    assert [tuple(r) for r in rows] == [("pending", 0)] * 2
+    # And later it is sent once
+    run_until_settled(ctx, queued[0])
+    assert {s for s, _ in states(engine, job_id)} == {"sent"} and sends(sandbox) == 2

@@ -20,6 +20,7 @@ import httpx
 
 from dispatcher.errors import (
     VendorAccountError,
+    VendorBusy,
     VendorRejectedRequest,
     VendorRetryable,
 )
@@ -29,7 +30,10 @@ class Outcome(enum.StrEnum):
     """What one recipient's reply means, the same words for every vendor."""
 
     ACCEPTED = "accepted"  #: the vendor took it; ``vendor_id`` says under which id
-    RETRY = "retry"  #: transient: try again later with backoff
+    RETRY = "retry"  #: transient: try again later with backoff, spending one of the attempts
+    #: nothing was sent and the vendor says come back later (maintenance, connect error, too many
+    #: numbers in one request): try again with backoff, no attempt spent; the message's age bounds it
+    DEFER = "defer"
     WAIT_WINDOW = "wait_window"  #: outside the legal sending hours: wait for the next opening
     REJECTED = "rejected"  #: refused for good (bad number, text, blocklist, content)
     PAUSE_ACCOUNT = "pause_account"  #: no credit or bad credentials: the account waits
@@ -42,6 +46,8 @@ class CodeRule:
 
     outcome: Outcome
     meaning: str
+    #: the vendor refuses this number because its owner asked it to: opt it out of the account
+    opt_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,8 @@ class Result:
     reason: str = ""
     #: a salted hash of a PIN the vendor generated (OTP); never the PIN itself
     pin_hash: str | None = None
+    #: the vendor says this number's owner asked not to be sent to: opt it out of the account
+    opt_out: bool = False
 
 
 class Adapter(Protocol):
@@ -154,7 +162,7 @@ def raise_for_status(response: httpx.Response) -> None:
         return
     reason = f"HTTP {status}: {short_body(response)}"
     if status == 429:
-        raise VendorRetryable(reason, str(status), retry_after=retry_after_seconds(response))
+        raise VendorBusy(reason, str(status), retry_after=retry_after_seconds(response))
     if status >= 500:
         raise VendorRetryable(reason, str(status))
     if status in (401, 403):
@@ -177,18 +185,25 @@ def short_body(response: httpx.Response, limit: int = 200) -> str:
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
-def result_for_code(recipient: Recipient, code: str, codes: Mapping[str, CodeRule], vendor: str) -> Result:
-    """Map a documented code onto a Result; an undocumented one fails this attempt, kept raw."""
+def result_for_code(
+    recipient: Recipient,
+    code: str,
+    codes: Mapping[str, CodeRule],
+    vendor: str,
+    undocumented: Outcome = Outcome.RETRY,
+) -> Result:
+    """Map a documented code onto a Result; an undocumented one gets ``undocumented``, kept raw.
+
+    A vendor that carries many numbers in one request passes ``Outcome.UNKNOWN``: a code its
+    manual does not list proves nothing about whether that number went out, so it is never resent.
+    """
     rule = codes.get(code)
     if rule is None:
-        # Retried within the account's attempt budget, then failed with this reason.
         return Result(
-            recipient.message_id,
-            Outcome.RETRY,
-            code=code,
-            reason=f"{vendor} answered undocumented code {code!r}",
+            recipient.message_id, undocumented, code=code, reason=f"{vendor} answered undocumented code {code!r}"
         )
-    return Result(recipient.message_id, rule.outcome, code=code, reason=f"{vendor} {code}: {rule.meaning}")
+    reason = f"{vendor} {code}: {rule.meaning}"
+    return Result(recipient.message_id, rule.outcome, code=code, reason=reason, opt_out=rule.opt_out)
 
 
 class DeliveryState(enum.StrEnum):

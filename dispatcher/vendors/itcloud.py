@@ -11,7 +11,10 @@ Sample reply, one ``phone,code`` line per number (``<br>`` may stand between the
     573802338546,0
     573002333333,-3
 
-A code above 0 is the acceptance id. A bare code (``-1``) answers for the whole request.
+A code above 0 is the acceptance id. A bare code answers for the whole request, but only the
+codes about the request itself (credentials, hours, balance, text, maintenance, size) can: a bare
+acceptance id, ``0``, ``-4`` or ``-8`` for several numbers says not which number it is about, so
+each of them is ``unknown`` (the vendor may have sent some), never sent again blindly.
 """
 
 from __future__ import annotations
@@ -50,9 +53,13 @@ codes: dict[str, CodeRule] = {
     "-3": CodeRule(Outcome.PAUSE_ACCOUNT, "no balance left on the account"),
     "-4": CodeRule(Outcome.REJECTED, "bad number: not the expected 12 digits"),
     "-5": CodeRule(Outcome.REJECTED, "text empty or over 765 characters"),
-    "-6": CodeRule(Outcome.RETRY, "system in maintenance; nothing sent or charged"),
-    "-7": CodeRule(Outcome.REJECTED, "more than 5000 numbers in one request"),
-    "-8": CodeRule(Outcome.REJECTED, "number on the block list"),
+    # The manual: "Este SMS no tiene cobro ni enviado": come back later, no attempt spent.
+    "-6": CodeRule(Outcome.DEFER, "system in maintenance; nothing sent or charged"),
+    # Our request was too big, never the numbers' fault: they go again in requests of at most
+    # ``limits.batch_size`` (build_send), without spending an attempt.
+    "-7": CodeRule(Outcome.DEFER, "more than 5000 numbers in one request"),
+    # Typically the person answered SALIR: the account stops sending to this number.
+    "-8": CodeRule(Outcome.REJECTED, "number on the block list", opt_out=True),
     "-9": CodeRule(Outcome.REJECTED, "text rejected for its content"),
     "-10": CodeRule(Outcome.REJECTED, "text carries a link the account may not send"),
     "-11": CodeRule(Outcome.REJECTED, "bad metodo_envio: must be 1via, 2via or flash"),
@@ -60,6 +67,9 @@ codes: dict[str, CodeRule] = {
 }
 
 limits = Limits(batch_size=1000, hard_max_recipients=5000, min_interval=2.0, max_text_chars=765)
+
+#: codes that, answered bare, speak for every number of the request (the rest are per number)
+REQUEST_CODES = frozenset({"-1", "-2", "-3", "-5", "-6", "-7", "-9", "-10", "-11"})
 
 #: values of the ``metodo_envio`` option
 SEND_METHODS = ("1via", "2via", "flash")
@@ -99,26 +109,33 @@ def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | N
 
 
 def build_send(account: Account, batch: Batch) -> list[SendRequest]:
-    """One form POST carries the whole batch (the planner keeps it within 1000 numbers)."""
+    """One form POST per text and per 1000 numbers (the manual's block; the planner cuts the same)."""
     recipients = list(batch.recipients)
     texts = {r.text for r in recipients}
-    if len(texts) != 1:
-        # One request has one SMSText: personalised texts go one request per text.
+    if len(texts) != 1 or len(recipients) > limits.batch_size:
+        # One request has one SMSText: personalised texts go one request per text. And never more
+        # numbers than the manual's block, whatever the batch: -7 refuses the whole request.
+        same_text = [[r for r in recipients if r.text == text] for text in sorted(texts)]
+        size = limits.batch_size
         return [
-            request
-            for text in sorted(texts)
-            for request in build_send(account, Batch([r for r in recipients if r.text == text], batch.options))
+            _request(account, group[start : start + size], batch.options)
+            for group in same_text
+            for start in range(0, len(group), size)
         ]
+    return [_request(account, recipients, batch.options)]
+
+
+def _request(account: Account, recipients: list[Recipient], options: Mapping[str, Any]) -> SendRequest:
     form = {
         "user": account.params["user"],
         "token": account.params["token"],
         "GSM": ",".join(vendor_number(r.phone) for r in recipients),
         "SMSText": recipients[0].text,
     }
-    if batch.options.get("metodo_envio"):
-        form["metodo_envio"] = batch.options["metodo_envio"]
+    if options.get("metodo_envio"):
+        form["metodo_envio"] = options["metodo_envio"]
     request = httpx.Request("POST", f"{account.base_url.rstrip('/')}/api/sendsms", data=form)
-    return [SendRequest(request, recipients)]
+    return SendRequest(request, recipients)
 
 
 def parse_send(account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:
@@ -127,9 +144,12 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
     body = response.text.strip()
     recipients = list(sent.recipients)
     if _CODE.match(body):
-        if int(body) > 0 and len(recipients) == 1:
-            return [_accepted(recipients[0], body)]
-        return [result_for_code(r, body, codes, key) for r in recipients]
+        if len(recipients) == 1:
+            return [_result(recipients[0], body)]
+        if body in REQUEST_CODES:
+            return [result_for_code(r, body, codes, key) for r in recipients]
+        reason = f"itcloud answered one bare code {body} for {len(recipients)} numbers: whose is unknown"
+        return [Result(r.message_id, Outcome.UNKNOWN, code=body, reason=reason) for r in recipients]
     replies: dict[str, str] = {}
     for line in filter(None, (part.strip() for part in _LINE_SPLIT.split(body))):
         number, sep, code = line.partition(",")
@@ -146,7 +166,8 @@ def _result(recipient: Recipient, code: str | None) -> Result:
         return Result(recipient.message_id, Outcome.UNKNOWN, reason="itcloud's reply did not mention this number")
     if int(code) > 0:
         return _accepted(recipient, code)
-    return result_for_code(recipient, code, codes, key)
+    # Many numbers share a request: an undocumented code may hide a send, so never resend it.
+    return result_for_code(recipient, code, codes, key, undocumented=Outcome.UNKNOWN)
 
 
 def _accepted(recipient: Recipient, code: str) -> Result:

@@ -170,7 +170,8 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
     body = _json(response)
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         code = str(body["error"].get("status_code"))
-        return [result_for_code(r, code, codes, key) for r in sendable]
+        # An error code the manual does not list says nothing of what went out: never resend blindly.
+        return [result_for_code(r, code, codes, key, undocumented=Outcome.UNKNOWN) for r in sendable]
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict):
         raise VendorRetryable(f"smsclouds answered neither data nor error: {short_body(response)}")

@@ -173,7 +173,12 @@ def _result(recipient: Recipient, entries: list[Mapping[str, Any]]) -> Result:
             recipient.message_id, Outcome.UNKNOWN, reason="voipcomms's send_log gave no code for this number"
         )
     code = str(entry["code"])
-    result = result_for_code(recipient, code, codes, key)
+    if code != "200" and any(str(e.get("code")) == "200" for e in entries):
+        # Part of the text went out: sending the number again would send that part twice.
+        reason = f"voipcomms sent part of the text but answered {code} for another part"
+        return Result(recipient.message_id, Outcome.UNKNOWN, code=code, reason=reason)
+    # Many numbers share a request: an undocumented code may hide a send, so never resend it.
+    result = result_for_code(recipient, code, codes, key, undocumented=Outcome.UNKNOWN)
     if result.outcome is Outcome.ACCEPTED:
         return replace(result, vendor_id=str(entry.get("smsid") or "") or None, reason="")
     detail = str(entry.get("code_desc") or "").strip()

@@ -5,9 +5,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from dispatcher.errors import RequestNotSent, VendorAccountError, VendorOutcomeUnknown, VendorRetryable
+from dispatcher.errors import (
+    RequestNotSent,
+    VendorAccountError,
+    VendorBusy,
+    VendorOutcomeUnknown,
+    VendorRetryable,
+)
 from dispatcher.vendors import itcloud
-from dispatcher.vendors.base import Account, Balance, Inbound, Outcome
+from dispatcher.vendors.base import Account, Balance, Batch, Inbound, Outcome, Recipient
 from tests.vendors.runner import Exchange, QueryCase, SendCase, run_query_case, run_send_case
 
 ACCOUNT = Account(
@@ -32,13 +38,14 @@ def form(gsm: str, text: str = TEXT, **extra: str) -> dict[str, str]:
     }
 
 
-A, R, W, X, P, U = (
+A, R, W, X, P, U, D = (
     Outcome.ACCEPTED,
     Outcome.RETRY,
     Outcome.WAIT_WINDOW,
     Outcome.REJECTED,
     Outcome.PAUSE_ACCOUNT,
     Outcome.UNKNOWN,
+    Outcome.DEFER,
 )
 
 SEND_CASES = [
@@ -93,16 +100,52 @@ SEND_CASES = [
         [(A, "9", "9"), (U, None, None)],
     ),
     SendCase(
-        "an undocumented code is kept raw and retried within the attempt budget",
-        [("+573117807125", TEXT)],
-        [Exchange("POST", PATH, body="573117807125,-99")],
-        [(R, None, "-99")],
+        "an undocumented code is kept raw and unknown, never resent: the vendor may have sent it",
+        [("+573117807125", TEXT), ("+573102334455", TEXT)],
+        [Exchange("POST", PATH, body="573117807125,-99\n573102334455,7")],
+        [(U, None, "-99"), (A, "7", "7")],
+    ),
+    SendCase(
+        "a bare acceptance id for several numbers says not whose it is: unknown, never resent",
+        [("+573117807125", TEXT), ("+573102334455", TEXT)],
+        [Exchange("POST", PATH, body="555")],
+        [(U, None, "555"), (U, None, "555")],
+    ),
+    SendCase(
+        "a bare per-number code for several numbers says not which number: unknown",
+        [("+573117807125", TEXT), ("+573102334455", TEXT)],
+        [Exchange("POST", PATH, body="-4")],
+        [(U, None, "-4"), (U, None, "-4")],
+    ),
+    SendCase(
+        "a bare undocumented code for several numbers is unknown",
+        [("+573117807125", TEXT), ("+573102334455", TEXT)],
+        [Exchange("POST", PATH, body="-99")],
+        [(U, None, "-99"), (U, None, "-99")],
+    ),
+    SendCase(
+        "bare -6 for several numbers: maintenance, nothing sent or charged: come back later",
+        [("+573117807125", TEXT), ("+573102334455", TEXT)],
+        [Exchange("POST", PATH, body="-6")],
+        [(D, None, "-6"), (D, None, "-6")],
+    ),
+    SendCase(
+        "bare -7: too many numbers in one request, never the numbers' fault: come back later",
+        [("+573117807125", TEXT), ("+573102334455", TEXT)],
+        [Exchange("POST", PATH, body="-7")],
+        [(D, None, "-7"), (D, None, "-7")],
     ),
     SendCase(
         "HTTP 500 is retryable",
         [("+573117807125", TEXT)],
         [Exchange("POST", PATH, status=500)],
         error=VendorRetryable,
+    ),
+    SendCase(
+        "HTTP 429: the vendor did nothing and says come back later",
+        [("+573117807125", TEXT)],
+        [Exchange("POST", PATH, status=429, reply_headers={"Retry-After": "30"})],
+        error=VendorBusy,
     ),
     SendCase(
         "an Apache error page is retryable, never a success",
@@ -141,8 +184,8 @@ SEND_CASES = [
 
 # Every documented per-phone code, each on its own.
 DOCUMENTED = {
-    "-1": P, "-2": W, "-3": P, "-4": X, "-5": X, "-6": R,
-    "-7": X, "-8": X, "-9": X, "-10": X, "-11": X, "0": X,
+    "-1": P, "-2": W, "-3": P, "-4": X, "-5": X, "-6": D,
+    "-7": D, "-8": X, "-9": X, "-10": X, "-11": X, "0": X,
 }  # fmt: skip
 SEND_CASES += [
     SendCase(
@@ -162,6 +205,29 @@ def test_send(case: SendCase, caplog: pytest.LogCaptureFixture) -> None:
 
 def test_every_documented_code_has_a_case() -> None:
     assert set(DOCUMENTED) == set(itcloud.codes)
+
+
+def test_a_blocklisted_number_is_refused_and_opted_out() -> None:
+    # Given a reply where one number is on the vendor's block list (-8) and one is refused (-4)
+    recipients = [Recipient(1, "+573117807125", TEXT), Recipient(2, "+573102334455", TEXT)]
+    (sent,) = itcloud.build_send(ACCOUNT, Batch(recipients))
+    response = httpx.Response(200, text="573117807125,-8\n573102334455,-4", request=sent.request)
+    # When it is read
+    blocked, bad = itcloud.parse_send(ACCOUNT, sent, response)
+    # Then only the blocklisted number asks to be opted out
+    assert (blocked.outcome, blocked.opt_out) == (X, True)
+    assert (bad.outcome, bad.opt_out) == (X, False)
+
+
+def test_no_request_carries_more_numbers_than_the_manual_recommends() -> None:
+    recipients = [Recipient(i, f"+57300{i:07d}", TEXT) for i in range(2500)]
+    requests = itcloud.build_send(ACCOUNT, Batch(recipients))
+    assert [len(r.recipients) for r in requests] == [1000, 1000, 500]
+    assert [len(r.request.read().decode().split("GSM=")[1].split("&")[0].split("%2C")) for r in requests] == [
+        1000,
+        1000,
+        500,
+    ]
 
 
 @pytest.mark.parametrize(

@@ -73,3 +73,22 @@ def test_an_adapter_round_trips_a_batch_with_its_sandbox(vendor: str, world: Any
     assert all(r.outcome is Outcome.ACCEPTED for r in results), results
     assert len({r.vendor_id for r in results}) == 2 and all(r.vendor_id for r in results)
     assert all(world.ledger.sends[phone] == 1 for phone in PHONES[vendor])
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls] + [sub for child in cls.__subclasses__() for sub in _subclasses(child)]
+
+
+def test_every_vendor_error_names_an_outcome_the_sender_knows() -> None:
+    from dispatcher.errors import VendorError
+    from dispatcher.vendors.base import Outcome
+
+    assert {cls.__name__: Outcome(cls.outcome) for cls in _subclasses(VendorError)} == {
+        "VendorError": Outcome.REJECTED,
+        "RequestNotSent": Outcome.DEFER,
+        "VendorRetryable": Outcome.RETRY,
+        "VendorBusy": Outcome.DEFER,
+        "VendorOutcomeUnknown": Outcome.UNKNOWN,
+        "VendorRejectedRequest": Outcome.REJECTED,
+        "VendorAccountError": Outcome.PAUSE_ACCOUNT,
+    }

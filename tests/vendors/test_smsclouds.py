@@ -251,10 +251,10 @@ SEND_CASES: list[SendCase] = [
         error=VendorRetryable,
     ),
     SendCase(
-        "an undocumented status_code in a 200 error body is kept raw and retried",
-        [("+524498987282", "Hi")],
+        "an undocumented status_code in a 200 error body is kept raw and unknown, never resent",
+        [("+524498987282", "Hi"), ("+524492799694", "Hi")],
         [post(SEND, error(418))],
-        [(R, None, "418")],
+        [(U, None, "418"), (U, None, "418")],
     ),
     SendCase(
         "a connect error means not sent",

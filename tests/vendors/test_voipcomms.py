@@ -109,7 +109,7 @@ SEND_CASES = [
         [(A, "p1", "200")],
     ),
     SendCase(
-        "a part refused decides the number's outcome",
+        "a part with an undocumented code decides the number: unknown, as its other part went out",
         [("+12812345678", "x" * 200)],
         [
             sent(
@@ -118,7 +118,7 @@ SEND_CASES = [
                 body=send_log(entry("12812345678", smsid="p1"), entry("12812345678", code=503)),
             )
         ],
-        [(R, None, "503")],
+        [(U, None, "503")],
     ),
     SendCase(
         "a number the send_log does not mention is unknown, never sent again blindly",
@@ -127,16 +127,28 @@ SEND_CASES = [
         [(A, "a1", "200"), (U, None, None)],
     ),
     SendCase(
+        "one part sent and one refused (401) leaves the number unknown: resending repeats the sent part",
+        [("+12812345678", "x" * 200)],
+        [
+            sent(
+                "12812345678",
+                "x" * 200,
+                body=send_log(entry("12812345678", smsid="p1"), entry("12812345678", code=401)),
+            )
+        ],
+        [(U, None, "401")],
+    ),
+    SendCase(
         "an entry without a code is unknown",
         [("+12812345678", TEXT)],
         [sent("12812345678", body=send_log({"to": "12812345678", "status": "SCHEDULED"}))],
         [(U, None, None)],
     ),
     SendCase(
-        "an undocumented code is kept raw and retried within the attempt budget",
+        "an undocumented code is kept raw and unknown, never resent: the vendor may have sent it",
         [("+12812345678", TEXT)],
         [sent("12812345678", body=send_log(entry("12812345678", code=400, code_desc="Invalid number")))],
-        [(R, None, "400")],
+        [(U, None, "400")],
     ),
     SendCase(
         "error: false with a send_log is a normal reply",
