@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, delete, insert, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from dispatcher.config import AccountConfig
 from dispatcher.models import Batch, BatchState, Message
@@ -42,7 +44,7 @@ def first_opening(window: Window, send_at: datetime | None, now: datetime) -> da
 
 
 class BatchPlanner:
-    """Collects pending message rows of one job and stores them batch by batch."""
+    """Stores pending message rows of one job batch by batch, each phone once per job."""
 
     def __init__(
         self,
@@ -60,27 +62,20 @@ class BatchPlanner:
         self.not_before = not_before
         self.now = now
         self.size = batch_size(config)
-        self._rows: list[dict[str, Any]] = []
         self.batches = 0
 
-    def add(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Take pending rows; every full batch is stored at once."""
-        self._rows.extend(rows)
-        while len(self._rows) >= self.size:
-            self._store(self._rows[: self.size])
-            del self._rows[: self.size]
+    def store(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Store rows in batches of the vendor's size; return those the job already holds.
 
-    def buffered_phones(self) -> set[str]:
-        """Phones of the rows taken but not stored yet."""
-        return {row["phone"] for row in self._rows}
+        Every batch is whole when its transaction commits: the caller stores a chunk's rows in
+        one call and commits, so no batch waits half-built for the next chunk.
+        """
+        turned_away: list[dict[str, Any]] = []
+        for start in range(0, len(rows), self.size):
+            turned_away += self._store(rows[start : start + self.size])
+        return turned_away
 
-    def flush(self) -> None:
-        """Store the last, partial batch."""
-        if self._rows:
-            self._store(self._rows)
-            self._rows = []
-
-    def _store(self, rows: Sequence[dict[str, Any]]) -> None:
+    def _store(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         batch_id = self.conn.execute(
             insert(Batch)
             .values(
@@ -95,5 +90,23 @@ class BatchPlanner:
         ).scalar_one()
         for row in rows:
             row["batch_id"] = batch_id
-        self.conn.execute(insert(Message), list(rows))
+        stored = set(self.conn.execute(insert_once(self.conn), list(rows)).scalars())
+        if not stored:
+            self.conn.execute(delete(Batch).where(Batch.id == batch_id))
+            return list(rows)
         self.batches += 1
+        return [row for row in rows if row["phone"] not in stored]
+
+
+def insert_once(conn: Connection) -> Any:
+    """An INSERT of message rows that skips a phone the job already holds, returning the phones stored.
+
+    The partial unique index ``uq_messages_job_phone`` (job, phone, where not rejected) decides,
+    at constant cost per row however large the job: no lookup of the job's earlier phones.
+    """
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    return (
+        dialect_insert(Message)
+        .on_conflict_do_nothing(index_elements=["job_id", "phone"], index_where=text("state <> 'rejected'"))
+        .returning(Message.phone)
+    )
