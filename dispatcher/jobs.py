@@ -19,23 +19,36 @@ they are never stored as the job's fault.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from dispatcher.config import AccountConfig
-from dispatcher.intake import bad_string, date_problem, excerpt, storable, value_problem
-from dispatcher.models import Job, JobState, Message, MessageState, OptOut
-from dispatcher.phones import BadNumber, to_e164
+from dispatcher.intake import date_problem, excerpt, storable, value_problem
+from dispatcher.models import Job, JobState, Message, MessageState
 from dispatcher.planning import BatchPlanner, first_opening
-from dispatcher.text import TemplateError, render
+from dispatcher.recipients import (
+    DUPLICATE,
+    MAX_REASON_CHARS,
+    OPTED_OUT,
+    PENDING,
+    REJECTED,
+    Plan,
+    SourceError,
+    chunks,
+    message_row,
+    opted_out,
+    read_source,
+    reject,
+)
 from dispatcher.vendors import adapter_for
-from dispatcher.vendors.base import Recipient
+
+__all__ = ["DUPLICATE", "SourceError", "find_existing", "ingest_job", "ingest_stream", "reject_job"]
 
 #: characters a job's text template may have
 MAX_TEMPLATE_CHARS = 4096
@@ -44,13 +57,6 @@ MAX_INLINE_RECIPIENTS = 200_000
 #: raw recipients read, stored and committed together; a multiple of every vendor's batch size
 #: (1000, 500, 100, 20), so only a chunk's rejected recipients leave a batch short
 CHUNK = 2000
-#: variables one recipient may carry, and characters of one variable's value
-MAX_VARS, MAX_VAR_CHARS = 50, 1000
-#: characters of a stored reason
-MAX_REASON_CHARS = 1000
-DUPLICATE = "duplicate of an earlier recipient of this job"
-OPTED_OUT = "the number opted out"
-_PENDING, _REJECTED = MessageState.PENDING.value, MessageState.REJECTED.value
 
 
 class JobHeader(BaseModel):
@@ -76,10 +82,6 @@ class InlineJob(JobHeader):
     recipients: list[Any] = Field(min_length=1, max_length=MAX_INLINE_RECIPIENTS)
 
 
-class SourceError(ValueError):
-    """The recipients' source (a file, a stream) broke mid-job; the job stops with this reason."""
-
-
 @dataclass
 class IngestResult:
     """What ingest did with a job."""
@@ -92,20 +94,6 @@ class IngestResult:
     account: str | None = None
     #: raw recipients stored so far (a job still ``ingesting`` resumes after them)
     ingested: int = 0
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What every chunk of one job needs: the checked header, its account, options and times."""
-
-    job_id: str
-    header: JobHeader
-    config: AccountConfig
-    adapter: Any
-    options: dict[str, Any]
-    not_before: datetime | None
-    deadline: datetime
-    now: datetime
 
 
 def ingest_job(
@@ -173,19 +161,19 @@ def _ingest(
     existing = find_existing(engine, job_id, header.account, header.idempotency_key)
     if existing and (existing.job_id != job_id or existing.state != JobState.INGESTING):
         return existing
-    if existing is None and not _begin(engine, plan):
+    if existing is None and not _begin(engine, header, plan):
         # Another call stored the same id or key first: answer with its job.
-        return find_existing(engine, job_id, header.account, header.idempotency_key) or _gone(job_id)
+        return _stored(engine, header, job_id)
     try:
-        finished = _store_chunks(engine, plan, recipients, existing.ingested if existing else 0)
+        finished = _store_chunks(engine, header, plan, recipients, existing.ingested if existing else 0)
     except SourceError as exc:
-        return _stop(engine, plan, str(exc), raw)
+        return _stop(engine, header, plan, str(exc), raw)
     if not finished:
-        return find_existing(engine, job_id, header.account, header.idempotency_key) or _gone(job_id)
-    return _finish(engine, plan, raw)
+        return _stored(engine, header, job_id)
+    return _finish(engine, header, plan, raw)
 
 
-def _plan(accounts: Mapping[str, AccountConfig], header: JobHeader, job_id: str, now: datetime) -> _Plan | str:
+def _plan(accounts: Mapping[str, AccountConfig], header: JobHeader, job_id: str, now: datetime) -> Plan | str:
     """Check what needs the account and the clock; return the plan, or why the job is refused."""
     for name in ("send_at", "expires_at"):
         problem = date_problem(name, getattr(header, name), now)
@@ -208,12 +196,11 @@ def _plan(accounts: Mapping[str, AccountConfig], header: JobHeader, job_id: str,
         return f"options: {exc}"
     not_before = first_opening(config.policy.window, header.send_at, now)
     deadline = header.expires_at or now + timedelta(seconds=config.policy.max_age)
-    return _Plan(job_id, header, config, adapter, options, not_before, deadline, now)
+    return Plan(job_id, header.text, header.channel, config, adapter, options, not_before, deadline, now)
 
 
-def _begin(engine: Engine, plan: _Plan) -> bool:
+def _begin(engine: Engine, header: JobHeader, plan: Plan) -> bool:
     """Insert the job row, ``ingesting``, in its own commit; False when the id or key is taken."""
-    header = plan.header
     try:
         with engine.begin() as conn:
             conn.execute(
@@ -237,13 +224,13 @@ def _begin(engine: Engine, plan: _Plan) -> bool:
     return True
 
 
-def _store_chunks(engine: Engine, plan: _Plan, recipients: Iterable[Any], start: int) -> bool:
+def _store_chunks(engine: Engine, header: JobHeader, plan: Plan, recipients: Iterable[Any], start: int) -> bool:
     """Store the recipients after the first ``start``, a committed chunk at a time.
 
     Return False when another call on the same job moved it on first.
     """
     position = start
-    for chunk in _chunks(_read(recipients, start), CHUNK):
+    for chunk in chunks(read_source(recipients, start), CHUNK):
         with engine.begin() as conn:
             # The chunk's claim: a concurrent call on the same job (a redelivered task) waits on
             # this row, then finds the count moved and stops, so no chunk is stored twice.
@@ -254,30 +241,30 @@ def _store_chunks(engine: Engine, plan: _Plan, recipients: Iterable[Any], start:
             ).rowcount
             if claimed != 1:
                 return False
-            _store_chunk(conn, plan, chunk)
+            _store_chunk(conn, header.priority, plan, chunk)
         position += len(chunk)
     return True
 
 
-def _store_chunk(conn: Any, plan: _Plan, chunk: list[Any]) -> None:
+def _store_chunk(conn: Any, priority: str, plan: Plan, chunk: list[Any]) -> None:
     """Store one chunk: pending rows in whole batches, each phone once; the rest rejected."""
     seen: set[str] = set()
-    rows = [_recipient_row(plan, raw, seen) for raw in chunk]
-    pending = [r for r in rows if r["state"] == _PENDING]
-    opted_out = _opted_out(conn, plan.config.key, [r["phone"] for r in pending])
+    rows = [message_row(plan, raw, seen) for raw in chunk]
+    pending = [r for r in rows if r["state"] == PENDING]
+    unwanted = opted_out(conn, plan.config.key, [r["phone"] for r in pending])
     for row in pending:
-        if row["phone"] in opted_out:
-            _reject(row, OPTED_OUT)
-    rejected = [r for r in rows if r["state"] == _REJECTED]
-    planner = BatchPlanner(conn, plan.config, plan.job_id, plan.header.priority, plan.not_before, plan.now)
+        if row["phone"] in unwanted:
+            reject(row, OPTED_OUT)
+    rejected = [r for r in rows if r["state"] == REJECTED]
+    planner = BatchPlanner(conn, plan.config, plan.job_id, priority, plan.not_before, plan.now)
     # The unique (job, phone) key turns away a phone an earlier chunk stored.
-    for row in planner.store([r for r in rows if r["state"] == _PENDING]):
-        rejected.append(_reject(row, DUPLICATE))
+    for row in planner.store([r for r in rows if r["state"] == PENDING]):
+        rejected.append(reject(row, DUPLICATE))
     if rejected:
         conn.execute(insert(Message), rejected)
 
 
-def _finish(engine: Engine, plan: _Plan, raw: Any) -> IngestResult:
+def _finish(engine: Engine, header: JobHeader, plan: Plan, raw: Any) -> IngestResult:
     """Count what was stored and end the job ``accepted``, or ``rejected`` if nothing can go."""
     with engine.begin() as conn:
         counts = dict(
@@ -285,7 +272,7 @@ def _finish(engine: Engine, plan: _Plan, raw: Any) -> IngestResult:
                 select(Message.state, func.count()).where(Message.job_id == plan.job_id).group_by(Message.state)
             ).all()
         )
-        rejected = counts.get(_REJECTED, 0)
+        rejected = counts.get(REJECTED, 0)
         sendable = sum(counts.values()) - rejected
         state, reason, payload = JobState.ACCEPTED, None, None
         if not sendable:
@@ -297,13 +284,12 @@ def _finish(engine: Engine, plan: _Plan, raw: Any) -> IngestResult:
             .values(state=state, reason=reason, payload=payload, recipients=sum(counts.values()))
         ).rowcount
     if not done:
-        header = plan.header
-        return find_existing(engine, plan.job_id, header.account, header.idempotency_key) or _gone(plan.job_id)
-    counts = {_PENDING: sendable, _REJECTED: rejected}
-    return IngestResult(plan.job_id, state, True, reason, counts, plan.header.account, sum(counts.values()))
+        return _stored(engine, header, plan.job_id)
+    counts = {PENDING: sendable, REJECTED: rejected}
+    return IngestResult(plan.job_id, state, True, reason, counts, header.account, sendable + rejected)
 
 
-def _stop(engine: Engine, plan: _Plan, reason: str, raw: Any) -> IngestResult:
+def _stop(engine: Engine, header: JobHeader, plan: Plan, reason: str, raw: Any) -> IngestResult:
     """End a job whose recipients' source broke: rejected with why; rows still waiting canceled.
 
     Half a file is not the job the operator asked for; what already went out stays as it is.
@@ -312,7 +298,7 @@ def _stop(engine: Engine, plan: _Plan, reason: str, raw: Any) -> IngestResult:
     with engine.begin() as conn:
         conn.execute(
             update(Message)
-            .where(Message.job_id == plan.job_id, Message.state == _PENDING)
+            .where(Message.job_id == plan.job_id, Message.state == PENDING)
             .values(state=MessageState.CANCELED.value, reason=f"canceled: {reason}", updated_at=plan.now)
         )
         conn.execute(
@@ -320,11 +306,15 @@ def _stop(engine: Engine, plan: _Plan, reason: str, raw: Any) -> IngestResult:
             .where(Job.id == plan.job_id, Job.state == JobState.INGESTING)
             .values(state=JobState.REJECTED, reason=reason, payload=excerpt(raw))
         )
-    return IngestResult(plan.job_id, JobState.REJECTED, True, reason, {}, plan.header.account)
+    return IngestResult(plan.job_id, JobState.REJECTED, True, reason, {}, header.account)
 
 
-def _gone(job_id: str) -> IngestResult:
-    raise RuntimeError(f"job {job_id} was taken by another call and then vanished")
+def _stored(engine: Engine, header: JobHeader, job_id: str) -> IngestResult:
+    """The job another call stored or moved on first, under this id or key."""
+    found = find_existing(engine, job_id, header.account, header.idempotency_key)
+    if found is None:
+        raise RuntimeError(f"job {job_id} was taken by another call and then vanished")
+    return found
 
 
 def _no_sendable_reason(conn: Any, job_id: str, rejected: int) -> str:
@@ -349,138 +339,6 @@ def find_existing(engine: Engine, job_id: str, account: str, key: str | None) ->
         return None
     row = rows[0]
     return IngestResult(row.id, row.state, False, row.reason, {}, row.account, row.ingested or 0)
-
-
-def _recipient_row(plan: _Plan, raw: Any, seen: set[str]) -> dict[str, Any]:
-    header, config = plan.header, plan.config
-    row: dict[str, Any] = {
-        "job_id": plan.job_id,
-        "batch_id": None,
-        "account": config.key,
-        "phone": "",
-        "text": None,
-        "vars": None,
-        "state": _PENDING,
-        "reason": None,
-        "attempts": 0,
-        "not_before": plan.not_before,
-        "deadline": plan.deadline,
-        "created_at": plan.now,
-        "updated_at": plan.now,
-    }
-    field = "email" if header.channel == "email" else "phone"
-    # Keep what was given as the address even when the rest is wrong, for the operator.
-    given = raw.get(field) if isinstance(raw, Mapping) else raw
-    if isinstance(given, str) or (isinstance(given, int) and given.bit_length() < 128):
-        row["phone"] = storable(str(given)[:254])
-    try:
-        address, variables = _read_recipient(raw, field)
-        row["vars"] = variables or None
-        row["phone"] = _address(address, header.channel, config.account.country)
-        if row["phone"] in seen:
-            raise ValueError(DUPLICATE)
-        seen.add(row["phone"])
-        text = render(header.text, variables)
-        if not text.strip():
-            raise ValueError("text is empty for this recipient")
-        limit = plan.adapter.text_limit(text, plan.options)
-        if len(text) > limit:
-            raise ValueError(f"text is {len(text)} characters; {config.vendor} takes at most {limit}")
-        why = plan.adapter.check_recipient(Recipient(0, row["phone"], text, variables), plan.options)
-        if why:
-            raise ValueError(why)
-        row["text"] = text
-    except (BadNumber, TemplateError, ValueError) as exc:
-        _reject(row, str(exc))
-    return row
-
-
-def _reject(row: dict[str, Any], reason: str) -> dict[str, Any]:
-    row.update(state=_REJECTED, reason=storable(reason)[:MAX_REASON_CHARS], text=None, batch_id=None)
-    return row
-
-
-def _address(raw: Any, channel: str, country: str) -> str:
-    if channel != "email":
-        return to_e164(raw, country)
-    if not isinstance(raw, str) or not raw.strip() or len(raw) > 254:
-        raise ValueError("email must be an address of at most 254 characters")
-    return raw.strip().lower()
-
-
-def _read_recipient(raw: Any, field: str = "phone") -> tuple[Any, dict[str, str]]:
-    if isinstance(raw, str | int) and not isinstance(raw, bool):
-        address, variables = raw, {}
-    elif not isinstance(raw, Mapping):
-        raise ValueError(f"a recipient must be an object with {field!r}, not {type(raw).__name__}")
-    else:
-        unknown = set(raw) - {field, "vars"}
-        if unknown:
-            raise ValueError(f"unknown recipient field {sorted(map(str, unknown))[0][:40]!r}")
-        if field not in raw:
-            raise ValueError(f"recipient has no {field!r}")
-        address, variables = raw[field], raw.get("vars") or {}
-    if isinstance(address, str) and bad_string(address):
-        raise ValueError(f"{field} holds a NUL or a lone surrogate character")
-    return address, _read_vars(variables)
-
-
-def _read_vars(variables: Any) -> dict[str, str]:
-    if not isinstance(variables, Mapping):
-        raise ValueError("'vars' must be an object of names to values")
-    if len(variables) > MAX_VARS:
-        raise ValueError(f"'vars' has {len(variables)} variables; at most {MAX_VARS}")
-    clean: dict[str, str] = {}
-    for name, value in variables.items():
-        if not isinstance(name, str) or bad_string(name):
-            raise ValueError("a variable's name is not text, or holds a NUL or a lone surrogate character")
-        if not isinstance(value, str | int | float) or isinstance(value, bool):
-            raise ValueError(f"variable {name[:40]!r} must be text or a number")
-        text = str(value)
-        if bad_string(text):
-            raise ValueError(f"variable {name[:40]!r} holds a NUL or a lone surrogate character")
-        if len(text) > MAX_VAR_CHARS:
-            raise ValueError(f"variable {name[:40]!r} is longer than {MAX_VAR_CHARS} characters")
-        clean[name] = text
-    return clean
-
-
-def _opted_out(conn: Any, account: str, phones: list[str]) -> set[str]:
-    if not phones:
-        return set()
-    query = select(OptOut.phone).where(OptOut.account.in_([account, "*"]), OptOut.phone.in_(phones))
-    return set(conn.execute(query).scalars())
-
-
-def _read(recipients: Iterable[Any], start: int) -> Iterator[Any]:
-    """Yield the recipients after the first ``start``; a source that breaks raises SourceError."""
-    count = 0
-    try:
-        iterator = iter(recipients)
-        while True:
-            try:
-                item = next(iterator)
-            except StopIteration:
-                return
-            count += 1
-            if count > start:
-                yield item
-    except (SourceError, OperationalError, InterfaceError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - whatever breaks the caller's source ends the job
-        detail = " ".join(str(exc).split())[:300]
-        raise SourceError(f"recipient {count + 1} could not be read: {type(exc).__name__}: {detail}") from exc
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def reject_job(
