@@ -290,23 +290,26 @@ def _finish(engine: Engine, header: JobHeader, plan: Plan, raw: Any) -> IngestRe
 
 
 def _stop(engine: Engine, header: JobHeader, plan: Plan, reason: str, raw: Any) -> IngestResult:
-    """End a job whose recipients' source broke: rejected with why; rows still waiting canceled.
-
-    Half a file is not the job the operator asked for; what already went out stays as it is.
-    """
+    """End a job whose recipients' source broke: rejected with why; rows still waiting canceled."""
     reason = storable(reason)[:MAX_REASON_CHARS]
     with engine.begin() as conn:
-        conn.execute(
-            update(Message)
-            .where(Message.job_id == plan.job_id, Message.state == PENDING)
-            .values(state=MessageState.CANCELED.value, reason=f"canceled: {reason}", updated_at=plan.now)
-        )
-        conn.execute(
-            update(Job)
-            .where(Job.id == plan.job_id, Job.state == JobState.INGESTING)
-            .values(state=JobState.REJECTED, reason=reason, payload=excerpt(raw))
-        )
+        _end_ingesting(conn, plan.job_id, reason, excerpt(raw), plan.now)
     return IngestResult(plan.job_id, JobState.REJECTED, True, reason, {}, header.account)
+
+
+def _end_ingesting(conn: Any, job_id: str, reason: str, payload: str, now: datetime) -> None:
+    # Half a job is not the job that was asked for: what still waits is canceled; what already
+    # went out (batches of a job still ingesting may be released early) stays as it is.
+    conn.execute(
+        update(Message)
+        .where(Message.job_id == job_id, Message.state == PENDING)
+        .values(state=MessageState.CANCELED.value, reason=f"canceled: {reason}"[:MAX_REASON_CHARS], updated_at=now)
+    )
+    conn.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.INGESTING)
+        .values(state=JobState.REJECTED, reason=reason, payload=payload)
+    )
 
 
 def _stored(engine: Engine, header: JobHeader, job_id: str) -> IngestResult:
@@ -346,12 +349,17 @@ def reject_job(
 ) -> IngestResult:
     """Store a job that cannot be read, with its reason and an excerpt of what came in.
 
-    Its idempotency key stays free for a fixed retry; a job already stored under the id is kept.
+    Its idempotency key stays free for a fixed retry. A finished job already stored under the id
+    is kept; one still ingesting (a retry that now fails a check, e.g. its expiry passed) ends.
     """
     account_text = storable(account[:100]) if isinstance(account, str) else None
     reason = storable(reason)[:MAX_REASON_CHARS]
+    payload = None if raw is None else excerpt(raw)
     with engine.begin() as conn:
         stored = conn.execute(select(Job.id, Job.state, Job.reason, Job.account).where(Job.id == job_id)).first()
+        if stored is not None and stored.state == JobState.INGESTING:
+            _end_ingesting(conn, job_id, reason, payload or "", now)
+            return IngestResult(stored.id, JobState.REJECTED, False, reason, {}, stored.account)
         if stored is not None:
             return IngestResult(stored.id, stored.state, False, stored.reason, {}, stored.account)
         conn.execute(
@@ -362,7 +370,7 @@ def reject_job(
                 reason=reason,
                 priority="bulk",
                 recipients=0,
-                payload=None if raw is None else excerpt(raw),
+                payload=payload,
                 created_at=now,
             )
         )

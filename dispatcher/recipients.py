@@ -29,7 +29,6 @@ MAX_REASON_CHARS = 1000
 DUPLICATE = "duplicate of an earlier recipient of this job"
 OPTED_OUT = "the number opted out"
 PENDING, REJECTED = MessageState.PENDING.value, MessageState.REJECTED.value
-PENDING, REJECTED = MessageState.PENDING.value, MessageState.REJECTED.value
 
 
 class SourceError(ValueError):

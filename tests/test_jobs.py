@@ -400,3 +400,26 @@ def test_a_source_that_breaks_mid_job_stops_it_with_its_reason(engine: Engine, m
     )
     states = {r.state for r in messages(engine, result.job_id)}
     assert states == {"canceled"} and len(messages(engine, result.job_id)) == 200
+
+
+def test_a_retry_after_the_job_expired_ends_it_instead_of_leaving_it_ingesting(
+    engine: Engine, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # Given a job expiring in an hour, cut after its first chunk
+    monkeypatch.setattr(jobs, "CHUNK", 100)
+    raw = job(
+        text="Hola",
+        expires_at=(NOW + timedelta(hours=1)).isoformat(),
+        recipients=[f"+57300{i:07d}" for i in range(150)],
+    )
+    lost = LostConnection(engine, fail_at=2)
+    with pytest.raises(OperationalError):
+        ingest_job(engine, ACCOUNTS, raw, NOW, job_id="task-9")
+    lost.remove()
+    # When the retry comes after the expiry
+    result = ingest_job(engine, ACCOUNTS, raw, NOW + timedelta(hours=2), job_id="task-9")
+    # Then the job ends rejected with the reason, and its stored rows wait no more
+    stored = stored_job(engine, "task-9")
+    assert (result.state, stored.state) == ("rejected", "rejected")
+    assert stored.reason == "expires_at: must be later than now and than send_at"
+    assert {r.state for r in messages(engine, "task-9")} == {"canceled"} and len(messages(engine, "task-9")) == 100
