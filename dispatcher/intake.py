@@ -10,6 +10,7 @@ keeps ``excerpt``: a redacted, cut JSON view of what arrived, for the operator.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -52,25 +53,29 @@ def value_problem(value: Any, where: str, max_depth: int = MAX_DEPTH) -> str | N
     Walks without recursion, so a value nested ten thousand deep is refused, not a crash.
     """
     stack: list[tuple[Any, str, int]] = [(value, where, 0)]
-    items = 0
+    items = 1
     while stack:
         item, path, depth = stack.pop()
-        items += 1
-        if items > MAX_ITEMS:
-            return f"{where}: more than {MAX_ITEMS} values"
         if isinstance(item, str):
             if bad_string(item):
                 return f"{path}: holds a NUL or a lone surrogate character"
             if depth and len(item) > MAX_STRING_CHARS:  # top-level fields have their own bounds
                 return f"{path}: longer than {MAX_STRING_CHARS} characters"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"{path}: {item} is not a number JSON can hold"
         elif isinstance(item, Mapping | list | tuple):
             if depth >= max_depth:
                 return f"{path}: nested deeper than {max_depth} levels"
+            items += len(item)
+            if items > MAX_ITEMS:
+                return f"{where}: more than {MAX_ITEMS} values"
             pairs = item.items() if isinstance(item, Mapping) else enumerate(item)
             for key, child in pairs:
                 if isinstance(item, Mapping) and (not isinstance(key, str) or bad_string(key)):
                     return f"{path}: a name is not text, or holds a NUL or a lone surrogate character"
                 stack.append((child, f"{path}.{str(key)[:40]}", depth + 1))
+        elif item is not None and not isinstance(item, bool | int | float):
+            return f"{path}: a {type(item).__name__} is not a JSON value"
     return None
 
 

@@ -280,6 +280,9 @@ def deep(levels: int) -> dict:
         ({"options": {"metodo_envio": "x" * 5000}}, "options.metodo_envio: longer than 4096 characters"),
         ({"options": {"many": list(range(2000))}}, "options: more than 1000 values"),
         ({"surprise\x00": 1}, "surprise\ufffd: Extra inputs are not permitted"),
+        ({"options": {"metodo_envio": float("nan")}}, "options.metodo_envio: nan is not a number JSON can hold"),
+        ({"options": {"metodo_envio": b"2via"}}, "options.metodo_envio: a bytes is not a JSON value"),
+        ({"options": {f"o{i}": i for i in range(100_000)}}, "options: more than 1000 values"),
     ],
 )
 def test_bad_characters_far_dates_and_deep_options_are_a_stored_rejection(
@@ -376,9 +379,17 @@ def test_the_same_key_from_another_task_returns_the_job_still_ingesting(engine: 
     recipients = [f"+57300{i:07d}" for i in range(250)]
     lost = LostConnection(engine, fail_at=2)
     with pytest.raises(OperationalError):
-        ingest_job(engine, ACCOUNTS, job(idempotency_key="crm-5", recipients=recipients), NOW, job_id="task-a")
+        ingest_job(
+            engine,
+            ACCOUNTS,
+            job(text="Hola", idempotency_key="crm-5", recipients=recipients),
+            NOW,
+            job_id="task-a",
+        )
     lost.remove()
-    other = ingest_job(engine, ACCOUNTS, job(idempotency_key="crm-5", recipients=recipients), NOW, job_id="task-b")
+    other = ingest_job(
+        engine, ACCOUNTS, job(text="Hola", idempotency_key="crm-5", recipients=recipients), NOW, job_id="task-b"
+    )
     assert (other.job_id, other.state, other.created) == ("task-a", "ingesting", False)
     assert len(messages(engine, "task-a")) == 100 and messages(engine, "task-b") == []
 
