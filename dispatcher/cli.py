@@ -93,28 +93,62 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+class SubmitError(Exception):
+    """A file ``submit`` cannot read; the message says which and why, in one line."""
+
+
 def _submit(args: argparse.Namespace) -> int:
-    from dispatcher.jobs import ingest_job, ingest_stream
+    try:
+        overrides = _header_overrides(args)
+        if args.file.endswith(".csv"):
+            return _submit_csv(args.file, overrides)
+        return _submit_json(args.file, overrides)
+    except SubmitError as exc:
+        print(f"dispatcher submit: {exc}", file=sys.stderr)
+        return 2
+
+
+def _submit_json(name: str, overrides: dict[str, Any]) -> int:
+    from dispatcher.jobs import ingest_job
     from tasks.runtime import runtime
 
+    try:
+        data = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        job: Any = json.loads(data.decode("utf-8-sig"))
+    except OSError as exc:
+        raise SubmitError(f"{name}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise SubmitError(f"{name}: not UTF-8 (byte {exc.start}: {exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise SubmitError(f"{name}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise SubmitError(f"{name}: JSON nested too deeply to read") from None
+    if isinstance(job, dict):
+        job.update(overrides)
     rt = runtime()
-    now = rt.clock.now()
-    overrides = _header_overrides(args)
-    if args.file.endswith(".csv"):
+    return _report(ingest_job(rt.engine, rt.accounts, job, rt.clock.now()))
+
+
+def _submit_csv(name: str, overrides: dict[str, Any]) -> int:
+    from dispatcher.jobs import ingest_stream
+    from tasks.runtime import runtime
+
+    try:
+        handle = open(name, "rb")  # noqa: SIM115 - closed below; lines are decoded one by one
+    except OSError as exc:
+        raise SubmitError(f"{name}: cannot read it ({exc.strerror or exc})") from None
+    with handle:
+        recipients = CsvRecipients(handle, name)
+        rt = runtime()
         header = {"text": "", "account": "", **overrides}
-        with open(args.file, newline="", encoding="utf-8") as handle:
-            result = ingest_stream(rt.engine, rt.accounts, header, _csv_recipients(handle), now)
-    else:
-        source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
-        with source:
-            try:
-                job: Any = json.load(source)
-            except json.JSONDecodeError as exc:
-                job = None
-                print(f"{args.file}: not JSON ({exc})", file=sys.stderr)
-        if isinstance(job, dict):
-            job.update(overrides)
-        result = ingest_job(rt.engine, rt.accounts, job, now)
+        result = ingest_stream(rt.engine, rt.accounts, header, recipients, rt.clock.now())
+    if recipients.problem:
+        print(result.job_id)
+        raise SubmitError(f"{recipients.problem}; job {result.job_id} stored as rejected")
+    return _report(result)
+
+
+def _report(result: Any) -> int:
     if result.state == "accepted" and result.created:
         _kick(result.account)
     print(result.job_id)
@@ -139,18 +173,57 @@ def _header_overrides(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     if args.option:
+        bad = [item for item in args.option if "=" not in item]
+        if bad:
+            raise SubmitError(f"--option {bad[0]!r}: give NAME=VALUE")
         overrides["options"] = dict(item.split("=", 1) for item in args.option)
     return overrides
 
 
-def _csv_recipients(handle: Any) -> Iterator[dict[str, Any]]:
-    """Stream recipients from a CSV: 'phone' plus any other columns as variables."""
-    reader = csv.DictReader(handle)
-    if not reader.fieldnames or "phone" not in reader.fieldnames:
-        raise SystemExit("the CSV needs a 'phone' column")
-    for row in reader:
-        phone = row.pop("phone")
-        yield {"phone": phone or "", "vars": {k: v for k, v in row.items() if k and v is not None}}
+class CsvRecipients:
+    """Recipients streamed from a CSV: 'phone' plus any other columns as variables.
+
+    Lines are decoded one at a time (a UTF-8 BOM, as spreadsheets write, is dropped), so a
+    million rows never sit in memory and a bad line is named by its number. A line that cannot
+    be read mid-file ends the stream with ``SourceError``; ``problem`` keeps why.
+    """
+
+    def __init__(self, handle: Any, name: str):
+        self.name = name
+        self.problem: str | None = None
+        self._line = 0
+        self._reader = csv.DictReader(self._lines(handle))
+        try:
+            fields = self._reader.fieldnames
+        except (SubmitError, csv.Error) as exc:
+            raise SubmitError(self._say(exc)) from None
+        if not fields or "phone" not in fields:
+            found = ", ".join(repr(f) for f in (fields or [])[:5]) or "no header"
+            raise SubmitError(f"{name}: the CSV needs a 'phone' column (found {found})")
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        from dispatcher.jobs import SourceError
+
+        try:
+            for row in self._reader:
+                phone = row.pop("phone")
+                yield {"phone": phone or "", "vars": {k: v for k, v in row.items() if k and v is not None}}
+        except (SubmitError, csv.Error) as exc:
+            self.problem = self._say(exc)
+            raise SourceError(self.problem) from None
+
+    def _lines(self, handle: Any) -> Iterator[str]:
+        for raw in handle:
+            self._line += 1
+            try:
+                yield raw.decode("utf-8-sig" if self._line == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise SubmitError(f"not UTF-8 (byte {exc.start + 1} of the line: {exc.reason})") from None
+
+    def _say(self, exc: Exception) -> str:
+        if isinstance(exc, csv.Error) and "field larger than field limit" in str(exc):
+            exc = SubmitError(f"a field is longer than {csv.field_size_limit()} characters")
+        return f"{self.name} line {self._line}: {exc}"
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -1,37 +1,62 @@
 """The job contract and ingest: validate, normalise, store one row per recipient, plan batches.
 
-A job that cannot be read is stored as a rejected job with its reason; a recipient that cannot
-be sent is stored as a rejected message while the rest go on. The same idempotency key (or the
-same job id, as a redelivered task brings) returns the stored job and stores nothing new.
+Everything about a job (shape, characters, nesting, sizes, dates, account, options) is checked
+before the first write; a job that cannot be read is stored as a rejected job with a one-line
+reason and a redacted excerpt of what came in (``dispatcher.intake``). A recipient that cannot
+be sent is stored as a rejected message with its reason while the rest go on.
+
+Recipients are stored in committed chunks. The job row goes in first, ``ingesting``; each
+chunk's messages, its whole batches and the job's ``ingested`` count (raw recipients consumed)
+commit together. A crash between chunks leaves whole chunks and whole batches, and a second
+call with the same job id (a redelivered or retried task) skips the ``ingested`` recipients and
+goes on. At the end the job is ``accepted``, or ``rejected`` when nothing can be sent. A
+duplicate phone is turned away by the unique (job, phone) key at constant cost per row. The
+same idempotency key, or the id of a finished job, returns the stored job and stores nothing.
+Database failures (``OperationalError``, ``InterfaceError``) propagate for the caller to retry:
+they are never stored as the job's fault.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dispatcher.config import AccountConfig
-from dispatcher.models import Job, JobState, Message, MessageState, OptOut
-from dispatcher.phones import BadNumber, to_e164
+from dispatcher.intake import date_problem, excerpt, storable, value_problem
+from dispatcher.models import Job, JobState, Message, MessageState
 from dispatcher.planning import BatchPlanner, first_opening
-from dispatcher.text import TemplateError, render
+from dispatcher.recipients import (
+    DUPLICATE,
+    MAX_REASON_CHARS,
+    OPTED_OUT,
+    PENDING,
+    REJECTED,
+    Plan,
+    SourceError,
+    chunks,
+    message_row,
+    opted_out,
+    read_source,
+    reject,
+)
 from dispatcher.vendors import adapter_for
-from dispatcher.vendors.base import Recipient
+
+__all__ = ["DUPLICATE", "SourceError", "find_existing", "ingest_job", "ingest_stream", "reject_job"]
 
 #: characters a job's text template may have
 MAX_TEMPLATE_CHARS = 4096
 #: recipients one job message may carry inline (larger lists go through ``dispatcher submit``)
 MAX_INLINE_RECIPIENTS = 200_000
-#: recipients validated and stored per round trip
-CHUNK = 1000
-DUPLICATE = "duplicate of an earlier recipient of this job"
+#: raw recipients read, stored and committed together; a multiple of every vendor's batch size
+#: (1000, 500, 100, 20), so only a chunk's rejected recipients leave a batch short
+CHUNK = 2000
 
 
 class JobHeader(BaseModel):
@@ -43,6 +68,8 @@ class JobHeader(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_TEMPLATE_CHARS)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
     send_at: AwareDatetime | None = None
+    #: past this, messages not yet sent end ``expired`` (else each one's created + max_age)
+    expires_at: AwareDatetime | None = None
     priority: Literal["bulk", "otp"] = "bulk"
     #: sms everywhere; email and voice where the account's vendor offers them
     channel: Literal["sms", "email", "voice"] = "sms"
@@ -65,6 +92,8 @@ class IngestResult:
     reason: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
     account: str | None = None
+    #: raw recipients stored so far (a job still ``ingesting`` resumes after them)
+    ingested: int = 0
 
 
 def ingest_job(
@@ -73,13 +102,16 @@ def ingest_job(
     """Store a whole job (header and inline recipients)."""
     job_id = job_id or str(uuid.uuid4())
     if not isinstance(raw, Mapping):
-        return reject_job(engine, job_id, None, f"a job must be a JSON object, not {type(raw).__name__}", now)
+        return reject_job(engine, job_id, None, f"a job must be a JSON object, not {type(raw).__name__}", now, raw)
+    problem = _header_problem(raw)
+    if problem:
+        return reject_job(engine, job_id, raw.get("account"), problem, now, raw)
     try:
         job = InlineJob.model_validate(raw)
     except ValidationError as exc:
-        return reject_job(engine, job_id, raw.get("account"), describe(exc), now)
-    header = JobHeader.model_validate(job.model_dump(exclude={"recipients"}))
-    return ingest_stream(engine, accounts, header, job.recipients, now, job_id)
+        return reject_job(engine, job_id, raw.get("account"), describe(exc), now, raw)
+    header = JobHeader.model_validate({name: getattr(job, name) for name in JobHeader.model_fields})
+    return _ingest(engine, accounts, header, job.recipients, now, job_id, raw)
 
 
 def ingest_stream(
@@ -90,74 +122,211 @@ def ingest_stream(
     now: datetime,
     job_id: str | None = None,
 ) -> IngestResult:
-    """Store a job whose recipients arrive as an iterable, a chunk at a time."""
+    """Store a job whose recipients arrive as an iterable, a committed chunk at a time."""
     job_id = job_id or str(uuid.uuid4())
-    if not isinstance(header, JobHeader):
-        try:
-            header = JobHeader.model_validate(header)
-        except ValidationError as exc:
-            return reject_job(engine, job_id, dict(header).get("account"), describe(exc), now)
+    raw = header.model_dump() if isinstance(header, JobHeader) else header
+    if not isinstance(raw, Mapping):
+        return reject_job(engine, job_id, None, "a job's header must be an object", now, raw)
+    problem = _header_problem(raw)
+    if problem:
+        return reject_job(engine, job_id, raw.get("account"), problem, now, raw)
+    try:
+        checked = JobHeader.model_validate(raw)
+    except ValidationError as exc:
+        return reject_job(engine, job_id, raw.get("account"), describe(exc), now, raw)
+    return _ingest(engine, accounts, checked, recipients, now, job_id, raw)
+
+
+def _header_problem(raw: Mapping[Any, Any]) -> str | None:
+    for name, value in raw.items():
+        if name != "recipients":
+            problem = value_problem(value, storable(str(name))[:40])
+            if problem:
+                return problem
+    return None
+
+
+def _ingest(
+    engine: Engine,
+    accounts: Mapping[str, AccountConfig],
+    header: JobHeader,
+    recipients: Iterable[Any],
+    now: datetime,
+    job_id: str,
+    raw: Any,
+) -> IngestResult:
+    plan = _plan(accounts, header, job_id, now)
+    if isinstance(plan, str):
+        return reject_job(engine, job_id, header.account, plan, now, raw)
+    existing = find_existing(engine, job_id, header.account, header.idempotency_key)
+    if existing and (existing.job_id != job_id or existing.state != JobState.INGESTING):
+        return existing
+    if existing is None and not _begin(engine, header, plan):
+        # Another call stored the same id or key first: answer with its job.
+        return _stored(engine, header, job_id)
+    try:
+        finished = _store_chunks(engine, header, plan, recipients, existing.ingested if existing else 0)
+    except SourceError as exc:
+        return _stop(engine, header, plan, str(exc), raw)
+    if not finished:
+        return _stored(engine, header, job_id)
+    return _finish(engine, header, plan, raw)
+
+
+def _plan(accounts: Mapping[str, AccountConfig], header: JobHeader, job_id: str, now: datetime) -> Plan | str:
+    """Check what needs the account and the clock; return the plan, or why the job is refused."""
+    for name in ("send_at", "expires_at"):
+        problem = date_problem(name, getattr(header, name), now)
+        if problem:
+            return problem
+    if header.expires_at and header.expires_at <= max(now, header.send_at or now):
+        return "expires_at: must be later than now and than send_at"
     config = accounts.get(header.account)
     if config is None:
-        return reject_job(engine, job_id, header.account, f"unknown account {header.account!r}", now)
+        return f"unknown account {header.account!r}"
     adapter = adapter_for(config.vendor)
     if header.channel not in getattr(adapter, "channels", ("sms",)):
-        return reject_job(
-            engine, job_id, header.account, f"{config.vendor} offers no {header.channel!r} channel", now
-        )
+        return f"{config.vendor} offers no {header.channel!r} channel"
     vendor_options = dict(header.options)
     if header.channel != "sms":
         vendor_options["channel"] = header.channel
     try:
         options = adapter.validate_options(vendor_options)
-    except ValueError as exc:
-        return reject_job(engine, job_id, header.account, f"options: {exc}", now)
-    existing = find_existing(engine, job_id, header.account, header.idempotency_key)
-    if existing:
-        return existing
+    except (ValueError, TypeError) as exc:
+        return f"options: {exc}"
+    not_before = first_opening(config.policy.window, header.send_at, now)
+    deadline = header.expires_at or now + timedelta(seconds=config.policy.max_age)
+    return Plan(job_id, header.text, header.channel, config, adapter, options, not_before, deadline, now)
+
+
+def _begin(engine: Engine, header: JobHeader, plan: Plan) -> bool:
+    """Insert the job row, ``ingesting``, in its own commit; False when the id or key is taken."""
     try:
         with engine.begin() as conn:
             conn.execute(
                 insert(Job).values(
-                    id=job_id,
+                    id=plan.job_id,
                     account=header.account,
                     idempotency_key=header.idempotency_key,
-                    state=JobState.ACCEPTED,
+                    state=JobState.INGESTING,
                     text=header.text,
                     priority=header.priority,
-                    options=options,
+                    options=plan.options,
                     send_at=header.send_at,
+                    expires_at=header.expires_at,
                     recipients=0,
-                    created_at=now,
+                    ingested=0,
+                    created_at=plan.now,
                 )
             )
-            not_before = first_opening(config.policy.window, header.send_at, now)
-            planner = BatchPlanner(conn, config, job_id, header.priority, not_before, now)
-            counts = _store_recipients(conn, config, header, options, recipients, planner, not_before, now)
-            state, reason = JobState.ACCEPTED, None
-            if counts["pending"] == 0:
-                state, reason = JobState.REJECTED, _no_sendable_reason(conn, job_id, counts)
-            conn.execute(
-                update(Job)
-                .where(Job.id == job_id)
-                .values(recipients=sum(counts.values()), state=state, reason=reason)
-            )
     except IntegrityError:
-        # Another worker stored the same key first: answer with its job.
-        existing = find_existing(engine, job_id, header.account, header.idempotency_key)
-        if existing:
-            return existing
-        raise
-    return IngestResult(job_id, state, True, reason, counts, header.account)
+        return False
+    return True
 
 
-def _no_sendable_reason(conn: Any, job_id: str, counts: Mapping[str, int]) -> str:
+def _store_chunks(engine: Engine, header: JobHeader, plan: Plan, recipients: Iterable[Any], start: int) -> bool:
+    """Store the recipients after the first ``start``, a committed chunk at a time.
+
+    Return False when another call on the same job moved it on first.
+    """
+    position = start
+    for chunk in chunks(read_source(recipients, start), CHUNK):
+        with engine.begin() as conn:
+            # The chunk's claim: a concurrent call on the same job (a redelivered task) waits on
+            # this row, then finds the count moved and stops, so no chunk is stored twice.
+            claimed = conn.execute(
+                update(Job)
+                .where(Job.id == plan.job_id, Job.state == JobState.INGESTING, Job.ingested == position)
+                .values(ingested=position + len(chunk), recipients=Job.recipients + len(chunk))
+            ).rowcount
+            if claimed != 1:
+                return False
+            _store_chunk(conn, header.priority, plan, chunk)
+        position += len(chunk)
+    return True
+
+
+def _store_chunk(conn: Any, priority: str, plan: Plan, chunk: list[Any]) -> None:
+    """Store one chunk: pending rows in whole batches, each phone once; the rest rejected."""
+    seen: set[str] = set()
+    rows = [message_row(plan, raw, seen) for raw in chunk]
+    pending = [r for r in rows if r["state"] == PENDING]
+    unwanted = opted_out(conn, plan.config.key, [r["phone"] for r in pending])
+    for row in pending:
+        if row["phone"] in unwanted:
+            reject(row, OPTED_OUT)
+    rejected = [r for r in rows if r["state"] == REJECTED]
+    planner = BatchPlanner(conn, plan.config, plan.job_id, priority, plan.not_before, plan.now)
+    # The unique (job, phone) key turns away a phone an earlier chunk stored.
+    for row in planner.store([r for r in rows if r["state"] == PENDING]):
+        rejected.append(reject(row, DUPLICATE))
+    if rejected:
+        conn.execute(insert(Message), rejected)
+
+
+def _finish(engine: Engine, header: JobHeader, plan: Plan, raw: Any) -> IngestResult:
+    """Count what was stored and end the job ``accepted``, or ``rejected`` if nothing can go."""
+    with engine.begin() as conn:
+        counts = dict(
+            conn.execute(
+                select(Message.state, func.count()).where(Message.job_id == plan.job_id).group_by(Message.state)
+            ).all()
+        )
+        rejected = counts.get(REJECTED, 0)
+        sendable = sum(counts.values()) - rejected
+        state, reason, payload = JobState.ACCEPTED, None, None
+        if not sendable:
+            reason = _no_sendable_reason(conn, plan.job_id, rejected)
+            state, payload = JobState.REJECTED, excerpt(raw)
+        done = conn.execute(
+            update(Job)
+            .where(Job.id == plan.job_id, Job.state == JobState.INGESTING)
+            .values(state=state, reason=reason, payload=payload, recipients=sum(counts.values()))
+        ).rowcount
+    if not done:
+        return _stored(engine, header, plan.job_id)
+    counts = {PENDING: sendable, REJECTED: rejected}
+    return IngestResult(plan.job_id, state, True, reason, counts, header.account, sendable + rejected)
+
+
+def _stop(engine: Engine, header: JobHeader, plan: Plan, reason: str, raw: Any) -> IngestResult:
+    """End a job whose recipients' source broke: rejected with why; rows still waiting canceled."""
+    reason = storable(reason)[:MAX_REASON_CHARS]
+    with engine.begin() as conn:
+        _end_ingesting(conn, plan.job_id, reason, excerpt(raw), plan.now)
+    return IngestResult(plan.job_id, JobState.REJECTED, True, reason, {}, header.account)
+
+
+def _end_ingesting(conn: Any, job_id: str, reason: str, payload: str, now: datetime) -> None:
+    # Half a job is not the job that was asked for: what still waits is canceled; what already
+    # went out (batches of a job still ingesting may be released early) stays as it is.
+    conn.execute(
+        update(Message)
+        .where(Message.job_id == job_id, Message.state == PENDING)
+        .values(state=MessageState.CANCELED.value, reason=f"canceled: {reason}"[:MAX_REASON_CHARS], updated_at=now)
+    )
+    conn.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.INGESTING)
+        .values(state=JobState.REJECTED, reason=reason, payload=payload)
+    )
+
+
+def _stored(engine: Engine, header: JobHeader, job_id: str) -> IngestResult:
+    """The job another call stored or moved on first, under this id or key."""
+    found = find_existing(engine, job_id, header.account, header.idempotency_key)
+    if found is None:
+        raise RuntimeError(f"job {job_id} was taken by another call and then vanished")
+    return found
+
+
+def _no_sendable_reason(conn: Any, job_id: str, rejected: int) -> str:
+    if not rejected:
+        return "the job has no recipients"
     first = conn.execute(
         select(Message.reason).where(Message.job_id == job_id).order_by(Message.id).limit(1)
     ).scalar()
-    if not counts["rejected"]:
-        return "the job has no recipients"
-    return f"no recipient can be sent: {counts['rejected']} rejected (first: {first})"
+    return f"no recipient can be sent: {rejected} rejected (first: {first})"
 
 
 def find_existing(engine: Engine, job_id: str, account: str, key: str | None) -> IngestResult | None:
@@ -165,173 +334,46 @@ def find_existing(engine: Engine, job_id: str, account: str, key: str | None) ->
     condition = Job.id == job_id
     if key is not None:
         condition = condition | ((Job.account == account) & (Job.idempotency_key == key))
+    query = select(Job.id, Job.state, Job.reason, Job.account, Job.ingested).where(condition)
     with engine.connect() as conn:
-        row = conn.execute(select(Job.id, Job.state, Job.reason, Job.account).where(condition)).first()
-    if row is None:
+        # The row under this id first: a resumed job is found even when another holds the key.
+        rows = sorted(conn.execute(query).all(), key=lambda r: r.id != job_id)
+    if not rows:
         return None
-    return IngestResult(row.id, row.state, False, row.reason, {}, row.account)
+    row = rows[0]
+    return IngestResult(row.id, row.state, False, row.reason, {}, row.account, row.ingested or 0)
 
 
-def _store_recipients(
-    conn: Any,
-    config: AccountConfig,
-    header: JobHeader,
-    options: Mapping[str, Any],
-    recipients: Iterable[Any],
-    planner: BatchPlanner,
-    not_before: datetime | None,
-    now: datetime,
-) -> dict[str, int]:
-    adapter = adapter_for(config.vendor)
-    counts = {MessageState.PENDING.value: 0, MessageState.REJECTED.value: 0}
-    for chunk in _chunks(recipients, CHUNK):
-        # Duplicates are found among this chunk and the rows not stored yet, then in the database:
-        # memory stays bounded by the chunk, however long the job.
-        seen = planner.buffered_phones()
-        rows = [_recipient_row(config, header, options, adapter, raw, seen, now) for raw in chunk]
-        for row in rows:
-            row["job_id"] = planner.job_id
-        phones = [r["phone"] for r in rows if r["state"] == "pending"]
-        earlier, opted_out = _in_job(conn, planner.job_id, phones), _opted_out(conn, config.key, phones)
-        for row in rows:
-            if row["state"] != "pending":
-                continue
-            if row["phone"] in earlier:
-                row.update(state=MessageState.REJECTED.value, reason=DUPLICATE, text=None)
-            elif row["phone"] in opted_out:
-                row.update(state=MessageState.REJECTED.value, reason="the number opted out", text=None)
-        rejected = [r for r in rows if r["state"] == "rejected"]
-        pending = [r for r in rows if r["state"] == "pending"]
-        for row in pending:
-            row["not_before"] = not_before
-        if rejected:
-            conn.execute(insert(Message), rejected)
-        planner.add(pending)
-        counts["pending"] += len(pending)
-        counts["rejected"] += len(rejected)
-    planner.flush()
-    return counts
+def reject_job(
+    engine: Engine, job_id: str, account: Any, reason: str, now: datetime, raw: Any = None
+) -> IngestResult:
+    """Store a job that cannot be read, with its reason and an excerpt of what came in.
 
-
-def _recipient_row(
-    config: AccountConfig,
-    header: JobHeader,
-    options: Mapping[str, Any],
-    adapter: Any,
-    raw: Any,
-    seen: set[str],
-    now: datetime,
-) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "job_id": None,
-        "account": config.key,
-        "phone": "",
-        "text": None,
-        "vars": None,
-        "state": MessageState.PENDING.value,
-        "reason": None,
-        "attempts": 0,
-        "not_before": None,
-        "created_at": now,
-        "updated_at": now,
-        "batch_id": None,
-    }
-    field = "email" if header.channel == "email" else "phone"
-    # Keep what was given as the address even when the rest is wrong, for the operator.
-    given = raw.get(field) if isinstance(raw, Mapping) else raw
-    row["phone"] = str(given)[:254] if isinstance(given, (str, int)) else ""
-    try:
-        address, variables = _read_recipient(raw, field)
-        row["vars"] = variables or None
-        row["phone"] = _address(address, header.channel, config.account.country)
-        if row["phone"] in seen:
-            raise ValueError(DUPLICATE)
-        seen.add(row["phone"])
-        text = render(header.text, variables)
-        if not text.strip():
-            raise ValueError("text is empty for this recipient")
-        limit = adapter.text_limit(text, options)
-        if len(text) > limit:
-            raise ValueError(f"text is {len(text)} characters; {config.vendor} takes at most {limit}")
-        why = adapter.check_recipient(Recipient(0, row["phone"], text, variables), options)
-        if why:
-            raise ValueError(why)
-        row["text"] = text
-    except (BadNumber, TemplateError, ValueError) as exc:
-        row.update(state=MessageState.REJECTED.value, reason=str(exc))
-    return row
-
-
-def _address(raw: Any, channel: str, country: str) -> str:
-    if channel != "email":
-        return to_e164(raw, country)
-    if not isinstance(raw, str) or not raw.strip() or len(raw) > 254:
-        raise ValueError("email must be an address of at most 254 characters")
-    return raw.strip().lower()
-
-
-def _read_recipient(raw: Any, field: str = "phone") -> tuple[Any, dict[str, str]]:
-    if isinstance(raw, (str, int)) and not isinstance(raw, bool):
-        return raw, {}
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"a recipient must be an object with {field!r}, not {type(raw).__name__}")
-    unknown = set(raw) - {field, "vars"}
-    if unknown:
-        raise ValueError(f"unknown recipient field {sorted(map(str, unknown))[0]!r}")
-    if field not in raw:
-        raise ValueError(f"recipient has no {field!r}")
-    variables = raw.get("vars") or {}
-    if not isinstance(variables, Mapping):
-        raise ValueError("'vars' must be an object of names to values")
-    clean: dict[str, str] = {}
-    for name, value in variables.items():
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-            raise ValueError(f"variable {name!r} must be text or a number")
-        clean[str(name)] = str(value)
-    return raw[field], clean
-
-
-def _in_job(conn: Any, job_id: str, phones: list[str]) -> set[str]:
-    if not phones:
-        return set()
-    query = select(Message.phone).where(Message.job_id == job_id, Message.phone.in_(phones))
-    return set(conn.execute(query).scalars())
-
-
-def _opted_out(conn: Any, account: str, phones: list[str]) -> set[str]:
-    if not phones:
-        return set()
-    query = select(OptOut.phone).where(OptOut.account.in_([account, "*"]), OptOut.phone.in_(phones))
-    return set(conn.execute(query).scalars())
-
-
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def reject_job(engine: Engine, job_id: str, account: Any, reason: str, now: datetime) -> IngestResult:
-    """Store a job that cannot be read, with its reason; its key stays free for a fixed retry."""
-    account_text = account[:100] if isinstance(account, str) else None
+    Its idempotency key stays free for a fixed retry. A finished job already stored under the id
+    is kept; one still ingesting (a retry that now fails a check, e.g. its expiry passed) ends.
+    """
+    account_text = storable(account[:100]) if isinstance(account, str) else None
+    reason = storable(reason)[:MAX_REASON_CHARS]
+    payload = None if raw is None else excerpt(raw)
     with engine.begin() as conn:
-        if conn.execute(select(Job.id).where(Job.id == job_id)).first() is None:
-            conn.execute(
-                insert(Job).values(
-                    id=job_id,
-                    account=account_text,
-                    state=JobState.REJECTED,
-                    reason=reason,
-                    priority="bulk",
-                    recipients=0,
-                    created_at=now,
-                )
+        stored = conn.execute(select(Job.id, Job.state, Job.reason, Job.account).where(Job.id == job_id)).first()
+        if stored is not None and stored.state == JobState.INGESTING:
+            _end_ingesting(conn, job_id, reason, payload or "", now)
+            return IngestResult(stored.id, JobState.REJECTED, False, reason, {}, stored.account)
+        if stored is not None:
+            return IngestResult(stored.id, stored.state, False, stored.reason, {}, stored.account)
+        conn.execute(
+            insert(Job).values(
+                id=job_id,
+                account=account_text,
+                state=JobState.REJECTED,
+                reason=reason,
+                priority="bulk",
+                recipients=0,
+                payload=payload,
+                created_at=now,
             )
+        )
     return IngestResult(job_id, JobState.REJECTED, True, reason, {}, account_text)
 
 
@@ -339,7 +381,7 @@ def describe(exc: ValidationError) -> str:
     """Say what is wrong with a job in one line, without echoing its (maybe huge) values."""
     problems = []
     for error in exc.errors(include_input=False, include_url=False)[:5]:
-        where = ".".join(str(part) for part in error["loc"]) or "job"
+        where = ".".join(str(part)[:40] for part in error["loc"]) or "job"
         problems.append(f"{where}: {error['msg']}")
     more = len(exc.errors()) - len(problems)
     return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")

@@ -119,3 +119,72 @@ def test_the_demo_runs_on_the_embedded_default(tmp_path: Path) -> None:
     # Delivery reports move voipcomms messages on from sent; itcloud's replies came in
     assert counts["us-voipcomms"]["delivered"] > 0 and counts["co-itcloud"]["replies"] > 0
     assert "limit violations: 0; phones sent twice: 0" in out
+
+
+def submit_file(env: dict[str, str], path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    assert run(["migrate"], env).returncode == 0
+    return run(["submit", str(path), "--account", "co-main", "--text", "Hola {name}", *extra], env)
+
+
+def test_a_csv_with_a_bom_is_read_as_spreadsheets_write_it(env: dict[str, str], tmp_path: Path) -> None:
+    # Given a CSV saved by a spreadsheet, with a UTF-8 byte order mark before 'phone'
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufeffphone,name\r\n+573001234567,Ana\r\n+573001234568,Ñoño\r\n".encode())
+    # When it is submitted, then both recipients are pending
+    done = submit_file(env, path)
+    assert done.returncode == 0, done.stderr
+    counts = json.loads(run(["status", done.stdout.strip(), "--json"], env).stdout)["counts"]
+    assert (counts["pending"], counts["rejected"]) == (2, 0)
+
+
+LIMIT = 131072  # the csv module's default field size limit
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("missing.csv", None, "missing.csv: cannot read it (No such file or directory)"),
+        ("missing.json", None, "missing.json: cannot read it (No such file or directory)"),
+        ("nophone.csv", b"telefono,name\n+573001234567,Ana\n", "the CSV needs a 'phone' column (found 'telefono'"),
+        ("empty.csv", b"", "the CSV needs a 'phone' column (found no header)"),
+        ("latin1.csv", "phone,nómbre\n".encode("latin-1"), "latin1.csv line 1: not UTF-8"),
+        ("wide.csv", b"phone," + b"n" * (LIMIT + 1) + b"\n", f"wide.csv line 1: a field is longer than {LIMIT}"),
+        ("job.json", b'{"account": "co-main", "text": ', "job.json: not valid JSON (Expecting value at line 1"),
+        ("latin1.json", '{"text": "canción"}'.encode("latin-1"), "latin1.json: not UTF-8"),
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "deep.json: JSON nested too deeply to read"),
+    ],
+)
+def test_a_file_submit_cannot_read_is_one_line_and_exit_code_2(
+    env: dict[str, str], tmp_path: Path, name: str, content: bytes | None, expected: str
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    done = submit_file(env, path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith("dispatcher submit: ") and expected in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "expected"),
+    [
+        (b"+573009999999,Jos\xe9\n", "big.csv line 2502: not UTF-8"),
+        (b"+573009999999," + b"n" * (LIMIT + 1) + b"\n", f"big.csv line 2502: a field is longer than {LIMIT}"),
+    ],
+)
+def test_a_csv_that_breaks_mid_file_leaves_a_rejected_job_the_operator_can_read(
+    env: dict[str, str], tmp_path: Path, bad_line: bytes, expected: str
+) -> None:
+    # Given a CSV whose line 2502 cannot be read, after a first chunk of 2000 recipients was stored
+    path = tmp_path / "big.csv"
+    good = "".join(f"+57300{i:07d},Ana\n" for i in range(2500)).encode()
+    path.write_bytes(b"phone,name\n" + good + bad_line + b"+573001111111,Eva\n")
+    # When it is submitted
+    done = submit_file(env, path)
+    # Then the command says where and why, and the job is stored rejected with that reason
+    assert done.returncode == 2 and expected in done.stderr and "stored as rejected" in done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    status = json.loads(run(["status", done.stdout.strip(), "--json"], env).stdout)
+    assert status["state"] == "rejected" and expected in status["reason"]
+    assert (status["counts"]["pending"], status["counts"]["canceled"]) == (0, 2000)

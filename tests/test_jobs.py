@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
+from sqlalchemy.exc import OperationalError
 
+from dispatcher import jobs
 from dispatcher.config import parse_accounts
 from dispatcher.jobs import ingest_job, ingest_stream
 from dispatcher.models import Batch, Job, Message, OptOut
@@ -206,9 +208,10 @@ def test_a_number_the_vendor_cannot_reach_is_refused_at_ingest(engine: Engine) -
     ]
 
 
-def test_duplicates_are_found_across_chunks_stored_or_not(engine: Engine) -> None:
-    # Given a job whose first chunk leaves 990 rows waiting to be stored (10 bad numbers made the
-    # batch short), and whose later chunks repeat phones both waiting and already stored
+def test_duplicates_are_found_across_chunks_stored_or_not(engine: Engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Given chunks of 1000 recipients, and later chunks that repeat phones an earlier chunk stored
+    monkeypatch.setattr(jobs, "CHUNK", 1000)
+
     def phone(i: int) -> dict:
         return {"phone": f"+57300{i:07d}"}
 
@@ -218,10 +221,216 @@ def test_duplicates_are_found_across_chunks_stored_or_not(engine: Engine) -> Non
     # Then each repeat is rejected as a duplicate and every phone is pending once
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Message.phone, Message.state, Message.reason).where(Message.job_id == result.job_id)
+            select(Message.phone, Message.state, Message.reason, Message.batch_id).where(
+                Message.job_id == result.job_id
+            )
         )
         rows = rows.all()
     duplicates = sorted(r.phone for r in rows if r.reason == "duplicate of an earlier recipient of this job")
     assert duplicates == ["+573000000003", "+573000000007", "+573000000500", "+573000001200"]
+    assert all(r.batch_id is None for r in rows if r.state == "rejected")
     pending = [r.phone for r in rows if r.state == "pending"]
     assert len(pending) == len(set(pending)) == 990 + 1 + 1500
+
+
+def test_a_nul_in_one_phone_or_one_variable_rejects_that_recipient_only(engine: Engine) -> None:
+    # Given recipients with a NUL in a phone, in a variable, and a lone surrogate in a variable
+    recipients = [
+        {"phone": "+57300123\x004567", "vars": {"name": "Ana"}},
+        {"phone": "+573001234568", "vars": {"name": "Lu\x00is"}},
+        {"phone": "+573001234569", "vars": {"name": "Sur\ud800"}},
+        {"phone": "+573001234570", "vars": {"name": "Eva"}},
+    ]
+    # When the job is ingested
+    result = ingest_job(engine, ACCOUNTS, job(recipients=recipients), NOW)
+    # Then those three are rejected with a reason, stored without the bad character; the fourth goes
+    rows = [(r.phone, r.state, r.reason, r.vars) for r in messages(engine, result.job_id)]
+    assert sorted(rows) == sorted(
+        [
+            ("+57300123\ufffd4567", "rejected", "phone holds a NUL or a lone surrogate character", None),
+            ("+573001234568", "rejected", "variable 'name' holds a NUL or a lone surrogate character", None),
+            ("+573001234569", "rejected", "variable 'name' holds a NUL or a lone surrogate character", None),
+            ("+573001234570", "pending", None, {"name": "Eva"}),
+        ]
+    )
+    assert result.state == "accepted"
+
+
+def deep(levels: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"text": "Hola\x00 {name}"}, "text: holds a NUL or a lone surrogate character"),
+        ({"account": "co-\x00main"}, "account: holds a NUL or a lone surrogate character"),
+        ({"idempotency_key": "k\x00"}, "idempotency_key: holds a NUL or a lone surrogate character"),
+        ({"options": {"metodo_envio": "2via\x00"}}, "options.metodo_envio: holds a NUL"),
+        ({"options": {"x\x00": 1}}, "options: a name is not text, or holds a NUL"),
+        ({"send_at": "9999-12-31T23:59:59-05:00"}, "send_at: must lie within 366 days of now"),
+        ({"send_at": "0001-01-01T00:00:00+05:00"}, "send_at: must lie within 366 days of now"),
+        ({"expires_at": "9999-12-31T23:59:59+00:00"}, "expires_at: must lie within 366 days of now"),
+        ({"expires_at": (NOW - timedelta(hours=1)).isoformat()}, "expires_at: must be later than now"),
+        ({"options": deep(5)}, "options.a.a.a.a: nested deeper than 4 levels"),
+        ({"options": deep(10_000)}, "nested deeper than 4 levels"),
+        ({"options": {"metodo_envio": "x" * 5000}}, "options.metodo_envio: longer than 4096 characters"),
+        ({"options": {"many": list(range(2000))}}, "options: more than 1000 values"),
+        ({"surprise\x00": 1}, "surprise\ufffd: Extra inputs are not permitted"),
+        ({"options": {"metodo_envio": float("nan")}}, "options.metodo_envio: nan is not a number JSON can hold"),
+        ({"options": {"metodo_envio": b"2via"}}, "options.metodo_envio: a bytes is not a JSON value"),
+        ({"options": {f"o{i}": i for i in range(100_000)}}, "options: more than 1000 values"),
+    ],
+)
+def test_bad_characters_far_dates_and_deep_options_are_a_stored_rejection(
+    engine: Engine, fields: dict, expected: str
+) -> None:
+    # When a job with something wrong about it as a whole comes in
+    result = ingest_job(engine, ACCOUNTS, job(**fields), NOW)
+    # Then it is stored rejected with a one-line reason, no message row, and an excerpt of it
+    stored = stored_job(engine, result.job_id)
+    assert (result.state, stored.state) == ("rejected", "rejected")
+    assert expected in stored.reason and "\n" not in stored.reason and "\x00" not in stored.reason
+    assert messages(engine, result.job_id) == []
+    assert 0 < len(stored.payload) <= 2048 and "\x00" not in stored.payload
+
+
+def test_a_rejected_job_keeps_a_redacted_cut_excerpt_of_what_came_in(engine: Engine) -> None:
+    # Given a job refused for its options, carrying secret-looking option values and 10,000 recipients
+    options = {
+        "api_token": "tok-secret-1",
+        "password": "pw-secret-2",
+        "private_key": "pk-3",
+        "metodo_envio": "owl",
+    }
+    recipients = [{"phone": f"+57300{i:07d}", "vars": {"name": "N" * 500}} for i in range(10_000)]
+    result = ingest_job(engine, ACCOUNTS, job(options=options, recipients=recipients), NOW)
+    # Then the excerpt shows what arrived, cut, with no secret value
+    payload = stored_job(engine, result.job_id).payload
+    assert len(payload) <= 2048
+    assert '"account": "co-main"' in payload and "+573000000000" in payload and "9995 more" in payload
+    assert not any(secret in payload for secret in ("tok-secret-1", "pw-secret-2", "pk-3"))
+
+
+def test_each_message_has_its_deadline(engine: Engine) -> None:
+    # Given one job with an expiry and one without (the account's max_age is a day)
+    expires = NOW + timedelta(hours=6)
+    with_expiry = ingest_job(engine, ACCOUNTS, job(expires_at=expires.isoformat()), NOW)
+    without = ingest_job(engine, ACCOUNTS, job(idempotency_key="other"), NOW)
+    # Then each message's deadline is the job's expiry, else created + max_age
+    assert [m.deadline for m in messages(engine, with_expiry.job_id)] == [expires]
+    assert [m.deadline for m in messages(engine, without.job_id)] == [NOW + timedelta(days=1)]
+    assert stored_job(engine, with_expiry.job_id).expires_at == expires
+
+
+class LostConnection:
+    """Fails the n-th statement that inserts message rows, as a dropped connection would."""
+
+    def __init__(self, engine: Engine, fail_at: int):
+        self.engine, self.fail_at, self.seen = engine, fail_at, 0
+        event.listen(engine, "before_cursor_execute", self)
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("INSERT INTO MESSAGES"):
+            self.seen += 1
+            if self.seen == self.fail_at:
+                raise OperationalError(statement[:40], None, ConnectionError("server closed the connection"))
+
+    def remove(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self)
+
+
+def test_an_ingest_cut_after_two_chunks_resumes_with_each_row_once(engine: Engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Given chunks of 100 (each one message insert), and a connection lost in the third chunk
+    monkeypatch.setattr(jobs, "CHUNK", 100)
+    recipients = [{"phone": f"+57300{i:07d}", "vars": {"name": f"N{i}"}} for i in range(350)]
+    recipients += [{"phone": "+573000000042", "vars": {"name": "again"}}]  # a repeat of chunk one
+    lost = LostConnection(engine, fail_at=3)
+    # When the ingest runs, the database error reaches the caller (who retries), not a rejection
+    with pytest.raises(OperationalError):
+        ingest_job(engine, ACCOUNTS, job(recipients=recipients), NOW, job_id="task-7")
+    lost.remove()
+    half = stored_job(engine, "task-7")
+    assert (half.state, half.ingested, len(messages(engine, "task-7"))) == ("ingesting", 200, 200)
+    # And the retried call with the same job id resumes after the two stored chunks
+    result = ingest_job(engine, ACCOUNTS, job(recipients=recipients), NOW, job_id="task-7")
+    # Then every recipient is stored exactly once, in whole batches, and the job is accepted
+    rows = messages(engine, "task-7")
+    pending = sorted(r.phone for r in rows if r.state == "pending")
+    assert pending == [f"+57300{i:07d}" for i in range(350)]
+    assert [(r.phone, r.reason) for r in rows if r.state == "rejected"] == [("+573000000042", jobs.DUPLICATE)]
+    assert (result.state, result.created) == ("accepted", True)
+    assert (stored_job(engine, "task-7").ingested, stored_job(engine, "task-7").recipients) == (351, 351)
+    with engine.connect() as conn:
+        sizes = conn.execute(
+            select(func.count(Message.id)).select_from(Batch).outerjoin(Message).group_by(Batch.id)
+        ).scalars()
+        assert sorted(sizes) == [50, 100, 100, 100]
+    # And a third call finds the finished job and stores nothing
+    again = ingest_job(engine, ACCOUNTS, job(recipients=recipients), NOW, job_id="task-7")
+    assert (again.state, again.created, len(messages(engine, "task-7"))) == ("accepted", False, 351)
+
+
+def test_the_same_key_from_another_task_returns_the_job_still_ingesting(engine: Engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(jobs, "CHUNK", 100)
+    recipients = [f"+57300{i:07d}" for i in range(250)]
+    lost = LostConnection(engine, fail_at=2)
+    with pytest.raises(OperationalError):
+        ingest_job(
+            engine,
+            ACCOUNTS,
+            job(text="Hola", idempotency_key="crm-5", recipients=recipients),
+            NOW,
+            job_id="task-a",
+        )
+    lost.remove()
+    other = ingest_job(
+        engine, ACCOUNTS, job(text="Hola", idempotency_key="crm-5", recipients=recipients), NOW, job_id="task-b"
+    )
+    assert (other.job_id, other.state, other.created) == ("task-a", "ingesting", False)
+    assert len(messages(engine, "task-a")) == 100 and messages(engine, "task-b") == []
+
+
+def test_a_source_that_breaks_mid_job_stops_it_with_its_reason(engine: Engine, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Given a stream whose 250th recipient cannot be read (after two committed chunks of 100)
+    monkeypatch.setattr(jobs, "CHUNK", 100)
+
+    def source():  # type: ignore[no-untyped-def]
+        for i in range(249):
+            yield {"phone": f"+57300{i:07d}"}
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    result = ingest_stream(engine, ACCOUNTS, {"account": "co-main", "text": "Hola"}, source(), NOW)
+    # Then the job is rejected with the reason, and what it stored waits no more
+    stored = stored_job(engine, result.job_id)
+    assert stored.state == "rejected" and stored.reason.startswith(
+        "recipient 250 could not be read: UnicodeDecodeError"
+    )
+    states = {r.state for r in messages(engine, result.job_id)}
+    assert states == {"canceled"} and len(messages(engine, result.job_id)) == 200
+
+
+def test_a_retry_after_the_job_expired_ends_it_instead_of_leaving_it_ingesting(
+    engine: Engine, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # Given a job expiring in an hour, cut after its first chunk
+    monkeypatch.setattr(jobs, "CHUNK", 100)
+    raw = job(
+        text="Hola",
+        expires_at=(NOW + timedelta(hours=1)).isoformat(),
+        recipients=[f"+57300{i:07d}" for i in range(150)],
+    )
+    lost = LostConnection(engine, fail_at=2)
+    with pytest.raises(OperationalError):
+        ingest_job(engine, ACCOUNTS, raw, NOW, job_id="task-9")
+    lost.remove()
+    # When the retry comes after the expiry
+    result = ingest_job(engine, ACCOUNTS, raw, NOW + timedelta(hours=2), job_id="task-9")
+    # Then the job ends rejected with the reason, and its stored rows wait no more
+    stored = stored_job(engine, "task-9")
+    assert (result.state, stored.state) == ("rejected", "rejected")
+    assert stored.reason == "expires_at: must be later than now and than send_at"
+    assert {r.state for r in messages(engine, "task-9")} == {"canceled"} and len(messages(engine, "task-9")) == 100
