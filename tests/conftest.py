@@ -7,6 +7,7 @@ Tests that need a server skip locally with the reason when it is not reachable, 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,10 +28,16 @@ REDIS_SERVER = os.environ.get("SMSD_TEST_REDIS", "redis://127.0.0.1:6379")
 #: the key that marks a Redis database as this run's (it lives as long as the run, refreshed)
 REDIS_OWNER_KEY = "smsdispatch:test-run-owner"
 RUN_ID = uuid.uuid4().hex
-#: seconds an owner mark outlives a run that died without releasing it
-REDIS_OWNER_TTL = 3 * 3600
+#: seconds an owner mark outlives a run that died without releasing it (a live run renews it)
+REDIS_OWNER_TTL = 600
+#: seconds between two renewals of this run's mark
+REDIS_RENEW_EVERY = 60
 # Empties a database and marks it ours again, in one step, so no other run can claim it between.
 _WIPE_SCRIPT = "redis.call('FLUSHDB'); return redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])"
+# Renews the mark only while it is still ours.
+_RENEW_SCRIPT = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end return 0"
+)
 
 
 def _claim_redis_db() -> str:
@@ -48,6 +55,7 @@ def _claim_redis_db() -> str:
         try:
             if client.dbsize() == 0 and client.set(REDIS_OWNER_KEY, RUN_ID, nx=True, ex=REDIS_OWNER_TTL):
                 if client.dbsize() == 1:
+                    _keep_claim(f"{base}/{number}")
                     return f"{base}/{number}"
                 client.delete(REDIS_OWNER_KEY)  # someone else's keys arrived meanwhile
         except redis.RedisError:
@@ -55,6 +63,24 @@ def _claim_redis_db() -> str:
         finally:
             client.close()
     raise RuntimeError(f"no empty Redis database left on {base} for this test run")
+
+
+def _keep_claim(url: str) -> None:
+    """Renew this run's mark while the process lives; a killed run's mark expires on its own."""
+    import threading
+
+    import redis
+
+    def renew() -> None:
+        client = redis.Redis.from_url(url)
+        while True:
+            time.sleep(REDIS_RENEW_EVERY)
+            try:
+                client.eval(_RENEW_SCRIPT, 1, REDIS_OWNER_KEY, RUN_ID, REDIS_OWNER_TTL)
+            except redis.RedisError:
+                pass
+
+    threading.Thread(target=renew, name="redis-claim", daemon=True).start()
 
 
 REDIS_URL = _claim_redis_db()
