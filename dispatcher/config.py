@@ -24,7 +24,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     max_countdown: float = 60.0
     #: Redis visibility timeout in seconds; must exceed every countdown and time limit
     visibility_timeout: float = 3600.0
+    #: log lines as plain text, or one JSON object per line (worker and command line)
+    log_format: Literal["text", "json"] = "text"
 
 
 #: per vendor: fields an account must give, and which of them are secret
