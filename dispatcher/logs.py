@@ -26,14 +26,15 @@ from dispatcher.redaction import SecretFilter
 FORMATS = ("text", "json")
 #: the plain text line; ids follow the message when there are any
 TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s%(ids)s"
-#: record attributes that carry ids, in the order a text line shows them
-ID_FIELDS = ("job", "batch", "message", "task_id")
+#: record attributes that carry ids, in the order a text line shows them (``message`` is
+#: the line's own text in a LogRecord, hence ``message_id``; a request's rows go in ``messages``)
+ID_FIELDS = ("job", "batch", "message_id", "task_id")
 
 _ids: ContextVar[dict[str, Any] | None] = ContextVar("smsdispatch_log_ids", default=None)
 
 
 def bind_ids(**ids: Any) -> None:
-    """Add ids (``job=``, ``batch=``, ``message=``...) to every line logged from here on."""
+    """Add ids (``job=``, ``batch=``, ``message_id=``...) to every line logged from here on."""
     current = dict(_ids.get() or {})
     current.update({key: value for key, value in ids.items() if value is not None})
     _ids.set(current)

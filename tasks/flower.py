@@ -9,15 +9,17 @@ repr of a message's arguments into three places, each of which ends up in Flower
 - the worker's ``task-received`` event and its "received"/"succeeded" log lines, which read the
   request's ``argsrepr`` (in the main process) and the request dict's (in the pool process).
 
-So both ends are closed here, for the submit task only (every other task carries ids):
+Both ends are closed here, for the submit task only (every other task carries ids):
 ``SummaryAMQP`` rewrites ``argsrepr``/``kwargsrepr`` of every submit message this project
 publishes, whatever the caller passed; ``SubmitRequest`` makes the worker ignore the header a
 foreign producer sent and show the summary instead. What a foreign producer's own ``task-sent``
-event carries is out of the worker's reach (README, "The job").
+event carries is out of the worker's reach (README, "The job"). At DEBUG the worker also logs
+the request it hands to its pool process; ``PoolApplyFilter`` cuts the job out of that line.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -67,3 +69,24 @@ class SubmitRequest(Request):
         # process reads the request dict ("succeeded" and failure lines, task-started).
         self._argsrepr, self._kwargsrepr = argsrepr, kwargsrepr
         self._request_dict["argsrepr"], self._request_dict["kwargsrepr"] = argsrepr, kwargsrepr
+
+
+class PoolApplyFilter(logging.Filter):
+    """Cuts the job out of the worker's DEBUG line "TaskPool: Apply ..." for a submit task.
+
+    That line prints the request handed to the pool process, job included, cut at 1024
+    characters: whether the recipients show depends on how long the ids before them are.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            record.name == "celery.pool"
+            and isinstance(args, tuple)
+            and len(args) == 3
+            and isinstance(args[1], str)
+            and args[1].startswith(tuple(f"({name!r}," for name in SUMMARISED))
+        ):
+            name_and_id = ", ".join(args[1].split(", ", 2)[:2])
+            record.args = (args[0], f"{name_and_id}, <request and job withheld>)", args[2])
+        return True

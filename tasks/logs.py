@@ -12,9 +12,10 @@ import logging
 from typing import Any
 
 from celery._state import get_current_task
-from celery.signals import task_postrun, task_prerun
+from celery.signals import celeryd_init, task_postrun, task_prerun
 
-from dispatcher.logs import bind_ids, clear_ids
+from dispatcher.config import Settings
+from dispatcher.logs import bind_ids, clear_ids, prepare_handler
 
 #: per task name: how its ids are found from (task id, arguments)
 TASK_IDS = {
@@ -50,3 +51,19 @@ def _bind_task_ids(task_id: str | None = None, task: Any = None, args: Any = (),
 @task_postrun.connect
 def _clear_task_ids(**_: Any) -> None:
     clear_ids()
+
+
+@celeryd_init.connect
+def _json_from_the_start(instance: Any = None, **_: Any) -> None:
+    # With JSON lines, the worker's start-up banner (a screenful of plain text) stays off, and
+    # Python warnings (such as Celery's about running as root, issued before the worker's own
+    # logging is set up) become JSON lines of their own.
+    if Settings().log_format != "json" or instance is None:
+        return
+    instance.quiet = True
+    logging.captureWarnings(True)
+    handler = logging.StreamHandler()
+    prepare_handler(handler, (), "json")
+    warnings_log = logging.getLogger("py.warnings")
+    warnings_log.addHandler(handler)
+    warnings_log.propagate = False

@@ -21,6 +21,7 @@ from dispatcher.logs import prepare_handler
 from dispatcher.ratelimit import MemoryLimiter, RedisLimiter
 from dispatcher.sending import SendContext
 from dispatcher.transport import Transport
+from tasks.flower import PoolApplyFilter
 from tasks.logs import TaskFilter
 
 log = logging.getLogger("tasks.runtime")
@@ -115,4 +116,5 @@ def _prepare_logs(logger: logging.Logger, **_: Any) -> None:
     log_format = rt.settings.log_format
     for handler in logger.handlers:
         handler.addFilter(TaskFilter())  # first: the ids filter then shows the task id in text lines
+        handler.addFilter(PoolApplyFilter())
         prepare_handler(handler, rt.secrets(), log_format, text_format=WORKER_TEXT_FORMAT)
