@@ -22,8 +22,6 @@ from typing import Any
 
 from dispatcher.redaction import SecretFilter
 
-#: the formats ``DISPATCHER_LOG_FORMAT`` takes
-FORMATS = ("text", "json")
 #: the plain text line; ids follow the message when there are any
 TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s%(ids)s"
 #: record attributes that carry ids, in the order a text line shows them (``message`` is
@@ -43,11 +41,6 @@ def bind_ids(**ids: Any) -> None:
 def clear_ids() -> None:
     """Forget the bound ids (the end of a task, or of a command)."""
     _ids.set(None)
-
-
-def bound_ids() -> dict[str, Any]:
-    """The ids bound now."""
-    return dict(_ids.get() or {})
 
 
 class IdsFilter(logging.Filter):
@@ -79,7 +72,7 @@ def json_formatter() -> logging.Formatter:
         "%(levelname)s %(name)s %(message)s",
         rename_fields={"levelname": "level", "name": "logger"},
         # 'ids' is the text line's suffix; JSON has the ids as fields of their own.
-        reserved_attrs=[*_reserved_attrs(), "ids", "color"],
+        reserved_attrs=[*_reserved_attrs(), "ids"],
         timestamp="time",
         json_ensure_ascii=False,
     )
