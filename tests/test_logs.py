@@ -161,3 +161,16 @@ def test_a_json_worker_at_debug_writes_json_lines_with_ids_and_no_secret(tmp_pat
     received = [line for line in lines if line["message"].startswith("Task dispatcher.submit[")]
     assert received and all(line["task_id"] == job_id for line in received)
     assert any(line.get("job") == job_id and line["logger"] == "celery.app.trace" for line in received)
+
+
+def test_a_database_error_does_not_repeat_the_rows_it_was_given(engine) -> None:  # type: ignore[no-untyped-def]
+    # Given a statement that fails with a phone and a text among its parameters
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as failed, engine.connect() as conn:
+        conn.execute(text("INSERT INTO no_such_table (phone, text) VALUES (:phone, :text)"),
+                     {"phone": PHONES[0], "text": TEXT})  # fmt: skip
+    # Then its text, which a failed task's log line and Flower show, names neither
+    assert PHONES[0] not in str(failed.value) and "Clave privada" not in str(failed.value)
+    assert "parameters hidden" in str(failed.value)
