@@ -12,14 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from dispatcher.errors import ConfigError
+from dispatcher.logs import configure_cli
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; return the process exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        configure_cli(logging.WARNING)
         return int(args.run(args) or 0)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -24,7 +24,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     #: seconds a send task starts vendor requests for; then a follow-up task takes the rest.
     #: Below the soft limit minus the longest request (connect + read timeout, 35 s by default)
     send_budget: float = 180.0
+    #: log lines as plain text, or one JSON object per line (worker and command line)
+    log_format: Literal["text", "json"] = "text"
 
 
 #: per vendor: fields an account must give, and which of them are secret

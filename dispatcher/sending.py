@@ -27,6 +27,7 @@ from dispatcher.clock import SystemClock
 from dispatcher.config import AccountConfig, Settings
 from dispatcher.db import is_postgres
 from dispatcher.errors import VendorError
+from dispatcher.logs import bind_ids
 from dispatcher.models import Batch, BatchState, Job, Message, MessageState
 from dispatcher.outcomes import Claimed, record
 from dispatcher.ratelimit import Limiter
@@ -82,6 +83,7 @@ def send_batch(ctx: SendContext, batch_id: int) -> SendReport:
     if batch is None or batch.state == BatchState.DONE:
         return report
     report.account = batch.account
+    bind_ids(job=batch.job_id, batch=batch_id)  # every line of this send names its job and batch
     config = ctx.accounts.get(batch.account)
     if config is None:
         log.error("batch %s names account %r, which is not configured; it waits", batch_id, batch.account)
@@ -192,7 +194,12 @@ def _send_one(
                 counts = record(conn, config, claimed, results, ctx.clock.now(), retry_after)
             log.info(
                 "sent request",
-                extra={"account": config.key, "recipients": len(request.recipients), "outcomes": counts},
+                extra={
+                    "account": config.key,
+                    "recipients": len(request.recipients),
+                    "outcomes": counts,
+                    "messages": [r.message_id for r in request.recipients],
+                },
             )
         return sent
     except BaseException as exc:

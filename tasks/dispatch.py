@@ -36,7 +36,7 @@ def release_account(account: str | None) -> int:
     return release.release_due(rt.engine, rt.settings, rt.clock.now(), enqueue, account)
 
 
-@app.task(name="dispatcher.submit", bind=True)
+@app.task(name="dispatcher.submit", bind=True, Request="tasks.flower:SubmitRequest")
 def submit(self: Any, *args: Any, **kwargs: Any) -> str:
     """Store a job (its id is this task's id) and queue what is due."""
     rt = runtime()

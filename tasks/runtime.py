@@ -17,12 +17,16 @@ from dispatcher.clock import make_clock
 from dispatcher.config import AccountConfig, Settings, load_accounts
 from dispatcher.db import make_engine
 from dispatcher.errors import ConfigError
+from dispatcher.logs import prepare_handler
 from dispatcher.ratelimit import MemoryLimiter, RedisLimiter
-from dispatcher.redaction import SecretFilter
 from dispatcher.sending import SendContext
 from dispatcher.transport import Transport
+from tasks.flower import PoolApplyFilter
+from tasks.logs import TaskFilter
 
 log = logging.getLogger("tasks.runtime")
+#: Celery's worker line, and the ids after the message
+WORKER_TEXT_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(message)s%(ids)s"
 
 
 @dataclass
@@ -103,10 +107,14 @@ def _after_fork(**_: Any) -> None:
 
 @after_setup_logger.connect
 @after_setup_task_logger.connect
-def _mask_secrets(logger: logging.Logger, **_: Any) -> None:
+def _prepare_logs(logger: logging.Logger, **_: Any) -> None:
+    # Every worker line: one line, in DISPATCHER_LOG_FORMAT, with its ids, secrets masked.
     try:
-        secrets = runtime().secrets()
+        rt = runtime()
     except Exception:  # noqa: BLE001 - a bad config is reported by worker_init
         return
+    log_format = rt.settings.log_format
     for handler in logger.handlers:
-        handler.addFilter(SecretFilter(secrets))
+        handler.addFilter(TaskFilter())  # first: the ids filter then shows the task id in text lines
+        handler.addFilter(PoolApplyFilter())
+        prepare_handler(handler, rt.secrets(), log_format, text_format=WORKER_TEXT_FORMAT)
