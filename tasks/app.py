@@ -4,14 +4,17 @@ The worker's main process decodes each task message and pickles its arguments an
 the pool process. A body nested a few hundred levels deep makes that pickling raise
 ``RecursionError`` in the main process, which kills the worker; the message goes back to the
 queue and kills the next worker too. A body that cannot be decoded takes Celery's decode-error
-path, which acknowledges the message: the job is gone without a trace. ``BoundedRequest``, the
-request class of every task here, reads the body itself before Celery does:
+path, which acknowledges the message: the job is gone without a trace. An envelope in the Redis
+list that is not JSON at all stops the worker too. So, in every process of the app:
 
-- a body that cannot be read (not JSON, too deep, not ``[args, kwargs, embed]``) reaches the
-  task as ``kwargs = {UNREADABLE: reason}`` and no arguments, so ``dispatcher.submit`` stores a
-  rejected job with that reason and every other task fails on it without harm;
-- a header nested too deep, or of the wrong type for Celery, is dropped with a warning;
-- a message without a usable task id is refused as an invalid task (logged, not requeued).
+- JSON bodies are read by ``bounded_json_loads`` (registered for ``application/json``): a body
+  that does not decode or nests too deep becomes ``[[], {UNREADABLE: reason}, {}]``, which
+  ``dispatcher.submit`` stores as a rejected job with that reason (any other task fails on it
+  without harm);
+- ``BoundedRequest``, the request class of every task here, also refuses a body that is not
+  ``[args, kwargs, embed]``, drops headers nested too deep or of a type Celery cannot use, and
+  refuses a message without a usable task id as an invalid task (logged, not requeued);
+- a Redis envelope that is not JSON is logged and skipped (it has no task id to store).
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import kombu.transport.redis as kombu_redis
 from celery import Celery, Task
 from celery.exceptions import InvalidTaskError
 from celery.worker.request import Request
+from kombu.serialization import registry
+from kombu.utils import json as kombu_json
 
 log = logging.getLogger("tasks.app")
 
@@ -58,30 +64,57 @@ def nesting_exceeds(value: Any, limit: int) -> bool:
 
 def unreadable(reason: str) -> tuple[list[Any], dict[str, str], dict[str, Any]]:
     """The body a task gets in place of one that could not be read."""
-    return [], {UNREADABLE: reason}, {}
+    return [], {UNREADABLE: f"the message could not be read: {reason}"}, {}
 
 
 def checked_body(payload: Any) -> tuple[Any, Any, Any]:
     """Return ``(args, kwargs, embed)`` if the decoded body is one, bounded; else ``unreadable``."""
     if not (isinstance(payload, (list, tuple)) and len(payload) == 3):
-        return unreadable("the message body is not [args, kwargs, embed]")
+        return unreadable("its body is not [args, kwargs, embed]")
     args, kwargs, embed = payload
     if not isinstance(args, (list, tuple)) or not isinstance(kwargs, Mapping):
-        return unreadable("the message body is not [args, kwargs, embed]")
+        return unreadable("its body is not [args, kwargs, embed]")
     if embed is not None and not isinstance(embed, Mapping):
-        return unreadable("the message body is not [args, kwargs, embed]")
+        return unreadable("its body is not [args, kwargs, embed]")
     if nesting_exceeds(payload, MAX_BODY_DEPTH):
-        return unreadable(f"the message body nests more than {MAX_BODY_DEPTH} levels")
+        return unreadable(f"its body nests more than {MAX_BODY_DEPTH} levels")
     return args, kwargs, embed
+
+
+def bounded_json_loads(data: Any) -> Any:
+    """kombu's JSON decoder that never raises and never returns a value nested too deep."""
+    try:
+        value = kombu_json.loads(data)
+    except Exception as exc:  # noqa: BLE001 - JSONDecodeError, UnicodeDecodeError, RecursionError
+        # The error names the problem and never echoes the body, which holds phones.
+        return unreadable(f"its body does not decode ({type(exc).__name__}: {str(exc)[:200]})")
+    if nesting_exceeds(value, MAX_BODY_DEPTH):
+        return unreadable(f"its body nests more than {MAX_BODY_DEPTH} levels")
+    return value
+
+
+def _envelope_loads(text: str) -> Any:
+    """Read a Redis envelope; one that is not JSON is logged and skipped as if none had come."""
+    try:
+        return kombu_json.loads(text)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, it is no message
+        log.error("skipped a broker message that is not a kombu envelope (%s, %d characters)",
+                  type(exc).__name__, len(text))  # fmt: skip
+        raise kombu_redis.Empty() from None
+
+
+registry.register("json", kombu_json.dumps, bounded_json_loads, "application/json", "utf-8")
+# kombu's Redis transport reads envelopes with this name; an exception there ends the worker's
+# main process (seen with a list item that is not JSON).
+kombu_redis.loads = _envelope_loads
 
 
 def read_body(message: Any) -> tuple[Any, Any, Any]:
     """Decode a message body without letting any error or depth escape."""
     try:
         payload = message.decode()
-    except Exception as exc:  # noqa: BLE001 - DecodeError, RecursionError, ContentDisallowed, ...
-        # The error names the problem (and never echoes the body, which holds phones).
-        return unreadable(f"the message body could not be decoded ({type(exc).__name__}: {str(exc)[:200]})")
+    except Exception as exc:  # noqa: BLE001 - a content type other than JSON, say
+        return unreadable(f"its body does not decode ({type(exc).__name__}: {str(exc)[:200]})")
     return checked_body(payload)
 
 
