@@ -103,7 +103,31 @@ def _envelope_loads(text: str) -> Any:
         raise kombu_redis.Empty() from None
 
 
+_restore_unacked = kombu_redis.QoS.restore_unacked
+
+
+def _restore_unacked_unless_closed(qos: Any, client: Any = None) -> None:
+    """kombu's restore of unacknowledged messages, which must not end the worker.
+
+    After a Redis restart the worker closes its broker connection; kombu 5.7.0 then restores the
+    messages it holds on a channel whose transport is already detached, and the AttributeError
+    (``'NoneType' object has no attribute 'hostname'``, celery/kombu#970 and #582) ends the
+    worker's main process. Those messages are still in Redis's unacked set; Redis gives them
+    back after the visibility timeout, so they are left there and the worker reconnects.
+    """
+    try:
+        _restore_unacked(qos, client)
+    except AttributeError:
+        transport = getattr(qos.channel, "connection", None)
+        if transport is not None and getattr(transport, "client", None) is not None:
+            raise
+        log.warning("left %d unacknowledged message(s) to come back after the visibility timeout "
+                    "(broker connection already closed)", len(qos._delivered))  # fmt: skip
+        qos._delivered.clear()
+
+
 registry.register("json", kombu_json.dumps, bounded_json_loads, "application/json", "utf-8")
+kombu_redis.QoS.restore_unacked = _restore_unacked_unless_closed
 # kombu's Redis transport reads envelopes with this name; an exception there ends the worker's
 # main process (seen with a list item that is not JSON).
 kombu_redis.loads = _envelope_loads

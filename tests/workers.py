@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +40,13 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condi
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @dataclass
@@ -88,10 +96,15 @@ def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pope
     )
 
 
-def celery_worker(env: dict[str, str], log: Path, name: str) -> subprocess.Popen[bytes]:
-    """A prefork worker with one pool process on the three queues."""
-    command = [sys.executable, "-m", "celery", "-A", "tasks", "worker", *WORKER_ARGS, "-n", f"{name}@%h"]
+def celery_worker(env: dict[str, str], log: Path, name: str, *extra: str) -> subprocess.Popen[bytes]:
+    """A prefork worker on the three queues (one pool process unless ``extra`` says otherwise)."""
+    command = [sys.executable, "-m", "celery", "-A", "tasks", "worker", *WORKER_ARGS, *extra, "-n", f"{name}@%h"]
     return start(command, env, log)
+
+
+def celery_beat(env: dict[str, str], log: Path, schedule: Path) -> subprocess.Popen[bytes]:
+    """Beat, releasing due batches every ``DISPATCHER_SWEEP_SECONDS``."""
+    return start([sys.executable, "-m", "celery", "-A", "tasks", "beat", "--schedule", str(schedule)], env, log)
 
 
 def stop(*procs: subprocess.Popen[bytes]) -> None:
