@@ -120,7 +120,7 @@ def _retry_later(task: Any, exc: BaseException, now: float, cap: float) -> NoRet
         first = now  # it came back from the broker after giving up: a new round of retries
     countdown = retry_countdown(task.request.retries, cap)
     log.warning("job %s not stored yet (%s); again in %.1f s", task.request.id, type(exc).__name__, countdown)
-    argsrepr = task.request.argsrepr or "(job,)"
+    argsrepr = getattr(task.request, "argsrepr", None) or "(job,)"
     try:
         raise task.retry(countdown=countdown, headers={**headers, FIRST_TRY_HEADER: first}, argsrepr=argsrepr)
     except Reject as rejected:
