@@ -39,6 +39,8 @@ UNREADABLE = "__unreadable__"
 MAX_BODY_DEPTH = 32
 #: levels of nesting one header value may have
 MAX_HEADER_DEPTH = 8
+#: characters a task id may have: a job's id is its task id, and ``jobs.id`` holds 36
+MAX_TASK_ID = 36
 #: characters kept of a producer's argsrepr/kwargsrepr (shown in logs, events and Flower)
 MAX_REPR_CHARS = 1024
 #: headers Celery reads as text (or None)
@@ -145,7 +147,7 @@ def read_body(message: Any) -> tuple[Any, Any, Any]:
 def bounded_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
     """Headers safe to pickle and of the types Celery's main process relies on."""
     task_id = headers.get("id")
-    if not isinstance(task_id, str) or not task_id or len(task_id) > 255:
+    if not isinstance(task_id, str) or not task_id or len(task_id) > MAX_TASK_ID:
         raise InvalidTaskError("the message has no usable task id")
     clean: dict[str, Any] = {}
     for name, value in headers.items():

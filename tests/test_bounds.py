@@ -59,7 +59,7 @@ def test_headers_nested_too_deep_or_of_the_wrong_type_are_dropped() -> None:
                      "retries": 0}  # fmt: skip
 
 
-@pytest.mark.parametrize("task_id", [None, 7, "", ["x"], "x" * 300])
+@pytest.mark.parametrize("task_id", [None, 7, "", ["x"], "x" * 37])
 def test_a_message_without_a_usable_task_id_is_an_invalid_task(task_id: object) -> None:
     with pytest.raises(InvalidTaskError):
         bounded_headers({"id": task_id, "task": "dispatcher.submit"})
