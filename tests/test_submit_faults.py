@@ -8,6 +8,7 @@ are being ingested.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,23 @@ def test_jobs_ingested_while_postgresql_is_away_are_all_stored_once(stack: dict[
     assert "not stored yet (OperationalError)" in stack["log"].read_text()
     # And what is sent is sent once
     assert stack["vendor"].ledger.duplicates() == {}
+
+
+def test_a_job_retried_for_over_an_hour_goes_back_to_the_queue_and_is_stored_later(stack: dict[str, Any]) -> None:
+    engine, proxy, log, clock = stack["engine"], stack["proxy"], stack["log"], stack["vendor"].clock
+    # Given PostgreSQL is away and a job is being retried
+    proxy.down()
+    job = submit(producer(), {"account": "co-main", "text": "Hola", "recipients": ["+573001234567"]})
+    wait_for(lambda: f"job {job} not stored yet" in log.read_text(), 60, "the first retry")
+    # When more than an hour passes (on the dispatcher's clock)
+    clock.set(clock.now() + timedelta(hours=2))
+    # Then its message goes back to the queue, comes back, and a new round of retries starts
+    wait_for(lambda: f"job {job}: not stored after" in log.read_text(), 60, "the message given back")
+    text = log.read_text()
+    wait_for(lambda: log.read_text().count(f"job {job} not stored yet") > text.count(f"job {job} not stored yet"),
+             60, "a new round of retries")  # fmt: skip
+    # And once PostgreSQL is back the job is stored, once
+    proxy.up()
+    wait_for(lambda: counts(engine)["messages"] == {job: 1}, 90, "the job stored")
+    assert counts(engine)["jobs"] == {job: "accepted"}
+    assert log.read_text().count(f"job {job}: not stored after") == 1
