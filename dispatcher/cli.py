@@ -1,4 +1,4 @@
-"""The ``dispatcher`` command: migrate, submit, status, check-config, webhooks, sandbox, produce, demo."""
+"""The ``dispatcher`` command: migrate, submit, status, check-config, worker, webhooks, sandbox, produce, demo."""
 
 from __future__ import annotations
 
@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="read the accounts file and report the first problem")
     p.set_defaults(run=_check_config)
+
+    p = sub.add_parser("worker", help="run a Celery worker and start it again whenever it dies")
+    p.add_argument("--backoff-max", type=float, default=60.0, help="longest wait before a restart (s)")
+    p.add_argument("celery_args", nargs=argparse.REMAINDER, help="after --: arguments of 'celery worker'")
+    p.set_defaults(run=_worker)
 
     p = sub.add_parser("webhooks", help="serve the app vendors push replies and reports to")
     p.add_argument("--host", default="127.0.0.1")
@@ -247,6 +252,51 @@ def _check_config(args: argparse.Namespace) -> int:
     accounts = load_accounts(settings.accounts)
     for key, config in accounts.items():
         print(f"{key}: {config.vendor} via {config.account.base_url}, window {config.policy.window.name}")
+    return 0
+
+
+#: seconds a worker must have run for its next crash to restart it at once again
+WORKER_STABLE_AFTER = 60.0
+#: the queues a worker consumes unless its arguments say otherwise
+DEFAULT_WORKER_ARGS = ["-Q", "jobs,send,poll"]
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Run ``celery -A tasks worker`` as a child; restart it with backoff until told to stop."""
+    import signal
+    import subprocess
+    import time
+
+    extra = args.celery_args[1:] if args.celery_args[:1] == ["--"] else args.celery_args
+    command = [sys.executable, "-m", "celery", "-A", "tasks", "worker", *(extra or DEFAULT_WORKER_ARGS)]
+    state: dict[str, Any] = {"stopping": False, "child": None}
+
+    def forward(signum: int, _frame: Any) -> None:
+        # A stop asked of the supervisor is a clean stop of the worker: pass it on, restart nothing.
+        state["stopping"] = True
+        if state["child"] is not None and state["child"].poll() is None:
+            state["child"].send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    delay = 1.0
+    while not state["stopping"]:
+        started = time.monotonic()
+        state["child"] = child = subprocess.Popen(command)
+        if state["stopping"]:  # the signal came between the check and the start
+            child.send_signal(signal.SIGTERM)
+        code = child.wait()
+        if state["stopping"] or code == 0:
+            print(f"dispatcher worker: the worker stopped (exit {code})", file=sys.stderr, flush=True)
+            return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+        if time.monotonic() - started > WORKER_STABLE_AFTER:
+            delay = 1.0
+        print(f"dispatcher worker: the worker exited (code {code}); restarting in {delay:.0f} s",
+              file=sys.stderr, flush=True)  # fmt: skip
+        deadline = time.monotonic() + delay
+        while not state["stopping"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        delay = min(delay * 2, args.backoff_max)
     return 0
 
 

@@ -12,6 +12,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and write-locking transactions."""
+    # A failed statement's error (and so every log line and stored reason made from it) would
+    # otherwise carry its parameters: phones, texts, variables.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgres://")
     elif url.startswith("postgresql://"):

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+import logging
+import random
 import threading
-from typing import Any
+import time
+from typing import Any, NoReturn
+
+import redis
+from celery.exceptions import Reject, SoftTimeLimitExceeded
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from dispatcher import balance, polling, release, sending
+from dispatcher.config import Settings
 from dispatcher.jobs import ingest_job, reject_job
 from dispatcher.models import JobState
-from tasks.app import app
+from tasks.app import UNREADABLE, app
 from tasks.runtime import runtime
+
+log = logging.getLogger("tasks.dispatch")
+
+#: errors of the database or the broker that pass: the job is tried again, never rejected or lost
+TRANSIENT = (
+    OperationalError, InterfaceError, DisconnectionError,
+    redis.ConnectionError, redis.TimeoutError, BrokerError,
+    # A job larger than the soft time limit allows: ingest resumes where it stopped.
+    SoftTimeLimitExceeded,
+)  # fmt: skip
+#: seconds a job is retried after transient errors before its message goes back to the broker
+SUBMIT_RETRY_AGE = 3600.0
+#: message header carrying the time (epoch seconds) of a job's first failed try
+FIRST_TRY_HEADER = "smsdispatch_first_try"
 
 #: Celery priority of a batch's task (0 is read first)
 PRIORITY = {"otp": 0, "bulk": 6}
@@ -36,18 +59,82 @@ def release_account(account: str | None) -> int:
     return release.release_due(rt.engine, rt.settings, rt.clock.now(), enqueue, account)
 
 
-@app.task(name="dispatcher.submit", bind=True, Request="tasks.flower:SubmitRequest")
+# A hard time limit requeues the message (acks_on_timeout=False): ingest resumes under the same
+# job id. Every other failure is caught below, because with Redis a failed task's message is
+# gone whether Celery acks it or rejects it; only a retry's copy or a requeue keeps it.
+# Its requests are bounded (tasks.app) and show a summary of the job (tasks.flower).
+@app.task(
+    name="dispatcher.submit",
+    bind=True,
+    max_retries=None,
+    acks_on_timeout=False,
+    Request="tasks.flower:SubmitRequest",
+)
 def submit(self: Any, *args: Any, **kwargs: Any) -> str:
-    """Store a job (its id is this task's id) and queue what is due."""
-    rt = runtime()
+    """Store a job (its id is this task's id) and queue what is due; never ack one not stored."""
+    try:
+        rt = runtime()
+    except Exception as exc:  # noqa: BLE001 - no engine to store anything with: try again later
+        _retry_later(self, exc, time.time(), Settings.model_fields["max_countdown"].default)
+    try:
+        return _store_job(self, rt, args, kwargs)
+    except TRANSIENT as exc:
+        _retry_later(self, exc, rt.clock.now().timestamp(), rt.settings.max_countdown)
+    except Exception as exc:  # noqa: BLE001 - any other failure about a job is a stored rejection
+        log.exception("job %s could not be stored; storing it as rejected", self.request.id)
+        try:
+            reason = f"the job could not be stored ({type(exc).__name__}); nothing of it was sent"
+            return reject_job(rt.engine, self.request.id, None, reason, rt.clock.now()).job_id
+        except Exception as again:  # noqa: BLE001 - not even the rejection: try it all later
+            _retry_later(self, again, rt.clock.now().timestamp(), rt.settings.max_countdown)
+
+
+def _store_job(task: Any, rt: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    if UNREADABLE in kwargs:
+        # The worker could not read the message (tasks.app): store why, never an error loop.
+        reason = str(kwargs[UNREADABLE])[:500]
+        return reject_job(rt.engine, task.request.id, None, reason, rt.clock.now()).job_id
     if len(args) != 1 or kwargs:
         # Any other call shape is a job that cannot be read: stored as such, never an error loop.
         reason = "the task takes exactly one argument, the job"
-        return reject_job(rt.engine, self.request.id, None, reason, rt.clock.now()).job_id
-    result = ingest_job(rt.engine, rt.accounts, args[0], rt.clock.now(), job_id=self.request.id)
+        return reject_job(rt.engine, task.request.id, None, reason, rt.clock.now()).job_id
+    result = ingest_job(rt.engine, rt.accounts, args[0], rt.clock.now(), job_id=task.request.id)
     if result.state == JobState.ACCEPTED:
         release_account(result.account)
     return result.job_id
+
+
+def retry_countdown(retries: int, cap: float) -> float:
+    """Seconds before try ``retries + 1``: doubling from 1 s up to ``cap``, less up to half (jitter)."""
+    return random.uniform(0.5, 1.0) * min(cap, 2.0 ** min(retries, 16))
+
+
+def _retry_later(task: Any, exc: BaseException, now: float, cap: float) -> NoReturn:
+    """Try the job again after a backoff; past ``SUBMIT_RETRY_AGE`` give the message back to the broker.
+
+    Celery acknowledges this delivery once the retry's copy is published. If that publish fails,
+    Celery would reject the message for good (the job lost): it is requeued instead. So the
+    worst case is a job that comes back, never one that is gone.
+    """
+    headers = {k: v for k, v in (task.request.headers or {}).items() if k != "redelivered"}
+    first = headers.get(FIRST_TRY_HEADER)
+    first = float(first) if isinstance(first, (int, float)) else now
+    if now - first > SUBMIT_RETRY_AGE:
+        if not (task.request.delivery_info or {}).get("redelivered"):
+            log.error("job %s: not stored after %.0f s of %s; its message goes back to the queue",
+                      task.request.id, now - first, type(exc).__name__)  # fmt: skip
+            raise Reject(f"not stored after {SUBMIT_RETRY_AGE:.0f} s of transient errors", requeue=True)
+        first = now  # it came back from the broker after giving up: a new round of retries
+    countdown = retry_countdown(task.request.retries, cap)
+    log.warning("job %s not stored yet (%s); again in %.1f s", task.request.id, type(exc).__name__, countdown)
+    argsrepr = getattr(task.request, "argsrepr", None) or "(job,)"
+    try:
+        raise task.retry(countdown=countdown, headers={**headers, FIRST_TRY_HEADER: first}, argsrepr=argsrepr)
+    except Reject as rejected:
+        if rejected.requeue:
+            raise
+        log.error("job %s: its retry could not be queued; back to the queue", task.request.id)
+        raise Reject("the retry could not be queued", requeue=True) from None
 
 
 @app.task(name="dispatcher.send_batch", bind=True, max_retries=None)

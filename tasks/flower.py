@@ -25,7 +25,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery.app.amqp import AMQP
-from celery.worker.request import Request
+
+from tasks.app import BoundedRequest
 
 #: tasks whose arguments are never shown, only summarised
 SUMMARISED = frozenset({"dispatcher.submit"})
@@ -59,7 +60,7 @@ class SummaryAMQP(AMQP):
         return super().as_task_v2(task_id, name, args, kwargs, *rest, **options)
 
 
-class SubmitRequest(Request):
+class SubmitRequest(BoundedRequest):
     """The worker's view of a submit message: the summary, whatever ``argsrepr`` the producer sent."""
 
     def __init__(self, *args: Any, **kwargs: Any):
