@@ -40,6 +40,8 @@ STILL_FOR = 3.0
 FRUITLESS_MOVES = 3
 #: the Redis lock beat's release sweep takes (tasks/dispatch.py)
 SWEEP_LOCK = "smsdispatch:lock:release"
+#: seconds left on the sweep lock below which nobody alive holds it (a sweep takes milliseconds)
+STUCK_LOCK_TTL = 115.0
 LIVE = (MessageState.PENDING.value, MessageState.SENDING.value)
 
 
@@ -190,12 +192,14 @@ class FaultStack:
             if seen != last:
                 last, still_since, fruitless = seen, time.monotonic(), 0
             elif time.monotonic() - still_since > STILL_FOR:
-                self.move_clock()
-                still_since, fruitless = time.monotonic(), fruitless + 1
-                if fruitless == FRUITLESS_MOVES and self.sweep_lock_ttl() > 0:
-                    # A process killed mid-sweep holds beat's sweep lock until it times out.
+                if 0 < self.sweep_lock_ttl() < STUCK_LOCK_TTL:
+                    # A process killed mid-sweep holds the sweep's lock until it times out (in
+                    # real seconds): moving the clock would only run the sending window out.
                     self.waited_for_lock = True
-                    fruitless -= 1
+                    still_since = time.monotonic()
+                else:
+                    self.move_clock()
+                    still_since, fruitless = time.monotonic(), fruitless + 1
             time.sleep(0.2)
 
     def serves_next_job(self, scenario: int, timeout: float = 45.0) -> bool:
