@@ -96,7 +96,8 @@ def judge(
         notes=notes,
     )
     if stack.waited_for_lock:
-        outcome.notes += " The sweep lock of a killed process was waited out (it times out after 120 s)."
+        waited = "The sweep lock of a killed process was waited out (it times out after 120 s)."
+        outcome.notes = f"{outcome.notes} {waited}".strip()
         stack.waited_for_lock = False
     RESULTS.append(outcome)
     print("\n" + outcome.table())
@@ -118,3 +119,21 @@ def summary() -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)) for line in [header, *body]]
     return "\n".join(lines)
+
+
+def markdown(rows: list[dict]) -> str:
+    """The table of docs/reliability.md, from the JSON a run wrote to ``$SMSD_FAULTS_REPORT``."""
+    head = ["fault injected", "recipients", "lost", "sent twice (not unknown)", "unknown", "in flight",
+            "worker restarts", "next job served"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        served = "yes" if r["next_job_served"] else "**no**"
+        lines.append(f"| {r['fault']} | {r['recipients']} | {r['lost']} | {r['sent_twice']} | {r['unknown']} | "
+                     f"{r['unknown_bound']} | {r['worker_restarts']} | {served} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(markdown(json.loads(Path(sys.argv[1]).read_text())), end="")

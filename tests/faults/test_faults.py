@@ -26,7 +26,7 @@ REDIS_RESTARTS = 2
 #: seconds PostgreSQL refuses connections
 PG_DOWN = 15.0
 #: worker restarts after which a crash loop is called one
-CRASH_LOOP = 3
+CRASH_LOOP = 2
 
 
 def run(
@@ -51,7 +51,8 @@ def run(
     stack.settle(submitted, give_up=give_up)
     settled = time.monotonic()
     # In a crash loop the probe cannot be served; do not wait for it long.
-    served = stack.serves_next_job(number, timeout=5.0 if give_up and give_up() else 45.0)
+    looping = stack.restarts() - restarts >= 2
+    served = stack.serves_next_job(number, timeout=5.0 if looping else 45.0)
     print(
         f"\n{name}: fault {injected - started:.1f} s, settle {settled - injected:.1f} s, "
         f"probe {time.monotonic() - settled:.1f} s"
