@@ -30,8 +30,6 @@ from tests.faults.proxy import PgProxy
 WORKLOAD = {"co-itcloud": 1500, "mx-smsclouds": 1000, "us-voipcomms": 400, "mx-smsclick": 50, "ve-ogangi": 50}
 #: job options per account
 OPTIONS = {"us-voipcomms": {"from": VOIP_NUMBER}, "ve-ogangi": {"from": OGANGI_CODE}}
-#: recipients of one vendor request per account (the unknown bound of a request cut short)
-REQUEST_SIZE = {"co-itcloud": 1000, "mx-smsclouds": 500, "us-voipcomms": 100, "mx-smsclick": 1, "ve-ogangi": 1}
 #: seconds the clock jumps when nothing moves: past the requeue (300 s) and sending (600 s) timeouts
 CLOCK_STEP = 660.0
 #: seconds without any change before the clock is moved
