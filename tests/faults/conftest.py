@@ -25,7 +25,7 @@ BASE_LATENCY = 0.05
 #: worker pool processes
 CONCURRENCY = 2
 #: each account's policy: quick retries (in seconds), plenty of them, a read timeout storms can pass
-POLICY = {"retry_base": 0.05, "retry_max": 0.5, "max_attempts": 100, "read_timeout": 2.0,
+POLICY = {"retry_base": 0.05, "retry_max": 0.5, "max_attempts": 100, "read_timeout": 3.0,
           "connect_timeout": 1.0, "pause_seconds": 5.0}  # fmt: skip
 
 

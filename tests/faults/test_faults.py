@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from tests.faults.conftest import CONCURRENCY
+from tests.faults.conftest import CONCURRENCY, POLICY
 from tests.faults.report import Outcome, judge
 from tests.faults.stack import OPTIONS, FaultStack, FlightRecorder, Submitted, wait_for
 
@@ -25,6 +25,8 @@ POOL_KILLS = 3
 REDIS_RESTARTS = 2
 #: seconds PostgreSQL refuses connections
 PG_DOWN = 15.0
+#: seconds a vendor takes to answer in the latency storm: past the accounts' read timeout
+SLOW = POLICY["read_timeout"] + 0.5
 #: worker restarts after which a crash loop is called one
 CRASH_LOOP = 2
 
@@ -230,14 +232,20 @@ def test_vendor_latency_beyond_the_read_timeout(faults_stack: FaultStack) -> Non
         wait_for(stack.in_flight, 30, "sending under way")
         with FlightRecorder(stack) as recorder:
             for sim in stack.world.sims.values():
-                sim.faults.latency = 2.5
+                sim.faults.latency = SLOW
             time.sleep(4.0)
             for key, sim in stack.world.sims.items():
                 sim.faults.latency = base[key]
-            time.sleep(3.0)  # the requests of the slow spell reach their read timeout
+            time.sleep(SLOW + 0.5)  # the requests of the slow spell reach their read timeout
         return recorder.seen
 
-    outcome = run(stack, 6, "vendor latency", "every vendor answers after 2.5 s (read timeout 2 s) for 4 s", slow)
+    outcome = run(
+        stack,
+        6,
+        "vendor latency",
+        f"every vendor answers after {SLOW} s (read timeout {POLICY['read_timeout']} s) for 4 s",
+        slow,
+    )
     promises_kept(outcome)
 
 
