@@ -51,7 +51,9 @@ def faults_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStac
                 "REDIS_URL": redis_server.url,
                 "DISPATCHER_ACCOUNTS": str(accounts),
                 "DISPATCHER_CLOCK_FILE": str(clock.path),
-                "DISPATCHER_SWEEP_SECONDS": "0.5",
+                # Sweeps are what recovers after a fault; every 2 s (5 s by default) keeps settling
+                # quick without a pool process spending much of its time in the sweep's lock.
+                "DISPATCHER_SWEEP_SECONDS": "2",
                 "DISPATCHER_POLL_SECONDS": "2",
                 **SECRETS,
                 "PYTHONPATH": str(ROOT),
