@@ -24,7 +24,6 @@ class PgProxy:
         self._listener: socket.socket | None = None
         self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
         self._timer: threading.Timer | None = None
 
     def start(self) -> PgProxy:
@@ -64,7 +63,6 @@ class PgProxy:
 
     def stop(self) -> None:
         """Go down for good."""
-        self._stopped.set()
         if self._timer is not None:
             self._timer.cancel()
         self.down()
