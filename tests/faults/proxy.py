@@ -1,21 +1,13 @@
-"""A TCP proxy on loopback that can refuse and cut connections, to stand between code and PostgreSQL.
+"""A TCP proxy between the workers and PostgreSQL that can refuse and cut connections.
 
-PostgreSQL is shared by every test run on the machine and must not be stopped; pointing
-``DATABASE_URL`` at this proxy lets a test take "the database" away and give it back:
-
-    proxy = PgProxy(5432).start()
-    url = make_url(pg_url).set(port=proxy.port)
-    proxy.refuse_for(10)      # or proxy.down() ... proxy.up()
-    proxy.stop()
-
-While down, new connections are accepted and closed at once (the client sees the server hang up,
-as when PostgreSQL restarts), and every connection already open is cut.
+PostgreSQL itself is shared and never stopped; the workers reach it through this proxy, and a
+fault is the proxy going down: open connections are cut and new ones refused (the listening
+socket is closed, so a client sees "connection refused", as with a stopped server).
 """
 
 from __future__ import annotations
 
 import socket
-import struct
 import threading
 import time
 
@@ -24,100 +16,107 @@ CHUNK = 65536
 
 
 class PgProxy:
-    """Forward 127.0.0.1:<port> to 127.0.0.1:<target_port>; ``down()`` cuts and refuses."""
+    """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target_port`` until told to go down."""
 
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1"):
-        self.target = (target_host, target_port)
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
+    def __init__(self, target_port: int, port: int = 0):
+        self.target_port = target_port
+        self.port = port
+        self._listener: socket.socket | None = None
+        self._conns: set[socket.socket] = set()
         self._lock = threading.Lock()
-        self._open: set[socket.socket] = set()
-        self._down_until = 0.0
-        self._down = False
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name=f"pgproxy:{self.port}", daemon=True)
-        #: connections accepted and forwarded, and connections refused while down
-        self.forwarded = 0
-        self.refused = 0
+        self._timer: threading.Timer | None = None
 
     def start(self) -> PgProxy:
-        """Start accepting; return self."""
-        self._thread.start()
+        """Listen (on a free port the first time) and forward every connection."""
+        self.up()
         return self
 
-    def is_down(self) -> bool:
-        """Say whether new connections are refused now."""
-        return self._down or time.monotonic() < self._down_until
+    def up(self) -> None:
+        """Accept connections again, on the same port."""
+        with self._lock:
+            if self._listener is not None:
+                return
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.port))
+            listener.listen(128)
+            self.port = listener.getsockname()[1]
+            self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), name="pgproxy", daemon=True).start()
 
     def down(self) -> None:
-        """Cut every open connection and refuse new ones until ``up()``."""
-        self._down = True
-        self._cut_all()
-
-    def up(self) -> None:
-        """Forward new connections again."""
-        self._down = False
-        self._down_until = 0.0
+        """Refuse new connections and cut the open ones."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+            conns, self._conns = self._conns, set()
+        if listener is not None:
+            _close(listener)
+        for conn in conns:
+            _close(conn)
 
     def refuse_for(self, seconds: float) -> None:
-        """Cut every open connection and refuse new ones for ``seconds``."""
-        self._down_until = time.monotonic() + seconds
-        self._cut_all()
+        """Go down now and come back up after ``seconds`` (without blocking the caller)."""
+        self.down()
+        self._timer = threading.Timer(seconds, self.up)
+        self._timer.daemon = True
+        self._timer.start()
 
     def stop(self) -> None:
-        """Stop accepting and close everything."""
-        self._stopped.set()
-        self._listener.close()
-        self._cut_all()
-        self._thread.join(5)
+        """Go down for good."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self.down()
 
-    def _cut_all(self) -> None:
-        with self._lock:
-            sockets, self._open = list(self._open), set()
-        for sock in sockets:
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
             try:
-                sock.shutdown(socket.SHUT_RDWR)
+                client, _ = listener.accept()
             except OSError:
-                pass
-            sock.close()
-
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
+                return  # the listener was closed: down
             try:
-                client, _ = self._listener.accept()
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                server.settimeout(None)
             except OSError:
-                return
-            if self.is_down():
-                self.refused += 1
-                # Reset, not a polite close: the client sees what a dead server gives.
-                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                client.close()
+                _close(client)
                 continue
-            try:
-                server = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            server.settimeout(None)
-            self.forwarded += 1
             with self._lock:
-                self._open.update((client, server))
+                if self._listener is not listener:
+                    _close(client)
+                    _close(server)
+                    return
+                self._conns.update((client, server))
             for src, dst in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(CHUNK):
                 dst.sendall(data)
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            # Either side gone: cut both, as a dying server would.
             with self._lock:
-                self._open.discard(src)
-                self._open.discard(dst)
-            src.close()
+                self._conns.difference_update((src, dst))
+            _close(src)
+            _close(dst)
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
+def wait_until_refused(port: int, timeout: float = 5.0) -> None:
+    """Block until a connection to ``port`` is refused (the proxy is down)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        except OSError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"port {port} still accepts connections")
