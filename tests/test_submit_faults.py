@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from dispatcher.db import make_engine
 from dispatcher.models import Job, Message
 from tests.conftest import REDIS_URL, fresh_pg_database, unavailable, wipe_redis
-from tests.faults.proxy import PgProxy
+from tests.faults.proxy import PgProxy, wait_until_refused
 from tests.workers import celery_beat, celery_worker, itcloud_vendor, producer, stop, submit, wait_for
 
 pytestmark = pytest.mark.worker
@@ -75,7 +75,7 @@ def test_jobs_ingested_while_postgresql_is_away_are_all_stored_once(stack: dict[
     # When PostgreSQL refuses and cuts every connection for 10 s as soon as ingest is under way
     wait_for(lambda: "dispatcher.submit[" in stack["log"].read_text(), 30, "the first job taken")
     proxy.refuse_for(10)
-    wait_for(lambda: proxy.refused > 0, 30, "a refused connection")
+    wait_until_refused(proxy.port)
     # Then every job ends stored, accepted, with each recipient once
     wait_for(lambda: len(counts(engine)["jobs"]) == JOBS, 120, "every job stored")
     wait_for(lambda: counts(engine)["messages"] == dict.fromkeys(ids, RECIPIENTS), 60, "every recipient stored")
