@@ -312,7 +312,8 @@ def _webhooks(args: argparse.Namespace) -> int:
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    import time
+    import signal
+    import threading
 
     from dispatcher.clock import make_clock
     from dispatcher.config import Settings
@@ -320,6 +321,11 @@ def _sandbox(args: argparse.Namespace) -> int:
     from dispatcher.sandbox.world import SECRETS, build_world
     from dispatcher.vendors import VENDOR_KEYS
 
+    # Stop on SIGINT and SIGTERM alike, even where SIGINT came in ignored (a background job of a
+    # non-interactive shell inherits it so, and Python then raises no KeyboardInterrupt).
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
     down = {v.strip() for v in args.maintenance.split(",") if v.strip()}
     faults = {
         vendor: Faults(args.error_rate, vendor in down, args.latency, args.malformed_rate)
@@ -336,16 +342,13 @@ def _sandbox(args: argparse.Namespace) -> int:
     print(f"  export DISPATCHER_ACCOUNTS={args.accounts_out}")
     for name, value in SECRETS.items():
         print(f"  export {name}={value}")
-    try:
-        while True:
-            time.sleep(5)
-            print(
-                f"requests {len(world.ledger.requests)}, phones sent twice {len(world.ledger.duplicates())}, "
-                f"violations {len(world.ledger.violations)}",
-                flush=True,
-            )
-    except KeyboardInterrupt:
-        world.stop()
+    while not stopping.wait(5):
+        print(
+            f"requests {len(world.ledger.requests)}, phones sent twice {len(world.ledger.duplicates())}, "
+            f"violations {len(world.ledger.violations)}",
+            flush=True,
+        )
+    world.stop()
     return 0
 
 
