@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from dispatcher import account_state
 from dispatcher.config import AccountConfig, AccountPolicy
 from dispatcher.inbound import opt_out
-from dispatcher.models import Message, MessageEvent, MessageState
+from dispatcher.models import Batch, BatchState, Message, MessageEvent, MessageState
 from dispatcher.vendors.base import Outcome, Result
 
 log = logging.getLogger("dispatcher.outcomes")
@@ -91,6 +91,7 @@ def record(
     _pause_and_opt_out(conn, config, claimed, results, now)
     if rows:
         _store(conn, rows, now)
+    _split_batch(conn, [r.message_id for r in results if r.split], now)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["b_state"]] = counts.get(r["b_state"], 0) + 1
@@ -126,6 +127,42 @@ def _pause_and_opt_out(
     if blocked:
         reason = f"the vendor blocks it: {blocked[0].reason}"
         opt_out(conn, config.key, sorted({claimed[r.message_id].phone for r in blocked}), reason, now)
+
+
+def _split_batch(conn: Connection, ids: Sequence[int], now: datetime) -> None:
+    """Rows refused as too many for one request: half of each batch's move to a batch of their own.
+
+    The next request of either batch then carries at most half as many numbers; a repeated
+    refusal halves them again.
+    """
+    if len(ids) < 2:
+        return
+    rows = conn.execute(
+        select(Message.id, Message.batch_id, Message.not_before)
+        .where(Message.id.in_(ids), Message.state == MessageState.PENDING.value)
+        .order_by(Message.id)
+    ).all()
+    by_batch: dict[int, list[Any]] = {}
+    for row in rows:
+        by_batch.setdefault(row.batch_id, []).append(row)
+    for batch_id, members in by_batch.items():
+        moved = members[len(members) // 2 :]
+        if len(moved) == len(members):
+            continue
+        batch = conn.execute(select(Batch).where(Batch.id == batch_id)).one()
+        new_id = conn.execute(
+            insert(Batch)
+            .values(
+                job_id=batch.job_id,
+                account=batch.account,
+                priority=batch.priority,
+                state=BatchState.WAITING.value,
+                not_before=min((r.not_before for r in moved if r.not_before), default=None),
+                created_at=now,
+            )
+            .returning(Batch.id)
+        ).scalar_one()
+        conn.execute(update(Message).where(Message.id.in_([r.id for r in moved])).values(batch_id=new_id))
 
 
 def _store(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:

@@ -331,8 +331,36 @@ def test_too_many_numbers_goes_back_pending_without_spending_an_attempt(engine: 
     with engine.connect() as conn:
         rows = conn.execute(select(Message.state, Message.attempts, Message.vendor_code)).all()
     assert [tuple(r) for r in rows] == [("pending", 0, "-7")] * 3
-    # And the next request sends them
-    run_until_settled(ctx, queued[0])
+    # And the next requests send them (the batch was split in two)
+    ctx.clock.advance(ctx.accounts["co-main"].policy.retry_max + 1)
+    released: list[int] = []
+    release_due(engine, ctx.settings, ctx.clock.now(), lambda batch, _priority: released.append(batch))
+    for batch in sorted({queued[0], *released}):
+        run_until_settled(ctx, batch)
+    assert {s for s, _ in states(engine, job_id)} == {"sent"} and sandbox.ledger.duplicates() == {}
+
+
+def test_too_many_numbers_are_sent_again_in_smaller_requests(engine: Engine, sandbox) -> None:
+    # Given the vendor answers -7 (too many numbers in one request) to a request of 8 numbers
+    ctx = context(engine, sandbox)
+    sandbox.sim.script({"body": "-7"})
+    job_id, queued = submit(ctx, 8)
+    send_batch(ctx, queued[0])
+    # Then half of them move to a batch of their own: the next requests carry 4 numbers each
+    with engine.connect() as conn:
+        sizes = conn.execute(
+            select(func.count()).select_from(Message).group_by(Message.batch_id).order_by(Message.batch_id)
+        ).scalars()
+        assert list(sizes) == [4, 4]
+    ctx.clock.advance(ctx.accounts["co-main"].policy.retry_max + 1)
+    ctx.limiter = MemoryLimiter()
+    released: list[int] = []
+    release_due(engine, ctx.settings, ctx.clock.now(), lambda batch, _priority: released.append(batch))
+    for batch in sorted({queued[0], *released}):
+        run_until_settled(ctx, batch)
+    requests = sandbox.ledger.of("itcloud", "/api/sendsms")
+    assert [len(r.params()["GSM"].split(",")) for r in requests] == [8, 4, 4]
+    # And each number is sent once
     assert {s for s, _ in states(engine, job_id)} == {"sent"} and sandbox.ledger.duplicates() == {}
 
 

@@ -48,6 +48,8 @@ class CodeRule:
     meaning: str
     #: the vendor refuses this number because its owner asked it to: opt it out of the account
     opt_out: bool = False
+    #: the request carried more numbers than the vendor takes: send them again in smaller requests
+    split: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class Result:
     pin_hash: str | None = None
     #: the vendor says this number's owner asked not to be sent to: opt it out of the account
     opt_out: bool = False
+    #: the vendor says the request carried too many numbers: send them again in smaller requests
+    split: bool = False
 
 
 class Adapter(Protocol):
@@ -203,7 +207,9 @@ def result_for_code(
             recipient.message_id, undocumented, code=code, reason=f"{vendor} answered undocumented code {code!r}"
         )
     reason = f"{vendor} {code}: {rule.meaning}"
-    return Result(recipient.message_id, rule.outcome, code=code, reason=reason, opt_out=rule.opt_out)
+    return Result(
+        recipient.message_id, rule.outcome, code=code, reason=reason, opt_out=rule.opt_out, split=rule.split
+    )
 
 
 class DeliveryState(enum.StrEnum):

@@ -57,7 +57,8 @@ codes: dict[str, CodeRule] = {
     "-6": CodeRule(Outcome.DEFER, "system in maintenance; nothing sent or charged"),
     # Our request was too big, never the numbers' fault: they go again in requests of at most
     # ``limits.batch_size`` (build_send), without spending an attempt.
-    "-7": CodeRule(Outcome.DEFER, "more than 5000 numbers in one request"),
+    # A planning fault, never the numbers': they go again in requests half the size.
+    "-7": CodeRule(Outcome.DEFER, "more than 5000 numbers in one request", split=True),
     # Typically the person answered SALIR: the account stops sending to this number.
     "-8": CodeRule(Outcome.REJECTED, "number on the block list", opt_out=True),
     "-9": CodeRule(Outcome.REJECTED, "text rejected for its content"),
