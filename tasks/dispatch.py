@@ -41,6 +41,10 @@ PRIORITY = {"otp": 0, "bulk": 6}
 _local_locks: dict[str, threading.Lock] = {}
 
 
+#: seconds beat's release sweep holds its lock at most
+RELEASE_LOCK_SECONDS = 30
+
+
 def _lock(rt: Any, name: str, timeout: float) -> Any:
     """A lock so overlapping beat runs do nothing: in Redis, or in this process without it."""
     if rt.redis:
@@ -153,7 +157,9 @@ def send_batch(self: Any, batch_id: int) -> dict[str, Any]:
 def release_due(account: str | None = None) -> int:
     """Beat's sweep: lost workers' rows become unknown, late ones expired; due and lost batches are queued."""
     rt = runtime()
-    lock = _lock(rt, "release", timeout=120)
+    # Short: a process killed mid-sweep holds the lock until it times out, and no batch is queued
+    # meanwhile. Every step of the sweep is guarded, so a rare overlap after 30 s is harmless.
+    lock = _lock(rt, "release", timeout=RELEASE_LOCK_SECONDS)
     if not lock.acquire(blocking=False):
         return 0
     try:
