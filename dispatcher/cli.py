@@ -256,7 +256,9 @@ def _webhooks(args: argparse.Namespace) -> int:
     from tasks.runtime import runtime
 
     rt = runtime()
-    uvicorn.run(make_app(rt.engine, rt.accounts, rt.clock), host=args.host, port=args.port, log_level="warning")
+    # No access log: each push URL carries its account's secret.
+    app = make_app(rt.engine, rt.accounts, rt.clock)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
 

@@ -59,7 +59,7 @@ def test_a_reply_is_stored_once_and_a_stop_word_opts_the_phone_out(engine: Engin
     job = ingest_job(
         engine, accounts, {"account": "mx", "text": "Hola", "recipients": ["+524498987282"]}, BOGOTA_10AM
     )
-    assert job.state == "rejected" and "opted out" in job.reason
+    assert job.state == "rejected" and "(first: opted_out)" in job.reason
 
 
 @pytest.fixture
