@@ -5,11 +5,13 @@ the account configured."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
 import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -114,6 +116,15 @@ def test_every_vendor_that_pushes_has_a_push_sample() -> None:
     assert {key for key, adapter in VENDORS.items() if isinstance(adapter, PushReceiver)} == set(PUSHES)
 
 
+def test_the_push_side_names_no_vendor() -> None:
+    # What a vendor pushes is its adapter's business: the app, the reply store and the opt-out
+    # command read the PushReceiver ability and never branch on a vendor's name.
+    root = Path(__file__).resolve().parent.parent / "dispatcher"
+    for module in ("webhooks.py", "inbound.py", "optouts.py"):
+        source = (root / module).read_text().lower()
+        assert [key for key in VENDORS if key in source] == [], module
+
+
 @pytest.mark.parametrize("vendor", sorted(PUSHES))
 def test_a_wrong_or_missing_secret_gets_403_and_stores_nothing(
     engine: Engine, hooks: httpx.Client, vendor: str
@@ -143,8 +154,9 @@ def _text(vendor: str, text: str) -> dict[str, str]:
 
 
 def test_a_malformed_push_gets_400_with_the_reason_and_a_large_one_413(
-    engine: Engine, hooks: httpx.Client
+    engine: Engine, hooks: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     missing_phone = push(hooks, "itcloud", celular="")
     assert (missing_phone.status_code, missing_phone.text) == (
         400,
@@ -159,6 +171,9 @@ def test_a_malformed_push_gets_400_with_the_reason_and_a_large_one_413(
     json_body = hooks.post(f"/hooks/ve-ogangi/{SECRET}", json={"TYPE": "MO_MESSAGE"})
     assert json_body.status_code == 415
     assert count(engine, InboundMessage) == 0
+    # And the refusals were logged with their reasons, never with the URL's secret
+    assert "push refused: ogangi callback without TYPE" in caplog.text
+    assert SECRET not in caplog.text
 
 
 def test_a_keyword_push_is_answered_with_the_accounts_text_and_stored_once(
