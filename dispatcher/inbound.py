@@ -144,6 +144,9 @@ def _e164(phone: str, country: str) -> str:
 
 def _dedupe_key(reply: Inbound, phone: str) -> str:
     if reply.vendor_id:
-        return f"id:{reply.vendor_id}"[:100]
+        # Some vendors' id is that of our message answered, not the reply's own: a second reply
+        # to one message (a STOP after a "thanks") is another reply, so text and time count too.
+        digest = hashlib.sha256(f"{reply.vendor_id}|{phone}|{reply.text}|{reply.at}".encode()).hexdigest()
+        return f"ref:{digest[:64]}"
     digest = hashlib.sha256(f"{phone}|{reply.text}|{reply.at}".encode()).hexdigest()
     return f"sha:{digest[:64]}"

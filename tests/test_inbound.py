@@ -182,3 +182,14 @@ def test_a_reply_is_linked_by_the_vendors_id_where_the_phone_agrees_else_to_the_
     with engine.connect() as conn:
         links = dict(conn.execute(select(InboundMessage.text, InboundMessage.message_id)).all())
     assert links == {"Si": ids["40"], "No": ids["41"], "Quizas": ids["41"]}
+
+
+def test_a_second_reply_to_one_message_is_stored_and_its_stop_word_counts(engine: Engine) -> None:
+    # Given a vendor whose replies carry the id of our message answered (smsclouds' message_id)
+    first = Inbound("4498987282", "Gracias", vendor_id="158562", at="2026-11-23 10:00:05")
+    second = Inbound("4498987282", "SALIR", vendor_id="158562", at="2026-11-23 10:04:10")
+    # When the phone answers that one message twice, and each reply is read twice
+    stored = [record_replies(engine, "mx", "MX", [reply], BOGOTA_10AM) for reply in (first, second, first, second)]
+    # Then both replies are stored once each, and the stop word opted the phone out
+    assert stored == [(1, 0), (1, 1), (0, 0), (0, 0)]
+    assert count(engine, InboundMessage) == 2 and count(engine, OptOut) == 1
