@@ -5,12 +5,12 @@
     user = "ops@example.com"
     token = "${ITCLOUD_TOKEN}"
     window = "co-crc"          # optional; Colombian accounts default to co-crc
-    webhook_secret = "${CO_MAIN_HOOK_SECRET}"   # optional: the push URL /hooks/co-main/<secret>
-    stop_words = ["STOP", "SALIR"]             # optional; defaults below
-    allow_resubscribe = true                   # optional: START / ALTA take a phone off the list
+    webhook_secret = "${CO_MAIN_HOOK_SECRET}"  # optional: its push URL is /hooks/co-main/<secret>
+    stop_words = ["STOP", "SALIR"]            # optional; DEFAULT_STOP_WORDS below
+    allow_resubscribe = true                  # optional: a start word takes a phone off the list
 
-    [accounts.co-main.keyword_replies]          # optional: auto-reply text per keyword
-    PROMO = "Gracias, {cellphone}: tu cupón llega pronto"
+    [accounts.mx-main.keyword_replies]         # optional, where the vendor pushes keywords:
+    PROMO = "Gracias {cellphone}"              # the auto-reply text, filled with the push's fields
 
     [windows.mx-office]        # optional: windows of your own
     timezone = "America/Mexico_City"
