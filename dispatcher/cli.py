@@ -1,4 +1,5 @@
-"""The ``dispatcher`` command: migrate, submit, status, check-config, worker, webhooks, sandbox, produce, demo."""
+"""The ``dispatcher`` command: migrate, submit, status, check-config, worker, optout, webhooks, sandbox,
+produce, demo."""
 
 from __future__ import annotations
 
@@ -56,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backoff-max", type=float, default=60.0, help="longest wait before a restart (s)")
     p.add_argument("celery_args", nargs=argparse.REMAINDER, help="after --: arguments of 'celery worker'")
     p.set_defaults(run=_worker)
+
+    p = sub.add_parser("optout", help="add a phone to an account's opt-out list, remove it, or list them")
+    p.add_argument("action", choices=["add", "remove", "list"])
+    p.add_argument("account")
+    p.add_argument("phone", nargs="?", help="E.164, or national in the account's country (add, remove)")
+    p.set_defaults(run=_optout)
 
     p = sub.add_parser("webhooks", help="serve the app vendors push replies and reports to")
     p.add_argument("--host", default="127.0.0.1")
@@ -250,8 +257,33 @@ def _check_config(args: argparse.Namespace) -> int:
 
     settings = Settings()
     accounts = load_accounts(settings.accounts)
+    from dispatcher.vendors import adapter_for
+    from dispatcher.vendors.push import PushReceiver
+
     for key, config in accounts.items():
         print(f"{key}: {config.vendor} via {config.account.base_url}, window {config.policy.window.name}")
+        if isinstance(adapter_for(config.vendor), PushReceiver) and not config.webhook_secret:
+            print(f"warning: {key}: no webhook_secret, so no push URL; {config.vendor} pushes get 403")
+    return 0
+
+
+def _optout(args: argparse.Namespace) -> int:
+    from dispatcher.optouts import change_opt_out, list_opt_outs
+    from dispatcher.phones import BadNumber
+    from tasks.runtime import runtime
+
+    rt = runtime()
+    if args.action == "list":
+        print("\n".join(list_opt_outs(rt.engine, rt.accounts, args.account)) or f"{args.account}: no opt-outs")
+        return 0
+    if not args.phone:
+        print(f"dispatcher optout {args.action}: give the PHONE", file=sys.stderr)
+        return 2
+    try:
+        print(change_opt_out(rt.engine, rt.accounts, args.action, args.account, args.phone, rt.clock.now()))
+    except BadNumber as exc:
+        print(f"dispatcher optout: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -307,7 +339,9 @@ def _webhooks(args: argparse.Namespace) -> int:
     from tasks.runtime import runtime
 
     rt = runtime()
-    uvicorn.run(make_app(rt.engine, rt.accounts, rt.clock), host=args.host, port=args.port, log_level="warning")
+    # No access log: each push URL carries its account's secret.
+    app = make_app(rt.engine, rt.accounts, rt.clock)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
 

@@ -5,6 +5,12 @@
     user = "ops@example.com"
     token = "${ITCLOUD_TOKEN}"
     window = "co-crc"          # optional; Colombian accounts default to co-crc
+    webhook_secret = "${CO_MAIN_HOOK_SECRET}"  # optional: its push URL is /hooks/co-main/<secret>
+    stop_words = ["STOP", "SALIR"]            # optional; DEFAULT_STOP_WORDS below
+    allow_resubscribe = true                  # optional: a start word takes a phone off the list
+
+    [accounts.mx-main.keyword_replies]         # optional, where the vendor pushes keywords:
+    PROMO = "Gracias {cellphone}"              # the auto-reply text, filled with the push's fields
 
     [windows.mx-office]        # optional: windows of your own
     timezone = "America/Mexico_City"
@@ -18,6 +24,7 @@ Any error stops start-up with a ``ConfigError`` naming the account (or window) a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -105,12 +112,39 @@ class AccountPolicy:
     read_timeout: float = 30.0
 
 
+#: replies that opt a phone out unless the account lists its own (compared trimmed, upper case)
+DEFAULT_STOP_WORDS = ("STOP", "SALIR", "BAJA", "CANCELAR", "ALTO", "EXIT", "REMOVE")
+#: replies that take a phone off the list again, where the account allows it
+DEFAULT_START_WORDS = ("START", "ALTA")
+#: characters a webhook secret needs at least: the URL is all that stands between a stranger
+#: and the account's replies and opt-outs
+MIN_WEBHOOK_SECRET = 16
+
+
+@dataclass(frozen=True)
+class ReplyRules:
+    """What an account's replies do: stop and start words, keyword auto-replies."""
+
+    stop_words: frozenset[str] = frozenset(DEFAULT_STOP_WORDS)
+    start_words: frozenset[str] = frozenset(DEFAULT_START_WORDS)
+    #: whether a start word takes a phone off the account's opt-out list
+    allow_resubscribe: bool = False
+    #: upper-case keyword -> auto-reply template ({field} of the push, as the vendor names it)
+    keyword_replies: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class AccountConfig:
     """An account: credentials for the adapter, policy for the sender."""
 
     account: Account
     policy: AccountPolicy
+    replies: ReplyRules = ReplyRules()
+
+    @property
+    def webhook_secret(self) -> str | None:
+        """The secret of the account's push URL, or None: then it has no push URL."""
+        return self.account.params.get("webhook_secret") or None
 
     @property
     def key(self) -> str:
@@ -131,6 +165,7 @@ _POLICY_FIELDS = {
     "read_timeout": float,
 }
 _GENERAL_FIELDS = {"vendor", "base_url", "country", "window"}
+_REPLY_FIELDS = {"stop_words", "start_words", "allow_resubscribe", "keyword_replies"}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -174,7 +209,7 @@ def _parse_account(
     required, secret = CREDENTIALS[vendor]
     params: dict[str, str] = {}
     for field, value in spec.items():
-        if field in _GENERAL_FIELDS or field in _POLICY_FIELDS:
+        if field in _GENERAL_FIELDS or field in _POLICY_FIELDS or field in _REPLY_FIELDS:
             continue
         if isinstance(value, str):
             params[field] = _expand(value, env, lambda problem, f=field: fail(f, problem))
@@ -205,9 +240,32 @@ def _parse_account(
         base_url=str(spec.get("base_url", adapter.default_base_url)),
         country=country,
         params=params,
-        secret_fields=frozenset(field for field in secret if field in params),
+        secret_fields=frozenset(field for field in (*secret, "webhook_secret") if field in params),
     )
-    return AccountConfig(account, AccountPolicy(window=windows[window_name], **policy_args))
+    rules = _reply_rules(spec, params, fail)
+    return AccountConfig(account, AccountPolicy(window=windows[window_name], **policy_args), rules)
+
+
+def _reply_rules(spec: Mapping[str, Any], params: Mapping[str, str], fail: Any) -> ReplyRules:
+    """Read the account's webhook secret, stop and start words and keyword auto-replies."""
+    if "webhook_secret" in params and len(params["webhook_secret"]) < MIN_WEBHOOK_SECRET:
+        raise fail("webhook_secret", f"needs at least {MIN_WEBHOOK_SECRET} characters")
+    words: dict[str, frozenset[str]] = {}
+    for name, default in (("stop_words", DEFAULT_STOP_WORDS), ("start_words", DEFAULT_START_WORDS)):
+        value = spec.get(name, list(default))
+        if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+            raise fail(name, "must be a list of words")
+        words[name] = frozenset(w.strip().upper() for w in value)
+    if words["stop_words"] & words["start_words"]:
+        raise fail("start_words", f"{sorted(words['stop_words'] & words['start_words'])[0]!r} is also a stop word")
+    allow = spec.get("allow_resubscribe", False)
+    if not isinstance(allow, bool):
+        raise fail("allow_resubscribe", "must be true or false")
+    table = spec.get("keyword_replies", {})
+    if not isinstance(table, Mapping) or not all(isinstance(t, str) and t.strip() for t in table.values()):
+        raise fail("keyword_replies", 'must be a table of keyword = "reply text"')
+    keyword_replies = {str(k).strip().upper(): t for k, t in table.items()}
+    return ReplyRules(words["stop_words"], words["start_words"], allow, keyword_replies)
 
 
 def _expand(value: str, env: Mapping[str, str], fail: Any) -> str:

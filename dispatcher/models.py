@@ -156,6 +156,8 @@ class Message(Base):
             sqlite_where=text("state <> 'rejected'"),
         ),
         Index("ix_messages_state_updated", "state", "updated_at"),
+        # A reply with no vendor id is linked to the latest message to its phone on the account.
+        Index("ix_messages_account_phone", "account", "phone"),
         # Beat's expiry sweep looks up pending rows past their deadline every few seconds.
         Index(
             "ix_messages_pending_deadline",
@@ -239,6 +241,8 @@ class InboundMessage(Base):
     dedupe_key: Mapped[str] = mapped_column(String(100))
     #: True when the text is a stop word (the phone is then opted out)
     stop: Mapped[bool] = mapped_column(default=False)
+    #: the message this reply answers: by the vendor's id where given, else the latest to the phone
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     received_at: Mapped[datetime]
 
 

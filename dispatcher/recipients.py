@@ -27,7 +27,8 @@ MAX_VARS, MAX_VAR_CHARS = 50, 1000
 #: characters of a stored reason
 MAX_REASON_CHARS = 1000
 DUPLICATE = "duplicate of an earlier recipient of this job"
-OPTED_OUT = "the number opted out"
+#: the reason of a recipient whose phone is on the account's opt-out list (or the list for all)
+OPTED_OUT = "opted_out"
 PENDING, REJECTED = MessageState.PENDING.value, MessageState.REJECTED.value
 
 

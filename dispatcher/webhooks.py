@@ -1,49 +1,57 @@
-"""The ASGI app vendors push to: ``/hooks/<account>`` takes replies (MO) and delivery reports.
+"""The app vendors push to: ``/hooks/<account>/<secret>`` takes replies (MO) and delivery reports.
 
-IT Cloud pushes replies as GET ``mensaje``, ``celular``; smsclouds as GET ``response``,
-``cellphone``, ... and wants the body ``ok``; voipcomms POSTs replies to the 2-way number's URL;
-Ogangi POSTs both reports and replies. Each push goes through its adapter's ``parse_push`` and
-is stored once (``dispatcher.inbound``). Serve it with ``dispatcher webhooks`` (uvicorn).
+Only the vendor knows an account's URL: its last part is the account's ``webhook_secret``,
+compared in constant time. A wrong or missing secret, an unknown account and an account with
+no secret all get the same 403 and nothing is stored, so the answer tells a stranger nothing
+about which accounts exist. How a vendor pushes (methods, body), what a push says and what body
+it wants back are its adapter's ``PushReceiver`` ability. A malformed push gets 400 with the
+reason, a body over ``MAX_BODY`` 413. Each push is stored once (``dispatcher.inbound``).
+Serve it with ``dispatcher webhooks`` (uvicorn); the path holds a secret, so no access log.
 """
 
 from __future__ import annotations
 
-import asyncio
+import hmac
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+import secrets
+from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl
 
 from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from dispatcher.clock import SystemClock
 from dispatcher.config import AccountConfig
 from dispatcher.inbound import record_replies, record_statuses
 from dispatcher.redaction import scrub
+from dispatcher.text import TemplateError, render
 from dispatcher.vendors import adapter_for
 from dispatcher.vendors.base import Inbound, StatusReport
+from dispatcher.vendors.push import PushReceiver
 
 log = logging.getLogger("dispatcher.webhooks")
 
-#: the body each vendor expects back (smsclouds' manual asks for "ok")
-ACK = {"smsclouds": "ok"}
 #: largest push body read, in bytes
 MAX_BODY = 64 * 1024
-
-ASGIApp = Callable[
-    [dict[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]
-]
+#: what an account without a secret is compared with, so every refusal costs the same
+_NO_SECRET = secrets.token_urlsafe(32)
+#: methods routed to the push handler; each vendor's own ``push_methods`` narrow them
+_METHODS = ["GET", "POST"]
 
 
 def handle_push(
     engine: Engine, config: AccountConfig, fields: Mapping[str, str], clock: SystemClock
 ) -> tuple[int, str]:
     """Parse one push for an account and store what it says; return (HTTP status, body)."""
-    adapter = adapter_for(config.vendor)
-    if not hasattr(adapter, "parse_push"):
-        return 404, f"{config.vendor} pushes nothing here"
+    receiver = adapter_for(config.vendor)
+    if not isinstance(receiver, PushReceiver):
+        return 404, "this account's vendor pushes nothing"
     try:
-        items = adapter.parse_push(fields)
+        items = receiver.parse_push(fields)
     except ValueError as exc:
         reason = scrub(str(exc), config.account.secrets())
         log.warning("%s: push refused: %s", config.key, reason)
@@ -54,51 +62,77 @@ def handle_push(
     if reports:
         record_statuses(engine, config.key, reports, now)
     if replies:
-        record_replies(engine, config.key, config.account.country, replies, now)
-    return 200, ACK.get(config.vendor, "OK")
+        record_replies(engine, config.key, config.account.country, replies, now, config.replies)
+    return 200, receiver.answer_push(items, keyword_reply(config, items, fields))
 
 
-def make_app(engine: Engine, accounts: Mapping[str, AccountConfig], clock: SystemClock) -> ASGIApp:
-    """Build the ASGI app over these accounts."""
+def keyword_reply(
+    config: AccountConfig, items: Sequence[Inbound | StatusReport], fields: Mapping[str, str]
+) -> str | None:
+    """The account's auto-reply to a keyword push, filled with the push's fields; None if it has none."""
+    keywords = [i.keyword for i in items if isinstance(i, Inbound) and i.keyword]
+    template = config.replies.keyword_replies.get(keywords[0].strip().upper()) if keywords else None
+    if template is None:
+        return None
+    try:
+        return render(template, {name.lower(): value for name, value in fields.items()})
+    except TemplateError as exc:
+        log.warning("%s: keyword reply not sent: %s", config.key, exc)
+        return None
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        if scope["type"] != "http":
-            return
-        status, body = await _route(scope, receive)
-        await send(
-            {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]}
-        )
-        await send({"type": "http.response.body", "body": body.encode()})
 
-    async def _route(scope: dict[str, Any], receive: Any) -> tuple[int, str]:
-        parts = scope["path"].strip("/").split("/")
-        if parts == ["healthz"]:
-            return 200, "ok"
-        if len(parts) != 2 or parts[0] != "hooks" or parts[1] not in accounts:
-            return 404, "not found"
-        raw = await _body(receive)
+def authorized(accounts: Mapping[str, AccountConfig], key: str, secret: str) -> AccountConfig | None:
+    """The account this URL belongs to, or None; the secret is compared in constant time."""
+    config = accounts.get(key)
+    expected = (config.webhook_secret if config else None) or _NO_SECRET
+    matches = hmac.compare_digest(secret.encode(), expected.encode())
+    return config if matches and config is not None and config.webhook_secret else None
+
+
+def make_app(engine: Engine, accounts: Mapping[str, AccountConfig], clock: SystemClock) -> Starlette:
+    """Build the app over these accounts."""
+
+    async def push(request: Request) -> Response:
+        config = authorized(accounts, request.path_params["account"], request.path_params.get("secret", ""))
+        if config is None:
+            return PlainTextResponse("forbidden", 403)
+        receiver = adapter_for(config.vendor)
+        if isinstance(receiver, PushReceiver) and request.method not in receiver.push_methods:
+            return PlainTextResponse(f"pushes here are {', '.join(sorted(receiver.push_methods))}", 405)
+        raw = await _body(request)
         if raw is None:
-            return 413, "body too large"
-        fields = dict(parse_qsl(scope.get("query_string", b"").decode("utf-8", "replace"), keep_blank_values=True))
-        fields.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-        return await asyncio.to_thread(handle_push, engine, accounts[parts[1]], fields, clock)
+            return PlainTextResponse(f"body over {MAX_BODY} bytes", 413)
+        fields = dict(request.query_params)
+        if raw:
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if not isinstance(receiver, PushReceiver) or kind not in receiver.push_content_types:
+                return PlainTextResponse(f"a push body cannot be {kind or 'untyped'}", 415)
+            fields.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        status, body = await run_in_threadpool(handle_push, engine, config, fields, clock)
+        return PlainTextResponse(body, status)
 
-    return app
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/hooks/{account}/{secret}", push, methods=_METHODS),
+            # The old URL without a secret: refused like a wrong secret.
+            Route("/hooks/{account}", push, methods=_METHODS),
+        ]
+    )
 
 
-async def _body(receive: Any) -> bytes | None:
-    chunks, size, more = [], 0, True
-    while more:
-        message = await receive()
-        chunk = message.get("body", b"")
+async def _body(request: Request) -> bytes | None:
+    """The body, or None once it is over MAX_BODY (read no further)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY:
             return None
         chunks.append(chunk)
-        more = message.get("more_body", False)
     return b"".join(chunks)

@@ -188,3 +188,42 @@ def test_a_csv_that_breaks_mid_file_leaves_a_rejected_job_the_operator_can_read(
     status = json.loads(run(["status", done.stdout.strip(), "--json"], env).stdout)
     assert status["state"] == "rejected" and expected in status["reason"]
     assert (status["counts"]["pending"], status["counts"]["canceled"]) == (0, 2000)
+
+
+def test_an_operator_adds_lists_and_removes_an_opt_out(env: dict[str, str]) -> None:
+    # Given a migrated database
+    assert run(["migrate"], env).returncode == 0
+    # When an operator opts a national number out, twice, and lists the account
+    added = run(["optout", "add", "co-main", "3001234567"], env)
+    again = run(["optout", "add", "co-main", "+573001234567"], env)
+    listed = run(["optout", "list", "co-main"], env)
+    # Then it is stored once, in E.164, with who put it there
+    assert (added.returncode, added.stdout.strip()) == (0, "+573001234567 opted out of co-main")
+    assert again.stdout.strip() == "+573001234567 was already opted out of co-main"
+    assert listed.stdout.startswith("+573001234567\t") and "added by an operator" in listed.stdout
+    # And the next job to it is refused before any vendor is called
+    job = Path(env["DISPATCHER_ACCOUNTS"]).with_name("job.json")
+    job.write_text(json.dumps({"account": "co-main", "text": "x", "recipients": ["+573001234567"]}))
+    refused = run(["submit", str(job)], env)
+    assert refused.returncode == 1 and "opted_out" in refused.stderr
+    # And removing it empties the list; bad input is a usage error
+    assert (
+        run(["optout", "remove", "co-main", "3001234567"], env).stdout.strip()
+        == "+573001234567 taken off co-main's list"
+    )
+    assert run(["optout", "list", "co-main"], env).stdout.strip() == "co-main: no opt-outs"
+    assert run(["optout", "add", "co-main"], env).returncode == 2
+    assert run(["optout", "add", "co-main", "12"], env).returncode == 2
+    assert "no account 'nobody'" in run(["optout", "list", "nobody"], env).stderr
+
+
+def test_check_config_warns_of_an_account_whose_vendor_pushes_but_that_has_no_push_url(
+    env: dict[str, str],
+) -> None:
+    done = run(["check-config"], env)
+    assert done.returncode == 0
+    assert "warning: co-main: no webhook_secret, so no push URL; itcloud pushes get 403" in done.stdout
+    with Path(env["DISPATCHER_ACCOUNTS"]).open("a") as accounts:
+        accounts.write('webhook_secret = "${HOOK_SECRET}"\n')
+    done = run(["check-config"], {**env, "HOOK_SECRET": "hook-secret-0123456789"})
+    assert done.returncode == 0 and "warning" not in done.stdout and "hook-secret-0123456789" not in done.stdout

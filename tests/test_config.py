@@ -50,6 +50,12 @@ def test_a_good_file_reads_secrets_from_the_environment(tmp_path: Path) -> None:
         ({**itcloud(), "windows": {"office": {"timezone": "Mars/Base"}}}, ENV, ("office", "timezone")),
         ({**itcloud(), "windows": {"office": {"start": "18:00", "end": "09:00"}}}, ENV, ("office", "end")),
         ({**itcloud(), "windows": {"office": {"holidays": "XX"}}}, ENV, ("office", "holidays")),
+        (itcloud(webhook_secret="${HOOK}"), {**ENV, "HOOK": "short"}, ("co-main", "webhook_secret", "16")),
+        (itcloud(webhook_secret="${HOOK}"), ENV, ("co-main", "webhook_secret", "HOOK")),
+        (itcloud(stop_words="STOP"), ENV, ("co-main", "stop_words", "list")),
+        (itcloud(start_words=["ALTA", "BAJA"]), ENV, ("co-main", "start_words", "'BAJA'")),
+        (itcloud(allow_resubscribe="yes"), ENV, ("co-main", "allow_resubscribe")),
+        (itcloud(keyword_replies={"PROMO": 3}), ENV, ("co-main", "keyword_replies")),
     ],
 )
 def test_a_bad_file_names_the_account_and_field(document: dict, env: dict, names: tuple[str, ...]) -> None:
@@ -76,3 +82,29 @@ def test_accounts_may_define_their_own_windows() -> None:
     window = parse_accounts(document, ENV)["co-main"].policy.window
     assert window.name == "office"
     assert window.days == frozenset({0, 1})
+
+
+def test_reply_rules_default_to_the_listed_words_and_the_webhook_secret_is_a_secret() -> None:
+    # Given one account with no reply settings and one with its own
+    plain = parse_accounts(itcloud(), ENV)["co-main"]
+    own = parse_accounts(
+        itcloud(
+            webhook_secret="${HOOK}",
+            stop_words=[" salir ", "Basta"],
+            start_words=["alta"],
+            allow_resubscribe=True,
+            keyword_replies={"promo": "Hola {celular}"},
+        ),
+        {**ENV, "HOOK": "hook-secret-0123456789"},
+    )["co-main"]
+    # Then the defaults are the documented words, no push URL, no resubscribing
+    assert plain.replies.stop_words == {"STOP", "SALIR", "BAJA", "CANCELAR", "ALTO", "EXIT", "REMOVE"}
+    assert plain.replies.start_words == {"START", "ALTA"}
+    assert (plain.replies.allow_resubscribe, plain.webhook_secret) == (False, None)
+    # And an account's own words replace them, compared upper case, with keywords upper case
+    assert own.replies.stop_words == {"SALIR", "BASTA"} and own.replies.start_words == {"ALTA"}
+    assert own.replies.allow_resubscribe and own.replies.keyword_replies == {"PROMO": "Hola {celular}"}
+    # And the webhook secret is scrubbed like every other secret
+    assert own.webhook_secret == "hook-secret-0123456789"
+    assert "hook-secret-0123456789" in own.account.secrets()
+    assert "hook-secret-0123456789" not in repr(own)

@@ -117,7 +117,7 @@ def test_a_bad_recipient_is_rejected_while_the_rest_go_on(engine: Engine) -> Non
         ("+573001234568", "rejected", "text is 805 characters; itcloud takes at most 765"),
         ("+573001234569", "rejected", "variable 'name' missing for this recipient"),
         ("+573001234570", "rejected", "variable 'name' must be text or a number"),
-        ("+573001234572", "rejected", "the number opted out"),
+        ("+573001234572", "rejected", "opted_out"),
     ]
 
 

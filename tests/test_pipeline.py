@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from celery import Celery
@@ -430,3 +431,29 @@ def test_one_job_per_vendor_ends_with_every_recipient_in_its_state(stack: Stack)
 def _vendor_ids(stack: Stack, job_id: str) -> list[str]:
     with stack.engine.connect() as conn:
         return [v for v in conn.execute(select(Message.vendor_id).where(Message.job_id == job_id)).scalars() if v]
+
+
+def test_a_salir_pushed_to_the_webhook_app_blocks_the_next_job_in_the_real_worker(stack: Stack) -> None:
+    # Given the push URL (with its secret) the smsclouds customer's vendor calls
+    url = stack.world.sims["smsclouds"].accounts[SECRETS["SANDBOX_SMSCLOUDS_TOKEN"]].mo_url
+    sends = dict(stack.ledger.sends)
+    # When a phone answers SALIR, pushed over HTTP to the webhook app
+    fields = {"response": "SALIR", "cellphone": "4493334455", "message_id": "1", "date": "2026-11-23 10:00:00"}
+    answer = httpx.get(url, params=fields, timeout=10)
+    assert (answer.status_code, answer.text) == (200, "ok")
+    # And a job to that phone and another is dropped on the queue for the worker
+    job_id = stack.submit(
+        {"account": "mx-smsclouds", "text": "Oferta", "recipients": ["+524493334455", "+524493334456"]}
+    )
+
+    def settled() -> bool:
+        states = stack.states(job_id)
+        return sum(states.values()) == 2 and not states.get("pending") and not states.get("sending")
+
+    wait_for(settled, 60, "the job to be stored and sent")
+    # Then the phone that said SALIR was refused at ingest, and the vendor never heard of it
+    with stack.engine.connect() as conn:
+        rows = dict(conn.execute(select(Message.phone, Message.reason).where(Message.job_id == job_id)).all())
+    assert rows["+524493334455"] == "opted_out"
+    new = [phone for phone, n in stack.ledger.sends.items() if n > sends.get(phone, 0)]
+    assert [phone[-10:] for phone in new] == ["4493334456"]

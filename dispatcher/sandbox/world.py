@@ -32,6 +32,7 @@ SECRETS = {
     "SANDBOX_SMSCLICK_APIKEY": "sandbox-smsclick-apikey",
     "SANDBOX_VOIPCOMMS_PASSWORD": "sandbox-voipcomms-password",
     "SANDBOX_OGANGI_PRIVATE_KEY": "sandbox-ogangi-private-key",
+    "SANDBOX_WEBHOOK_SECRET": "sandbox-webhook-secret-3f9c2a",
 }
 #: account key of each vendor's sandbox customer
 ACCOUNT_KEYS = {
@@ -75,7 +76,8 @@ class SandboxWorld:
         # fmt: on
         out = []
         for key, spec in tables.items():
-            spec = {**spec, "base_url": self.url(spec["vendor"]), **extra.get(key, {})}
+            spec = {**spec, "base_url": self.url(spec["vendor"]), "webhook_secret": "${SANDBOX_WEBHOOK_SECRET}"}
+            spec.update(extra.get(key, {}))
             out.append(f"[accounts.{key}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in spec.items()))
         return "\n".join(out)
 
@@ -93,13 +95,14 @@ def build_world(
     host: str = "127.0.0.1",
     public_url: str | None = None,
 ) -> SandboxWorld:
-    """Start the five simulators with one customer each; pushes go to ``webhook_url``/hooks/<account>."""
+    """Start the five simulators with one customer each; pushes go to ``webhook_url``/hooks/<account>/<secret>."""
     ledger, pushes = Ledger(), PushQueue(clock)
     faults = faults or {}
 
     def hook(vendor: str) -> str:
-        # The dispatcher's webhook app takes pushes at /hooks/<account key>.
-        return f"{webhook_url.rstrip('/')}/hooks/{ACCOUNT_KEYS[vendor]}" if webhook_url else ""
+        # The dispatcher's webhook app takes pushes at /hooks/<account key>/<webhook secret>.
+        secret = SECRETS["SANDBOX_WEBHOOK_SECRET"]
+        return f"{webhook_url.rstrip('/')}/hooks/{ACCOUNT_KEYS[vendor]}/{secret}" if webhook_url else ""
 
     def common(vendor: str) -> dict[str, Any]:
         return {"faults": faults.get(vendor)}

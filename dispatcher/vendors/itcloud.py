@@ -20,7 +20,7 @@ each of them is ``unknown`` (the vendor may have sent some), never sent again bl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -37,10 +37,12 @@ from dispatcher.vendors.base import (
     Recipient,
     Result,
     SendRequest,
+    StatusReport,
     raise_for_status,
     result_for_code,
     short_body,
 )
+from dispatcher.vendors.push import FORM, PLAIN_OK
 
 key = "itcloud"
 default_base_url = "https://contacto-masivo.com/sms/back_sms/public"
@@ -197,6 +199,11 @@ def parse_balance(response: httpx.Response) -> Balance:
     return Balance(value)
 
 
+#: replies come as GET ``?mensaje=...&celular=...``; a POST form is read alike
+push_methods = frozenset({"GET", "POST"})
+push_content_types = frozenset({FORM})
+
+
 def parse_push(params: Mapping[str, str]) -> list[Inbound]:
     """A reply pushed to our URL (manual, section 3): GET ``mensaje`` and ``celular``."""
     text, number = params.get("mensaje"), (params.get("celular") or "").strip()
@@ -205,3 +212,8 @@ def parse_push(params: Mapping[str, str]) -> list[Inbound]:
     # celular carries the country prefix, as GSM does; 01 + 10 digits is a NANP number.
     phone = "+" + (number[1:] if number.startswith("01") and len(number) == 12 else number)
     return [Inbound(phone, text)]
+
+
+def answer_push(items: Sequence[Inbound | StatusReport], keyword_reply: str | None) -> str:
+    """The manual asks for no particular answer: a plain OK."""
+    return PLAIN_OK

@@ -50,6 +50,7 @@ from dispatcher.vendors.base import (
     result_for_code,
     short_body,
 )
+from dispatcher.vendors.push import FORM, PLAIN_OK
 
 key = "ogangi"
 # The seed writes {base_url}; this is the vendor wiki's. Each customer may have its own host.
@@ -237,6 +238,11 @@ def _pin_result(recipient: Recipient, response: httpx.Response) -> Result:
     return Result(recipient.message_id, Outcome.ACCEPTED, code="OK", pin_hash=hash_pin(parse_pin(response)))
 
 
+#: reports and replies are POSTed as a form to the account's callback URL
+push_methods = frozenset({"POST"})
+push_content_types = frozenset({FORM})
+
+
 def parse_push(form: Mapping[str, str]) -> list[StatusReport | Inbound]:
     """One callback POST: a report (TYPE=SMS) or a reply (TYPE=MO_MESSAGE); other types carry none."""
     fields = {name.upper(): str(value) for name, value in form.items()}
@@ -254,6 +260,11 @@ def parse_push(form: Mapping[str, str]) -> list[StatusReport | Inbound]:
         raise ValueError(f"ogangi callback with undocumented STATUS {word!r}")
     phone = _e164(fields["TO"]) if fields.get("TO") else None
     return [StatusReport(_field(fields, "MESSANGI_ID"), status_codes[word], code=word, phone=phone)]
+
+
+def answer_push(items: Sequence[Inbound | StatusReport], keyword_reply: str | None) -> str:
+    """The manual asks for no particular answer: a plain OK."""
+    return PLAIN_OK
 
 
 def build_replies(

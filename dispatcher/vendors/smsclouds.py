@@ -323,6 +323,11 @@ def parse_balance(response: httpx.Response) -> Balance:
     return Balance(float(credit))
 
 
+#: the MO and keyword pushes are GETs with the fields in the query string
+push_methods = frozenset({"GET"})
+push_content_types: frozenset[str] = frozenset()
+
+
 def parse_push(params: Mapping[str, str]) -> list[Inbound]:
     """Read the MO push (message_id) or the keyword auto-reply push (keyword, operador)."""
     fields = {name.lower(): value for name, value in params.items()}
@@ -339,6 +344,14 @@ def parse_push(params: Mapping[str, str]) -> list[Inbound]:
             keyword=fields.get("keyword"),
         )
     ]
+
+
+def answer_push(items: Sequence[Inbound | StatusReport], keyword_reply: str | None) -> str:
+    """``ok`` for an MO; for a keyword the auto-reply text itself (empty: no auto-reply)."""
+    if any(isinstance(item, Inbound) and item.keyword for item in items):
+        # The manual: the client server "should respond a simple print for your automatic text".
+        return keyword_reply or ""
+    return "ok"
 
 
 #: how ``scheduledDate`` is written (the manual's examples: "2018-08-07 14:26")

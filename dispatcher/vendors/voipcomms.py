@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -48,6 +48,7 @@ from dispatcher.vendors.base import (
     result_for_code,
     short_body,
 )
+from dispatcher.vendors.push import FORM, PLAIN_OK
 
 key = "voipcomms"
 default_base_url = "https://voip-communications.net"
@@ -294,6 +295,11 @@ def _optional(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
 
+#: replies to a 2-way number are POSTed as a form to its callback URL
+push_methods = frozenset({"POST"})
+push_content_types = frozenset({FORM})
+
+
 def parse_push(form: Mapping[str, str]) -> list[Inbound]:
     """A reply to a 2-way number, POSTed to its callback URL (the manual names no fields; these
     are the send form's own: ``from`` the handset, ``to`` our number, ``msg``, and ``date``)."""
@@ -301,3 +307,8 @@ def parse_push(form: Mapping[str, str]) -> list[Inbound]:
     if not sender.isdigit() or text is None:
         raise ValueError("a voipcomms reply needs 'from' digits and 'msg'")
     return [Inbound("+" + sender, text, to=form.get("to") or None, at=form.get("date") or None)]
+
+
+def answer_push(items: Sequence[Inbound | StatusReport], keyword_reply: str | None) -> str:
+    """The manual asks for no particular answer: a plain OK."""
+    return PLAIN_OK
