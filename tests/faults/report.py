@@ -28,7 +28,7 @@ class Outcome:
     scenario: str
     fault: str
     recipients: int  #: recipients submitted
-    lost: int  #: submitted but not in a final state (never stored, or still pending/sending)
+    lost: int  #: submitted but neither in a final state nor refused with a stored reason
     sent_twice: int  #: phones the vendors got more than once whose row is not unknown
     unknown: int
     unknown_bound: int  #: rows in flight at the fault: the most that may end unknown
@@ -36,6 +36,10 @@ class Outcome:
     worker_restarts: int  #: times the worker exited on its own and was started again
     next_job_served: bool
     jobs_not_stored: int = 0
+    #: recipients of jobs refused at the door: the job stored rejected with its reason, no rows
+    refused: int = 0
+    #: the reasons those jobs were stored with
+    refused_reasons: list[str] = field(default_factory=list)
     #: of those, jobs whose message Redis still holds (back after the visibility timeout)
     jobs_held_by_broker: int = 0
     clock_moves: int = 0
@@ -46,6 +50,7 @@ class Outcome:
         """The row as a small two-column table."""
         pairs = [(name, getattr(self, name)) for name in COLUMNS[1:]]
         pairs += [("unknown not in flight", self.unknown_outside), ("jobs not stored", self.jobs_not_stored),
+                  ("refused at the door", self.refused), ("refusal reasons", self.refused_reasons),
                   ("of which held by the broker", self.jobs_held_by_broker),
                   ("clock moves", self.clock_moves), ("final states", self.states)]  # fmt: skip
         if self.notes:
@@ -78,11 +83,13 @@ def judge(
     scenario_ids = {r.id for r in rows}
     bound = (in_flight or set()) & scenario_ids
     missing = set(submitted.jobs) - stack.jobs_stored(submitted.jobs)
+    refused = stack.jobs_refused(submitted.jobs)
+    refused_count = sum(submitted.jobs[job] for job in refused)
     outcome = Outcome(
         scenario=scenario,
         fault=fault,
         recipients=sum(submitted.jobs.values()),
-        lost=sum(submitted.jobs.values()) - final,
+        lost=sum(submitted.jobs.values()) - final - refused_count,
         sent_twice=len(twice),
         unknown=len(unknown),
         unknown_bound=len(bound),
@@ -90,13 +97,15 @@ def judge(
         worker_restarts=stack.restarts() - restarts_before,
         next_job_served=served,
         jobs_not_stored=len(missing),
+        refused=refused_count,
+        refused_reasons=sorted(set(refused.values())),
         jobs_held_by_broker=len(stack.in_broker(missing)),
         clock_moves=stack.clock_moves - moves_before,
         states=dict(sorted(states.items())),
         notes=notes,
     )
     if stack.waited_for_lock:
-        waited = "The sweep lock of a killed process was waited out (it times out after 120 s)."
+        waited = "The sweep lock of a killed process was waited out (it times out after 30 s)."
         outcome.notes = f"{outcome.notes} {waited}".strip()
         stack.waited_for_lock = False
     RESULTS.append(outcome)
@@ -113,9 +122,9 @@ def _write_json() -> None:
 
 def summary() -> str:
     """Every scenario of this run, one line each."""
-    header = ["scenario", "recipients", "lost", "twice", "unknown", "bound", "restarts", "next job"]
-    body = [[r.scenario, r.recipients, r.lost, r.sent_twice, r.unknown, r.unknown_bound, r.worker_restarts,
-             "yes" if r.next_job_served else "NO"] for r in RESULTS]  # fmt: skip
+    header = ["scenario", "recipients", "lost", "refused", "twice", "unknown", "bound", "restarts", "next job"]
+    body = [[r.scenario, r.recipients, r.lost, r.refused, r.sent_twice, r.unknown, r.unknown_bound,
+             r.worker_restarts, "yes" if r.next_job_served else "NO"] for r in RESULTS]  # fmt: skip
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)) for line in [header, *body]]
     return "\n".join(lines)
@@ -123,13 +132,14 @@ def summary() -> str:
 
 def markdown(rows: list[dict]) -> str:
     """The table of docs/reliability.md, from the JSON a run wrote to ``$SMSD_FAULTS_REPORT``."""
-    head = ["fault injected", "recipients", "lost", "sent twice (not unknown)", "unknown", "in flight",
-            "worker restarts", "next job served"]  # fmt: skip
-    lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    head = ["fault injected", "recipients", "lost", "refused with a stored reason", "sent twice (not unknown)",
+            "unknown", "in flight", "worker restarts", "next job served"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         served = "yes" if r["next_job_served"] else "**no**"
-        lines.append(f"| {r['fault']} | {r['recipients']} | {r['lost']} | {r['sent_twice']} | {r['unknown']} | "
-                     f"{r['unknown_bound']} | {r['worker_restarts']} | {served} |")  # fmt: skip
+        lines.append(f"| {r['fault']} | {r['recipients']} | {r['lost']} | {r.get('refused', 0)} | "
+                     f"{r['sent_twice']} | {r['unknown']} | {r['unknown_bound']} | {r['worker_restarts']} | "
+                     f"{served} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -139,6 +139,19 @@ class FaultStack:
         with self.engine.connect() as conn:
             return set(conn.execute(select(Job.id).where(Job.id.in_(list(job_ids)))).scalars())
 
+    def jobs_refused(self, job_ids: Iterable[str]) -> dict[str, str]:
+        """Jobs stored as rejected at the door with no rows (reason by id): refused, not lost."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(Job.id, Job.reason).where(
+                    Job.id.in_(list(job_ids)),
+                    Job.state == "rejected",
+                    Job.reason.is_not(None),
+                    Job.recipients == 0,
+                )
+            ).all()
+        return {row.id: row.reason for row in rows}
+
     def in_flight(self) -> set[int]:
         """Ids of the rows claimed right now (their request may be on the wire)."""
         with self.engine.connect() as conn:

@@ -62,10 +62,11 @@ def run(
     return judge(stack, name, fault, submitted, in_flight, restarts, moves, served, notes())
 
 
-def promises_kept(outcome: Outcome) -> None:
-    """The checks every scenario ends with."""
+def promises_kept(outcome: Outcome, refused: int = 0) -> None:
+    """The checks every scenario ends with; only a scenario that sends a bad job may see it refused."""
     table = outcome.table()
     assert outcome.lost == 0, table
+    assert outcome.refused == refused, table
     assert outcome.sent_twice == 0, table
     assert outcome.unknown_outside == 0 and outcome.unknown <= outcome.unknown_bound, table
     assert outcome.next_job_served, table
@@ -309,4 +310,6 @@ def test_a_poison_message_then_a_normal_job(faults_stack: FaultStack) -> None:
                 _forget_task(stack, task_id)
             stack.worker.start()
     assert outcome.worker_restarts == 0, outcome.table()
-    promises_kept(outcome)
+    # The poison job is stored rejected with the reason; everything else is sent
+    assert any("nests more than" in reason for reason in outcome.refused_reasons), outcome.table()
+    promises_kept(outcome, refused=len(recipients))
