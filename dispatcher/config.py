@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     #: seconds a send task starts vendor requests for; then a follow-up task takes the rest.
     #: Below the soft limit minus the longest request (connect + read timeout, 35 s by default)
     send_budget: float = 180.0
+    #: port the worker serves Prometheus metrics on (/metrics); 0 serves none
+    metrics_port: int = 9808
 
 
 #: per vendor: fields an account must give, and which of them are secret

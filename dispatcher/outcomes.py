@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, update
 
-from dispatcher import account_state
+from dispatcher import account_state, metrics
 from dispatcher.config import AccountConfig, AccountPolicy
 from dispatcher.inbound import opt_out
 from dispatcher.models import Message, MessageEvent, MessageState
@@ -91,6 +91,9 @@ def record(
     _pause_and_opt_out(conn, config, claimed, results, now)
     if rows:
         _store(conn, rows, now)
+    metrics.count_recorded(
+        config.key, config.vendor, [(r.outcome, row["b_state"]) for r, row in zip(results, rows, strict=True)]
+    )
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["b_state"]] = counts.get(r["b_state"], 0) + 1

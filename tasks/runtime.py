@@ -7,11 +7,19 @@ not share its parent's database pool or HTTP connections.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_process_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 
 from dispatcher.clock import make_clock
 from dispatcher.config import AccountConfig, Settings, load_accounts
@@ -21,6 +29,7 @@ from dispatcher.ratelimit import MemoryLimiter, RedisLimiter
 from dispatcher.redaction import SecretFilter
 from dispatcher.sending import SendContext
 from dispatcher.transport import Transport
+from tasks import metrics
 
 log = logging.getLogger("tasks.runtime")
 
@@ -86,19 +95,31 @@ def reset() -> None:
 
 
 @worker_init.connect
-def _check_config(**_: Any) -> None:
+def _check_config(sender: Any = None, **_: Any) -> None:
     # A bad accounts file stops the worker before it takes any message. Celery logs and
     # swallows an Exception from a signal handler, so leave through SystemExit.
     try:
-        runtime()
+        rt = runtime()
     except ConfigError as exc:
         log.critical("configuration error: %s", exc)
         raise SystemExit(f"configuration error: {exc}") from None
+    metrics.start(sender, rt)
 
 
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     reset()
+    metrics.forget_server()
+
+
+@worker_process_shutdown.connect
+def _process_exits(pid: int | None = None, **_: Any) -> None:
+    metrics.process_exited(pid or os.getpid())
+
+
+@worker_shutdown.connect
+def _stop_serving(**_: Any) -> None:
+    metrics.stop()
 
 
 @after_setup_logger.connect
