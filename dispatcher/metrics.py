@@ -74,6 +74,8 @@ class _Families:
 
 _lock = threading.Lock()
 _families: _Families | None = None
+#: account → vendor, for the counts made where only the account is known
+_vendors: dict[str, str] = {}
 
 
 def _get() -> _Families:
@@ -96,6 +98,22 @@ def count_recorded(account: str, vendor: str, outcomes: Iterable[tuple[str, str]
         families = _get()
         for name, n in counts.items():
             families.messages[name].labels(account, vendor).inc(n)
+
+
+def know_accounts(vendors: Mapping[str, str]) -> None:
+    """Tell this process each account's vendor, for counts made where only the account is known."""
+    _vendors.update(vendors)
+
+
+def count_moved(state: str, accounts: Iterable[str]) -> None:
+    """Count messages a sweep moved without a vendor's reply: declared unknown, or expired."""
+    if state not in ("unknown", "expired"):
+        return
+    counts: dict[str, int] = {}
+    for account in accounts:
+        counts[account] = counts.get(account, 0) + 1
+    for account, n in counts.items():
+        _get().messages[state].labels(account, _vendors.get(account, "")).inc(n)
 
 
 def count_slot_wait(account: str, vendor: str) -> None:

@@ -25,6 +25,7 @@ from dispatcher.clock import make_clock
 from dispatcher.config import AccountConfig, Settings, load_accounts
 from dispatcher.db import make_engine
 from dispatcher.errors import ConfigError
+from dispatcher.metrics import know_accounts
 from dispatcher.ratelimit import MemoryLimiter, RedisLimiter
 from dispatcher.redaction import SecretFilter
 from dispatcher.sending import SendContext
@@ -72,6 +73,7 @@ def runtime() -> Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     """Load the accounts (raising ConfigError) and open the connections."""
     accounts = load_accounts(settings.accounts)
+    know_accounts({key: config.vendor for key, config in accounts.items()})
     engine = make_engine(settings.database_url)
     redis_client = None
     if settings.redis_url.startswith(("redis://", "rediss://", "unix://")):

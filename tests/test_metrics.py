@@ -7,16 +7,19 @@ reads this run's Redis database, the poll-lag collector a real database (SQLite 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import httpx
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, update
 
 from dispatcher.balance import query_balance
-from dispatcher.metrics import PollLagCollector
-from dispatcher.models import PollCursor
+from dispatcher.metrics import MetricsEndpoint, PollLagCollector, count_slot_wait, know_accounts
+from dispatcher.models import Message, PollCursor
 from dispatcher.ratelimit import MemoryLimiter
+from dispatcher.release import expire_overdue, expire_stale_sending
 from dispatcher.sending import send_batch
 from tasks.app import app
 from tasks.metrics import _queue_depth
@@ -113,3 +116,39 @@ def test_a_balance_query_sets_the_balance_gauge(engine: Engine, sandbox) -> None
     sandbox.sim.users["ops@example.com"].balance = 4321
     query_balance(ctx, ctx.accounts["co-main"])
     assert value("smsdispatch_balance", account="co-main", vendor="itcloud") == 4321
+
+
+def test_rows_the_sweeps_settle_count_as_unknown_and_expired(engine: Engine, sandbox) -> None:
+    # Given two rows a dead worker left 'sending', and one pending row past its deadline
+    ctx = context(engine, sandbox)
+    know_accounts({"co-main": "itcloud"})
+    ids = {"account": "co-main", "vendor": "itcloud"}
+    before = {n: value(f"smsdispatch_messages_{n}_total", **ids) for n in ("unknown", "expired")}
+    lost, _ = submit(ctx, 2)
+    late, _ = submit(ctx, 1, idempotency_key="late")
+    long_ago = ctx.clock.now() - timedelta(seconds=ctx.settings.sending_timeout + 1)
+    with engine.begin() as conn:
+        conn.execute(update(Message).where(Message.job_id == lost).values(state="sending", updated_at=long_ago))
+        conn.execute(update(Message).where(Message.job_id == late).values(deadline=long_ago))
+    # When the sweeps run
+    expire_stale_sending(engine, ctx.settings, ctx.clock.now())
+    expire_overdue(engine, ctx.clock.now(), ctx.accounts)
+    # Then the counts say so
+    after = {n: value(f"smsdispatch_messages_{n}_total", **ids) for n in ("unknown", "expired")}
+    assert {n: after[n] - before[n] for n in after} == {"unknown": 2, "expired": 1}
+
+
+def test_the_endpoint_for_a_web_app_serves_this_processs_metrics() -> None:
+    # Given something counted in this process
+    count_slot_wait("co-web", "itcloud")
+
+    async def get() -> httpx.Response:
+        transport = httpx.ASGITransport(app=MetricsEndpoint())
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return await client.get("/metrics")
+
+    # When the ASGI endpoint a web app routes /metrics to is asked
+    response = asyncio.run(get())
+    # Then it answers in Prometheus's text format, with that count
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    assert 'smsdispatch_rate_limit_waits_total{account="co-web",vendor="itcloud"} 1.0' in response.text
