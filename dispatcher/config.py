@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     poll_seconds: float = 30.0
     #: seconds between two balance checks of paused accounts
     balance_seconds: float = 60.0
+    #: port the worker serves Prometheus metrics on (/metrics); 0 serves none
+    metrics_port: int = 9808
     #: seconds after which a queued batch whose task never ran is queued again
     requeue_after: float = 300.0
     #: seconds after which a message still 'sending' is declared 'unknown'
@@ -70,8 +72,6 @@ class Settings(BaseSettings):
     #: seconds a send task starts vendor requests for; then a follow-up task takes the rest.
     #: Below the soft limit minus the longest request (connect + read timeout, 35 s by default)
     send_budget: float = 180.0
-    #: port the worker serves Prometheus metrics on (/metrics); 0 serves none
-    metrics_port: int = 9808
 
 
 #: per vendor: fields an account must give, and which of them are secret

@@ -18,8 +18,10 @@ from typing import Any
 
 from celery.concurrency import get_implementation
 from celery.concurrency.prefork import TaskPool as PreforkPool
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_shutdown
 
 from dispatcher import metrics
+from dispatcher.errors import ConfigError
 
 log = logging.getLogger("tasks.metrics")
 
@@ -32,11 +34,42 @@ _server: Any = None
 _own_dir: str | None = None
 
 
+def connect() -> None:
+    """Connect the worker's metrics to its signals (after the runtime's own, which check the config)."""
+    worker_init.connect(_on_worker_init, weak=False, dispatch_uid="smsdispatch.metrics.init")
+    worker_process_init.connect(_on_process_init, weak=False, dispatch_uid="smsdispatch.metrics.fork")
+    worker_process_shutdown.connect(_on_process_exit, weak=False, dispatch_uid="smsdispatch.metrics.exit")
+    worker_shutdown.connect(_on_worker_shutdown, weak=False, dispatch_uid="smsdispatch.metrics.stop")
+
+
+def _on_worker_init(sender: Any = None, **_: Any) -> None:
+    from tasks.runtime import runtime
+
+    try:
+        rt = runtime()
+    except ConfigError:
+        return  # the runtime's own handler stops the worker and says why
+    # Sweeps count rows by account; pool processes inherit this map.
+    metrics.know_accounts({key: config.vendor for key, config in rt.accounts.items()})
+    if sender is not None:
+        start(sender, rt)
+
+
+def _on_process_init(**_: Any) -> None:
+    forget_server()
+
+
+def _on_process_exit(pid: int | None = None, **_: Any) -> None:
+    process_exited(pid or os.getpid())
+
+
+def _on_worker_shutdown(**_: Any) -> None:
+    stop()
+
+
 def start(worker: Any, rt: Any) -> None:
     """Set up the pool's metrics directory and serve ``/metrics``, for a prefork worker."""
     global _server, _own_dir
-    if worker is None:
-        return
     pool = get_implementation(worker.pool_cls)
     if not (isinstance(pool, type) and issubclass(pool, PreforkPool)):
         return

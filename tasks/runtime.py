@@ -7,30 +7,20 @@ not share its parent's database pool or HTTP connections.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-from celery.signals import (
-    after_setup_logger,
-    after_setup_task_logger,
-    worker_init,
-    worker_process_init,
-    worker_process_shutdown,
-    worker_shutdown,
-)
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init, worker_process_init
 
 from dispatcher.clock import make_clock
 from dispatcher.config import AccountConfig, Settings, load_accounts
 from dispatcher.db import make_engine
 from dispatcher.errors import ConfigError
-from dispatcher.metrics import know_accounts
 from dispatcher.ratelimit import MemoryLimiter, RedisLimiter
 from dispatcher.redaction import SecretFilter
 from dispatcher.sending import SendContext
 from dispatcher.transport import Transport
-from tasks import metrics
 
 log = logging.getLogger("tasks.runtime")
 
@@ -73,7 +63,6 @@ def runtime() -> Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     """Load the accounts (raising ConfigError) and open the connections."""
     accounts = load_accounts(settings.accounts)
-    know_accounts({key: config.vendor for key, config in accounts.items()})
     engine = make_engine(settings.database_url)
     redis_client = None
     if settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -97,31 +86,19 @@ def reset() -> None:
 
 
 @worker_init.connect
-def _check_config(sender: Any = None, **_: Any) -> None:
+def _check_config(**_: Any) -> None:
     # A bad accounts file stops the worker before it takes any message. Celery logs and
     # swallows an Exception from a signal handler, so leave through SystemExit.
     try:
-        rt = runtime()
+        runtime()
     except ConfigError as exc:
         log.critical("configuration error: %s", exc)
         raise SystemExit(f"configuration error: {exc}") from None
-    metrics.start(sender, rt)
 
 
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     reset()
-    metrics.forget_server()
-
-
-@worker_process_shutdown.connect
-def _process_exits(pid: int | None = None, **_: Any) -> None:
-    metrics.process_exited(pid or os.getpid())
-
-
-@worker_shutdown.connect
-def _stop_serving(**_: Any) -> None:
-    metrics.stop()
 
 
 @after_setup_logger.connect
