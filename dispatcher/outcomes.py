@@ -91,12 +91,12 @@ def record(
     _pause_and_opt_out(conn, config, claimed, results, now)
     if rows:
         _store(conn, rows, now)
-    metrics.count_recorded(
-        config.key, config.vendor, [(r.outcome, row["b_state"]) for r, row in zip(results, rows, strict=True)]
-    )
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["b_state"]] = counts.get(r["b_state"], 0) + 1
+    metrics.count_recorded(
+        config.key, config.vendor, [(r.outcome, row["b_state"]) for r, row in zip(results, rows, strict=True)]
+    )
     return counts
 
 
