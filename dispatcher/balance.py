@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from dispatcher import account_state
+from dispatcher import account_state, metrics
 from dispatcher.config import AccountConfig
 from dispatcher.errors import VendorError
 from dispatcher.models import AccountState
@@ -32,7 +32,9 @@ def query_balance(ctx: SendContext, config: AccountConfig) -> Balance | None:
     response = ctx.transport.send(
         adapter.build_balance(config.account), policy.connect_timeout, policy.read_timeout
     )
-    return adapter.parse_balance(response)
+    balance = adapter.parse_balance(response)
+    metrics.set_balance(config.key, config.vendor, balance.credit)
+    return balance
 
 
 def resume_paused(ctx: SendContext, now: datetime) -> list[str]:

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     poll_seconds: float = 30.0
     #: seconds between two balance checks of paused accounts
     balance_seconds: float = 60.0
+    #: port the worker serves Prometheus metrics on (/metrics); 0 serves none
+    metrics_port: int = 9808
     #: seconds after which a queued batch whose task never ran is queued again
     requeue_after: float = 300.0
     #: seconds after which a message still 'sending' is declared 'unknown'

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from dispatcher import account_state
+from dispatcher import account_state, metrics
 from dispatcher.config import AccountConfig, AccountPolicy
 from dispatcher.inbound import opt_out
 from dispatcher.models import Batch, BatchState, Message, MessageEvent, MessageState
@@ -95,6 +95,9 @@ def record(
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["b_state"]] = counts.get(r["b_state"], 0) + 1
+    metrics.count_recorded(
+        config.key, config.vendor, [(r.outcome, row["b_state"]) for r, row in zip(results, rows, strict=True)]
+    )
     return counts
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, exists, func, insert, literal, select, update
 
-from dispatcher import account_state
+from dispatcher import account_state, metrics
 from dispatcher.config import Settings
 from dispatcher.db import is_postgres
 from dispatcher.models import AccountState, Batch, BatchState, Message, MessageEvent, MessageState
@@ -103,8 +103,9 @@ def transition(
         update(Message)
         .where(which, Message.state == old.value)
         .values(state=new.value, reason=reason, updated_at=now)
-        .returning(Message.id, Message.reason)
+        .returning(Message.id, Message.reason, Message.account)
     ).all()
+    metrics.count_moved(new.value, [r.account for r in rows])
     if rows:
         conn.execute(
             insert(MessageEvent),

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from dispatcher import account_state, release
+from dispatcher import account_state, metrics, release
 from dispatcher.clock import SystemClock
 from dispatcher.config import AccountConfig, Settings
 from dispatcher.db import is_postgres
@@ -112,6 +112,7 @@ def send_batch(ctx: SendContext, batch_id: int) -> SendReport:
             lease = limits.min_interval + config.policy.connect_timeout + config.policy.read_timeout + 5
             token, wait = ctx.limiter.acquire(config.key, lease)
             if token is None:
+                metrics.count_slot_wait(config.key, config.vendor)
                 # While a request is in flight the lease is long; look again after one pause.
                 report.again_in = min(wait, limits.min_interval) + random.uniform(0, 0.1)
                 report.state = BatchState.QUEUED.value
@@ -263,18 +264,21 @@ def _exchange(
     """Run one request; every failure becomes an outcome for each of its recipients."""
     policy = config.policy
     secrets = config.account.secrets()
+    timer = metrics.RequestTimer(config.key, config.vendor)
     try:
         response = ctx.transport.send(request.request, policy.connect_timeout, policy.read_timeout)
         results = adapter.parse_send(config.account, request, response)
     except VendorError as exc:
         # The error decides what its failure means for each recipient.
         outcome = vendor_base.Outcome(exc.outcome)
+        timer.done(outcome.value)
         reason = scrub(str(exc), secrets)
         log.warning("vendor request failed: %s", reason, extra={"account": config.key})
         results = [
             vendor_base.Result(r.message_id, outcome, code=exc.code, reason=reason) for r in request.recipients
         ]
         return results, exc.retry_after
+    timer.done("ok")
     answered = {r.message_id for r in results}
     results = [replace(r, reason=scrub(r.reason, secrets)) for r in results]
     for r in request.recipients:

@@ -2,5 +2,8 @@
 
 from tasks.app import app
 from tasks.dispatch import check_balance, poll, release_due, send_batch, submit
+from tasks.metrics import connect as _connect_metrics
+
+_connect_metrics()
 
 __all__ = ["app", "check_balance", "poll", "release_due", "send_batch", "submit"]
