@@ -27,6 +27,7 @@ from starlette.routing import Route
 from dispatcher.clock import SystemClock
 from dispatcher.config import AccountConfig
 from dispatcher.inbound import record_replies, record_statuses
+from dispatcher.metrics import MetricsEndpoint
 from dispatcher.redaction import scrub
 from dispatcher.text import TemplateError, render
 from dispatcher.vendors import adapter_for
@@ -117,6 +118,8 @@ def make_app(engine: Engine, accounts: Mapping[str, AccountConfig], clock: Syste
     return Starlette(
         routes=[
             Route("/healthz", healthz),
+            # Prometheus scrapes this process (all of them with PROMETHEUS_MULTIPROC_DIR set).
+            Route("/metrics", MetricsEndpoint()),
             Route("/hooks/{account}/{secret}", push, methods=_METHODS),
             # The old URL without a secret: refused like a wrong secret.
             Route("/hooks/{account}", push, methods=_METHODS),

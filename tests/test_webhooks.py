@@ -278,3 +278,14 @@ def test_a_salir_reply_blocks_the_next_job_to_that_phone_before_any_vendor_is_ca
     release_due(engine, ctx.settings, world.clock.now(), lambda batch, _p: send_batch(ctx, batch))
     new = {phone: n - sends.get(phone, 0) for phone, n in world.ledger.sends.items() if n > sends.get(phone, 0)}
     assert [phone[-10:] for phone in new] == ["4492799694"]
+
+
+def test_the_app_serves_metrics_for_prometheus(hooks: httpx.Client) -> None:
+    # Given a delivery report pushed and stored
+    assert push(hooks, "ogangi").status_code == 200
+    # When Prometheus scrapes the app
+    scraped = hooks.get("/metrics")
+    # Then it gets the text format, with no secret in it
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    assert "# TYPE python_info gauge" in scraped.text
+    assert SECRET not in scraped.text and all(value not in scraped.text for value in SECRETS.values())
