@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dispatcher import account_state, metrics, release
 from dispatcher.clock import SystemClock
@@ -37,6 +39,11 @@ from dispatcher.vendors import adapter_for
 from dispatcher.vendors import base as vendor_base
 
 log = logging.getLogger("dispatcher.sending")
+
+#: seconds before the first new try to store a vendor's answer while the database is away
+RECORD_RETRY_FIRST = 0.5
+#: seconds spent at most trying to store one answer (then its rows are left to become unknown)
+RECORD_RETRY_SECONDS = 30.0
 
 
 @dataclass
@@ -191,8 +198,7 @@ def _send_one(
             flight.started = True
             results, retry_after = _exchange(ctx, config, adapter, request)
             sent += 1
-            with ctx.engine.begin() as conn:
-                counts = record(conn, config, claimed, results, ctx.clock.now(), retry_after)
+            counts = _record_answer(ctx, config, claimed, results, retry_after)
             log.info(
                 "sent request",
                 extra={
@@ -221,6 +227,36 @@ def _abandon(ctx: SendContext, config: AccountConfig, ids: list[int], exc: BaseE
         log.exception(
             "could not mark %d rows unknown; the stale sweep will", len(ids), extra={"account": config.key}
         )
+
+
+def _record_answer(
+    ctx: SendContext,
+    config: AccountConfig,
+    claimed: dict[int, Claimed],
+    results: list[vendor_base.Result],
+    retry_after: float | None,
+) -> dict[str, int]:
+    """Store a vendor's answer, trying again for a while if the database is away.
+
+    The answer is known and the request is done: storing it later beats declaring its rows
+    unknown. ``record`` is guarded (``state = 'sending'``), so a second try changes nothing twice.
+    """
+    delay, waited = RECORD_RETRY_FIRST, 0.0
+    while True:
+        try:
+            with ctx.engine.begin() as conn:
+                return record(conn, config, claimed, results, ctx.clock.now(), retry_after)
+        except (OperationalError, InterfaceError) as exc:
+            if waited + delay > RECORD_RETRY_SECONDS:
+                raise
+            log.warning(
+                "could not store a vendor's answer (%s); trying again in %.1f s",
+                type(exc).__name__,
+                delay,
+                extra={"account": config.key},
+            )
+            time.sleep(delay)  # a real wait for the database, not the dispatcher's clock
+            waited, delay = waited + delay, min(delay * 2, 8.0)
 
 
 def _refuse(

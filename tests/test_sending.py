@@ -7,8 +7,10 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, event, func, select, update
+from sqlalchemy.exc import OperationalError
 
+from dispatcher import sending
 from dispatcher.config import Settings
 from dispatcher.jobs import ingest_job
 from dispatcher.models import AccountState, Batch, Message, MessageEvent, OptOut
@@ -456,3 +458,33 @@ def test_a_429_waits_without_spending_an_attempt(engine: Engine, sandbox) -> Non
     # And later it is sent once
     run_until_settled(ctx, queued[0])
     assert {s for s, _ in states(engine, job_id)} == {"sent"} and sends(sandbox) == 2
+
+
+class DatabaseAway:
+    """Fails the first ``times`` statements that store a vendor's answer, as a database that went away."""
+
+    def __init__(self, engine: Engine, times: int):
+        self.engine, self.left = engine, times
+        event.listen(engine, "before_cursor_execute", self)
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if self.left and statement.lstrip().upper().startswith("UPDATE MESSAGES SET UPDATED_AT"):
+            self.left -= 1
+            raise OperationalError(statement[:40], None, ConnectionError("server closed the connection"))
+
+    def remove(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self)
+
+
+def test_an_answer_is_stored_once_the_database_is_back(engine: Engine, sandbox, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Given the database goes away just as the vendor's answer is to be stored, twice in a row
+    monkeypatch.setattr(sending, "RECORD_RETRY_FIRST", 0.01)
+    ctx = context(engine, sandbox)
+    job_id, queued = submit(ctx, 3)
+    away = DatabaseAway(engine, times=2)
+    # When the batch is sent
+    send_batch(ctx, queued[0])
+    away.remove()
+    # Then the answer the vendor gave is stored (not left unknown), from the one request
+    assert [s for s, _ in states(engine, job_id)] == ["sent"] * 3
+    assert sends(sandbox) == 1 and sandbox.ledger.duplicates() == {}
