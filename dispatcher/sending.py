@@ -42,8 +42,9 @@ log = logging.getLogger("dispatcher.sending")
 
 #: seconds before the first new try to store a vendor's answer while the database is away
 RECORD_RETRY_FIRST = 0.5
-#: seconds spent at most trying to store one answer (then its rows are left to become unknown)
-RECORD_RETRY_SECONDS = 30.0
+#: seconds spent at most trying to store one answer (then its rows are left to become unknown);
+#: with the send budget (180 s) and the longest request (35 s) it stays inside the soft limit (240 s)
+RECORD_RETRY_SECONDS = 20.0
 
 
 @dataclass
