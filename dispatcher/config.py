@@ -30,7 +30,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dispatcher.errors import ConfigError
-from dispatcher.vendors import VENDOR_KEYS, VENDORS
+from dispatcher.vendors import VENDOR_KEYS, VENDORS, abilities_of
 from dispatcher.vendors.base import Account
 from dispatcher.windows import BUILT_IN, DEFAULT_FOR_COUNTRY, Window, parse_window
 
@@ -70,18 +70,6 @@ class Settings(BaseSettings):
     #: seconds a send task starts vendor requests for; then a follow-up task takes the rest.
     #: Below the soft limit minus the longest request (connect + read timeout, 35 s by default)
     send_budget: float = 180.0
-
-
-#: per vendor: fields an account must give, and which of them are secret
-CREDENTIALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "smsclouds": (("token",), ("token",)),
-    "itcloud": (("user", "token"), ("token", "password")),
-    "smsclick": (("apikey",), ("apikey",)),
-    "voipcomms": (("api_key", "api_password"), ("api_password",)),
-    "ogangi": (("instance_id", "public_key", "private_key", "from"), ("private_key",)),
-}
-#: the country an account's national numbers belong to, unless it says otherwise
-DEFAULT_COUNTRY = {"smsclouds": "MX", "itcloud": "CO", "smsclick": "MX", "voipcomms": "US", "ogangi": "VE"}
 
 
 @dataclass(frozen=True)
@@ -169,7 +157,8 @@ def _parse_account(
         raise fail("vendor", f"unknown vendor {vendor!r}; one of {', '.join(VENDOR_KEYS)}")
     if vendor not in VENDORS:
         raise fail("vendor", f"vendor {vendor!r} has no adapter in this version")
-    required, secret = CREDENTIALS[vendor]
+    abilities = abilities_of(vendor)
+    required, secret = abilities.credentials.required, abilities.credentials.secret
     params: dict[str, str] = {}
     for field, value in spec.items():
         if field in _GENERAL_FIELDS or field in _POLICY_FIELDS:
@@ -183,7 +172,7 @@ def _parse_account(
     for field in required:
         if not params.get(field):
             raise fail(field, "missing")
-    country = str(spec.get("country", DEFAULT_COUNTRY[vendor])).upper()
+    country = str(spec.get("country", abilities.default_country)).upper()
     window_name = spec.get("window", DEFAULT_FOR_COUNTRY.get(country, "always"))
     if window_name not in windows:
         raise fail("window", f"unknown window {window_name!r}; known: {', '.join(sorted(windows))}")

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from dispatcher.errors import VendorAccountError, VendorRetryable
+from dispatcher.vendors.abilities import Abilities, BalanceQuery, Credentials
 from dispatcher.vendors.base import (
     Account,
     Balance,
@@ -204,3 +205,10 @@ def parse_push(params: Mapping[str, str]) -> list[Inbound]:
     # celular carries the country prefix, as GSM does; 01 + 10 digits is a NANP number.
     phone = "+" + (number[1:] if number.startswith("01") and len(number) == 12 else number)
     return [Inbound(phone, text)]
+
+
+ABILITIES = Abilities(
+    credentials=Credentials(required=("user", "token"), secret=("token", "password")),
+    default_country="CO",
+    balance=BalanceQuery(build_balance, parse_balance),
+)

@@ -32,6 +32,7 @@ import httpx
 
 from dispatcher.errors import VendorRetryable
 from dispatcher.text import is_gsm7
+from dispatcher.vendors.abilities import Abilities, Credentials, Paged
 from dispatcher.vendors.base import (
     Account,
     Batch,
@@ -301,3 +302,12 @@ def parse_push(form: Mapping[str, str]) -> list[Inbound]:
     if not sender.isdigit() or text is None:
         raise ValueError("a voipcomms reply needs 'from' digits and 'msg'")
     return [Inbound("+" + sender, text, to=form.get("to") or None, at=form.get("date") or None)]
+
+
+ABILITIES = Abilities(
+    credentials=Credentials(required=("api_key", "api_password"), secret=("api_password",)),
+    default_country="US",
+    status_query=Paged(build_status, parse_status),
+    # Replies are pushed to the number's callback URL; an account may poll sms/chat instead.
+    reply_query=Paged(lambda account, page: build_replies(account, page), parse_replies, pushed=True),
+)
