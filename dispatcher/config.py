@@ -89,6 +89,12 @@ class AccountPolicy:
     pause_seconds: float = 600.0
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    #: seconds between two status polls of this account
+    status_poll_seconds: float = 60.0
+    #: seconds between two reply polls of this account
+    reply_poll_seconds: float = 60.0
+    #: seconds after sending during which a message's status can still change (then it is not asked)
+    status_horizon: float = 259200.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,9 @@ _POLICY_FIELDS = {
     "pause_seconds": float,
     "connect_timeout": float,
     "read_timeout": float,
+    "status_poll_seconds": float,
+    "reply_poll_seconds": float,
+    "status_horizon": float,
 }
 _GENERAL_FIELDS = {"vendor", "base_url", "country", "window"}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
