@@ -62,6 +62,8 @@ class Paged:
     #: True where the vendor also pushes what these pages hold, unless the account asks to poll
     #: (``poll_replies = true``): a push and a poll of one item could not be told apart
     pushed: bool = False
+    #: page 0 holds the newest items (new ones push the rest onto later pages)
+    newest_first: bool = False
 
 
 StatusQuery = ByIds | ByDateRange | Paged

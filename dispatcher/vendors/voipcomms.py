@@ -307,7 +307,9 @@ def parse_push(form: Mapping[str, str]) -> list[Inbound]:
 ABILITIES = Abilities(
     credentials=Credentials(required=("api_key", "api_password"), secret=("api_password",)),
     default_country="US",
-    status_query=Paged(build_status, parse_status),
+    status_query=Paged(build_status, parse_status, newest_first=True),
     # Replies are pushed to the number's callback URL; an account may poll sms/chat instead.
-    reply_query=Paged(lambda account, page: build_replies(account, page), parse_replies, pushed=True),
+    reply_query=Paged(
+        lambda account, page: build_replies(account, page), parse_replies, pushed=True, newest_first=True
+    ),
 )

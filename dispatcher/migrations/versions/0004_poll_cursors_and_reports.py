@@ -36,7 +36,9 @@ def upgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("report_state", sa.String(length=16), nullable=True))
         batch_op.create_index("ix_messages_account_vendor_id", ["account", "vendor_id"], unique=False)
-        batch_op.create_index("ix_messages_account_state_sent", ["account", "state", "sent_at", "id"], unique=False)
+        batch_op.create_index(
+            "ix_messages_account_state_sent", ["account", "state", "sent_at", "id"], unique=False
+        )
         batch_op.create_index("ix_messages_account_phone", ["account", "phone"], unique=False)
 
 
