@@ -35,7 +35,8 @@ def test_the_registry_holds_every_vendor_an_account_may_name() -> None:
 def test_an_adapter_declares_its_abilities_as_data(vendor: str) -> None:
     abilities = abilities_of(vendor)
     assert isinstance(abilities, Abilities)
-    assert abilities.credentials.required and set(abilities.credentials.secret) & set(abilities.credentials.required)
+    credentials = abilities.credentials
+    assert credentials.required and set(credentials.secret) & set(credentials.required)
     assert len(abilities.default_country) == 2 and abilities.default_country.isupper()
 
 
