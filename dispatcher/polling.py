@@ -30,6 +30,9 @@ from dispatcher.vendors.base import StatusReport
 
 log = logging.getLogger("dispatcher.polling")
 
+#: the polls of one account, each with its own interval, cursor and lock
+KINDS = (cursors.STATUS, cursors.REPLIES)
+
 #: messages asked about per status poll by ids; the cursor takes the next ones on the next poll
 STATUS_BATCH = 1000
 #: how far back a first reply poll looks; replies are stored once however often they are read
@@ -78,15 +81,20 @@ def poll_replies(ctx: SendContext, config: AccountConfig) -> tuple[int, int]:
     return 0, 0
 
 
+def poll(ctx: SendContext, config: AccountConfig, kind: str) -> dict[str, Any]:
+    """One poll of one kind (``cursors.STATUS`` or ``cursors.REPLIES``), if its interval has passed."""
+    interval = config.policy.status_poll_seconds if kind == cursors.STATUS else config.policy.reply_poll_seconds
+    if not cursors.claim_turn(ctx.engine, config.key, kind, ctx.clock.now(), interval):
+        return {}  # too early: another beat's tick, or a redelivered task, already ran it
+    if kind == cursors.STATUS:
+        return {"moved": poll_statuses(ctx, config)}
+    new, opted = poll_replies(ctx, config)
+    return {"replies": new, "opt_outs": opted}
+
+
 def poll_account(ctx: SendContext, config: AccountConfig) -> dict[str, Any]:
     """Both polls for one account, each when its interval has passed since the last."""
-    found: dict[str, Any] = {}
-    now, policy = ctx.clock.now(), config.policy
-    if cursors.claim_turn(ctx.engine, config.key, cursors.STATUS, now, policy.status_poll_seconds):
-        found["moved"] = poll_statuses(ctx, config)
-    if cursors.claim_turn(ctx.engine, config.key, cursors.REPLIES, now, policy.reply_poll_seconds):
-        found["replies"], found["opt_outs"] = poll_replies(ctx, config)
-    return found
+    return {**poll(ctx, config, cursors.STATUS), **poll(ctx, config, cursors.REPLIES)}
 
 
 def _open(config: AccountConfig, abilities: Abilities, now: datetime) -> Select[Any]:
