@@ -98,13 +98,17 @@ def poll_account(ctx: SendContext, config: AccountConfig) -> dict[str, Any]:
 
 
 def _open(config: AccountConfig, abilities: Abilities, now: datetime) -> Select[Any]:
-    """Sent rows of the account that can still change: within the horizon, not final for the vendor."""
+    """Sent rows of the account that can still change: within the horizon, not (settled) final for the vendor."""
     final = sorted(state.value for state in abilities.final)
     return select(Message.id, Message.vendor_id, Message.sent_at).where(
         Message.account == config.key,
         Message.state == MessageState.SENT.value,
         Message.sent_at >= now - timedelta(seconds=config.policy.status_horizon),
-        or_(Message.report_state.is_(None), Message.report_state.not_in(final)),
+        or_(
+            Message.report_state.is_(None),
+            Message.report_state.not_in(final),
+            Message.sent_at > now - abilities.settles_after,
+        ),
     )
 
 

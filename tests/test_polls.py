@@ -107,8 +107,9 @@ def test_status_polls_walk_every_sent_message_from_the_cursor_and_stop_at_final(
         poll_every_interval(ctx, ctx.accounts["mx-smsclouds"], 1)
     # Then one cycle asked about each message once, the newest included
     assert Counter(asked_ids(world)) == Counter(vendor_ids)
-    # And once the vendor says "sent", its final word, a cycle later no id is asked about again
+    # And once the vendor's "sent", its final word, has settled, a cycle later no id is asked about again
     sim.store.progress = progress
+    world.clock.advance(2 * 3600)
     poll_every_interval(ctx, ctx.accounts["mx-smsclouds"], 3)
     world.ledger.requests.clear()
     poll_every_interval(ctx, ctx.accounts["mx-smsclouds"], 3)
@@ -116,6 +117,19 @@ def test_status_polls_walk_every_sent_message_from_the_cursor_and_stop_at_final(
     with engine.connect() as conn:
         both = Counter(conn.execute(select(Message.state, Message.report_state)).all())
     assert set(both) <= {("sent", "sent"), ("failed", "failed")} and both.total() == 25, both
+
+
+def test_a_failure_after_sent_is_seen_while_sent_has_not_settled(engine: Engine, world: Any) -> None:
+    # Given an smsclouds message that the vendor will say "sent", then "failed" two minutes on
+    world.sims["smsclouds"].store.progress = Progress(to_sent=2, to_final=120, delivered_rate=0.0)
+    ctx = context(engine, world)
+    send(ctx, "mx-smsclouds", ["+524498987282"])
+    # When beat polls once while it is "sent", and again after
+    poll_every_interval(ctx, ctx.accounts["mx-smsclouds"], 1)
+    assert states(engine, "mx-smsclouds") == {"sent": 1}
+    poll_every_interval(ctx, ctx.accounts["mx-smsclouds"], 1)
+    # Then the failure was seen
+    assert states(engine, "mx-smsclouds") == {"failed": 1}
 
 
 def test_a_message_older_than_the_horizon_is_not_asked_about(engine: Engine, world: Any) -> None:

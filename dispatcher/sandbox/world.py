@@ -43,6 +43,8 @@ ACCOUNT_KEYS = {
 }
 #: the interactive rule SMSClick's sandbox customer has (two-way messages)
 SMSCLICK_RULE = "77"
+#: poll intervals of the sandbox customers, in seconds
+POLL_EVERY = {"status_poll_seconds": 5, "reply_poll_seconds": 5}
 #: voipcomms' and Ogangi's sender numbers of the sandbox customer
 VOIP_NUMBER, OGANGI_CODE = "17134567890", "19893653744"
 
@@ -75,7 +77,8 @@ class SandboxWorld:
         # fmt: on
         out = []
         for key, spec in tables.items():
-            spec = {**spec, "base_url": self.url(spec["vendor"]), **extra.get(key, {})}
+            # Simulated messages move on within seconds: poll them every few.
+            spec = {**spec, "base_url": self.url(spec["vendor"]), **POLL_EVERY, **extra.get(key, {})}
             out.append(f"[accounts.{key}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in spec.items()))
         return "\n".join(out)
 

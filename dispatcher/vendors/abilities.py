@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -92,3 +92,6 @@ class Abilities:
     balance: BalanceQuery | None = None
     #: delivery states after which the vendor never says more of a message: it stops being asked
     final: frozenset[DeliveryState] = frozenset({DeliveryState.DELIVERED, DeliveryState.FAILED})
+    #: a final report stops the asking only once the message was sent this long ago: where the
+    #: vendor's best news is "sent", a failure may still follow it for a while
+    settles_after: timedelta = timedelta(0)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -534,6 +534,8 @@ ABILITIES = Abilities(
         parse=parse_replies,
     ),
     balance=BalanceQuery(build_balance, parse_balance),
-    # "sent" is the best news this vendor ever gives: no handset receipt follows it.
+    # "sent" is the best news this vendor ever gives: no handset receipt follows it. A failure may
+    # still follow it (the manual gives no bound; carriers report within minutes): an hour.
     final=frozenset({DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.FAILED}),
+    settles_after=timedelta(hours=1),
 )
