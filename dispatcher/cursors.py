@@ -33,7 +33,12 @@ def claim_turn(engine: Engine, account: str, kind: str, now: datetime, interval:
             .where(
                 PollCursor.account == account,
                 PollCursor.kind == kind,
-                or_(PollCursor.last_run_at.is_(None), PollCursor.last_run_at <= now - timedelta(seconds=interval)),
+                or_(
+                    PollCursor.last_run_at.is_(None),
+                    PollCursor.last_run_at <= now - timedelta(seconds=interval),
+                    # The clock was set back by more than an interval: the stamp says nothing.
+                    PollCursor.last_run_at > now + timedelta(seconds=interval),
+                ),
             )
             .values(last_run_at=now)
         )

@@ -231,6 +231,8 @@ def test_a_second_beat_ticking_before_the_interval_does_nothing(engine: Engine) 
     assert not cursors.claim_turn(engine, "mx", cursors.STATUS, now.replace(second=30), INTERVAL)
     assert cursors.claim_turn(engine, "mx", cursors.REPLIES, now, INTERVAL)  # each kind its own turn
     assert cursors.claim_turn(engine, "mx", cursors.STATUS, now.replace(minute=1), INTERVAL)
+    # A clock set back by more than an interval (a demo, an operator) does not stop the polls for good
+    assert cursors.claim_turn(engine, "mx", cursors.STATUS, now.replace(hour=10), INTERVAL)
 
 
 def test_voipcomms_pages_are_read_until_every_open_message_was_seen(engine: Engine, world: Any) -> None:
