@@ -167,8 +167,6 @@ class Message(Base):
         Index("ix_messages_account_vendor_id", "account", "vendor_id"),
         # Status polls walk an account's sent messages by (sent_at, id) from their cursor.
         Index("ix_messages_account_state_sent", "account", "state", "sent_at", "id"),
-        # An unknown row is resolved from a report naming its phone.
-        Index("ix_messages_account_phone", "account", "phone"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

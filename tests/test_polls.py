@@ -7,6 +7,7 @@ from __future__ import annotations
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -161,6 +162,20 @@ def test_smsclick_report_windows_bring_every_message_to_its_final_state_once(eng
     poll_every_interval(ctx, config, 1)
     assert (rows_of(engine, DeliveryReport), rows_of(engine, MessageEvent)) == (reports, events)
     assert not world.ledger.of("smsclick", "getMsg.json")  # every message was in a report window
+
+
+def test_a_message_no_report_window_named_is_asked_about_alone(engine: Engine, world: Any) -> None:
+    # Given an SMSClick message whose send time we hold as an hour after the vendor's
+    ctx = context(engine, world)
+    send(ctx, "mx-smsclick", ["+525526632636"])
+    with engine.begin() as conn:
+        conn.execute(update(Message).values(sent_at=ctx.clock.now() + timedelta(hours=1)))
+    # When two hours pass and beat polls
+    world.clock.advance(2 * 3600)
+    poll_every_interval(ctx, ctx.accounts["mx-smsclick"], 1)
+    # Then the report window missed it, and getMsg asked about it alone and moved it on
+    assert len(world.ledger.of("smsclick", "getMsg.json")) == 1
+    assert set(states(engine, "mx-smsclick")) <= {"delivered", "failed"}
 
 
 def test_out_of_order_and_duplicate_reports_end_right_and_history_holds_each_once(engine: Engine) -> None:

@@ -39,12 +39,10 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_messages_account_state_sent", ["account", "state", "sent_at", "id"], unique=False
         )
-        batch_op.create_index("ix_messages_account_phone", ["account", "phone"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_index("ix_messages_account_phone")
         batch_op.drop_index("ix_messages_account_state_sent")
         batch_op.drop_index("ix_messages_account_vendor_id")
         batch_op.drop_column("report_state")
