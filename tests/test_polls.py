@@ -226,6 +226,21 @@ def test_an_unknown_row_is_resolved_from_a_report_naming_its_phone(engine: Engin
     assert reasons == ["resolved from delivery report"] * 2
 
 
+def test_an_unknown_voipcomms_row_is_resolved_from_its_summary_pages(engine: Engine, world: Any) -> None:
+    # Given a voipcomms message the vendor took, whose reply was lost: unknown, no vendor id
+    ctx = context(engine, world)
+    send(ctx, "us-voipcomms", ["+12812345678"], **{"from": "17134567890"})
+    with engine.begin() as conn:
+        conn.execute(update(Message).values(state="unknown", vendor_id=None, sent_at=None))
+    # When the vendor has decided it and beat polls the summary pages
+    world.clock.advance(200)
+    poll_every_interval(ctx, ctx.accounts["us-voipcomms"], 1)
+    # Then the row took its vendor id and final state from the row naming its phone
+    with engine.connect() as conn:
+        state, vendor_id = conn.execute(select(Message.state, Message.vendor_id)).one()
+    assert state in ("delivered", "failed") and vendor_id
+
+
 def test_an_unknown_row_the_report_cannot_tell_apart_stays_unknown(engine: Engine, world: Any) -> None:
     # Given two unknown rows to one phone (two jobs) and one report naming that phone
     ctx = context(engine, world)
