@@ -1,6 +1,6 @@
 """Balance checks: a paused account (no credit, bad credentials) resumes when its check passes.
 
-Vendors without a balance query (voipcomms, ogangi) resume when the pause runs out and the next
+An account whose vendor declares no balance query resumes when the pause runs out and the next
 send tells again.
 """
 
@@ -17,7 +17,7 @@ from dispatcher.errors import VendorError
 from dispatcher.models import AccountState
 from dispatcher.redaction import scrub
 from dispatcher.sending import SendContext
-from dispatcher.vendors import adapter_for
+from dispatcher.vendors import abilities_of
 from dispatcher.vendors.base import Balance
 
 log = logging.getLogger("dispatcher.balance")
@@ -25,14 +25,12 @@ log = logging.getLogger("dispatcher.balance")
 
 def query_balance(ctx: SendContext, config: AccountConfig) -> Balance | None:
     """Ask the vendor for the account's credit; None when the vendor has no balance query."""
-    adapter = adapter_for(config.vendor)
-    if not hasattr(adapter, "build_balance"):
+    query = abilities_of(config.vendor).balance
+    if query is None:
         return None
     policy = config.policy
-    response = ctx.transport.send(
-        adapter.build_balance(config.account), policy.connect_timeout, policy.read_timeout
-    )
-    balance = adapter.parse_balance(response)
+    response = ctx.transport.send(query.build(config.account), policy.connect_timeout, policy.read_timeout)
+    balance = query.parse(response)
     metrics.set_balance(config.key, config.vendor, balance.credit)
     return balance
 

@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_status)
 
+    p = sub.add_parser("resend-unknown", help="send a job's unknown messages again, after confirmation")
+    p.add_argument("job")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--by", help="who decides, recorded in each message's history (default: the OS user)")
+    p.set_defaults(run=_resend_unknown)
+
     p = sub.add_parser("check-config", help="read the accounts file and report the first problem")
     p.set_defaults(run=_check_config)
 
@@ -250,6 +256,12 @@ def _status(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
+
+
+def _resend_unknown(args: argparse.Namespace) -> int:
+    from dispatcher.resend import command
+
+    return command(args.job, args.yes, args.by)
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dispatcher.errors import ConfigError
-from dispatcher.vendors import VENDOR_KEYS, VENDORS
+from dispatcher.vendors import VENDOR_KEYS, VENDORS, abilities_of
 from dispatcher.vendors.base import Account
 from dispatcher.windows import BUILT_IN, DEFAULT_FOR_COUNTRY, Window, parse_window
 
@@ -83,18 +83,6 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
 
 
-#: per vendor: fields an account must give, and which of them are secret
-CREDENTIALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "smsclouds": (("token",), ("token",)),
-    "itcloud": (("user", "token"), ("token", "password")),
-    "smsclick": (("apikey",), ("apikey",)),
-    "voipcomms": (("api_key", "api_password"), ("api_password",)),
-    "ogangi": (("instance_id", "public_key", "private_key", "from"), ("private_key",)),
-}
-#: the country an account's national numbers belong to, unless it says otherwise
-DEFAULT_COUNTRY = {"smsclouds": "MX", "itcloud": "CO", "smsclick": "MX", "voipcomms": "US", "ogangi": "VE"}
-
-
 @dataclass(frozen=True)
 class AccountPolicy:
     """How the dispatcher treats one account: window, retries, timeouts."""
@@ -112,6 +100,12 @@ class AccountPolicy:
     pause_seconds: float = 600.0
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    #: seconds between two status polls of this account
+    status_poll_seconds: float = 60.0
+    #: seconds between two reply polls of this account
+    reply_poll_seconds: float = 60.0
+    #: seconds after sending during which a message's status can still change (then it is not asked)
+    status_horizon: float = 259200.0
 
 
 #: replies that opt a phone out unless the account lists its own (compared trimmed, upper case)
@@ -165,6 +159,9 @@ _POLICY_FIELDS = {
     "pause_seconds": float,
     "connect_timeout": float,
     "read_timeout": float,
+    "status_poll_seconds": float,
+    "reply_poll_seconds": float,
+    "status_horizon": float,
 }
 _GENERAL_FIELDS = {"vendor", "base_url", "country", "window"}
 _REPLY_FIELDS = {"stop_words", "start_words", "allow_resubscribe", "keyword_replies"}
@@ -208,7 +205,8 @@ def _parse_account(
         raise fail("vendor", f"unknown vendor {vendor!r}; one of {', '.join(VENDOR_KEYS)}")
     if vendor not in VENDORS:
         raise fail("vendor", f"vendor {vendor!r} has no adapter in this version")
-    required, secret = CREDENTIALS[vendor]
+    abilities = abilities_of(vendor)
+    required, secret = abilities.credentials.required, abilities.credentials.secret
     params: dict[str, str] = {}
     for field, value in spec.items():
         if field in _GENERAL_FIELDS or field in _POLICY_FIELDS or field in _REPLY_FIELDS:
@@ -222,7 +220,7 @@ def _parse_account(
     for field in required:
         if not params.get(field):
             raise fail(field, "missing")
-    country = str(spec.get("country", DEFAULT_COUNTRY[vendor])).upper()
+    country = str(spec.get("country", abilities.default_country)).upper()
     window_name = spec.get("window", DEFAULT_FOR_COUNTRY.get(country, "always"))
     if window_name not in windows:
         raise fail("window", f"unknown window {window_name!r}; known: {', '.join(sorted(windows))}")

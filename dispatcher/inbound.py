@@ -5,7 +5,10 @@ A reply is linked to the message it answers: the one with the vendor's id where 
 gives it (and the phones agree), else the latest message sent to that phone on that account.
 The account's stop and start words come from its ``ReplyRules``.
 
-Messages never move backwards: only a ``sent`` message becomes ``delivered`` or ``failed``.
+Messages never move backwards: a report moves a ``sent`` message to ``delivered`` or ``failed`` and
+resolves an ``unknown`` one; a late or contrary report is kept in the message's history only.
+Each report is stored once (``delivery_reports``), so a report polled twice, pushed twice, or
+pushed and polled moves a message and writes its history once.
 """
 
 from __future__ import annotations
@@ -13,56 +16,128 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dispatcher.config import ReplyRules
-from dispatcher.models import InboundMessage, Message, MessageEvent, MessageState, OptOut
+from dispatcher.models import DeliveryReport, InboundMessage, Message, MessageEvent, MessageState, OptOut
 from dispatcher.phones import BadNumber, to_e164
 from dispatcher.vendors.base import DeliveryState, Inbound, StatusReport
-
-_FINAL = {DeliveryState.DELIVERED: MessageState.DELIVERED, DeliveryState.FAILED: MessageState.FAILED}
 
 
 def record_statuses(
     engine: Engine, account: str, reports: Iterable[StatusReport], now: datetime
 ) -> dict[str, int]:
-    """Move sent messages to delivered or failed; return how many moved to each."""
+    """Store each report once and move its message forward only; return how many moved to each state."""
     moved: dict[str, int] = {}
-    by_state: dict[MessageState, dict[str, StatusReport]] = {}
-    for report in reports:
-        if report.state in _FINAL and report.vendor_id:
-            by_state.setdefault(_FINAL[report.state], {})[report.vendor_id] = report
+    seen: set[tuple[str, DeliveryState]] = set()
     with engine.begin() as conn:
-        for state, reports_by_id in by_state.items():
-            rows = conn.execute(
-                update(Message)
-                .where(
-                    Message.account == account,
-                    Message.vendor_id.in_(list(reports_by_id)),
-                    Message.state == MessageState.SENT.value,
-                )
-                .values(state=state.value, updated_at=now)
-                .returning(Message.id, Message.vendor_id)
-            ).all()
-            if rows:
-                conn.execute(
-                    insert(MessageEvent),
-                    [
-                        {
-                            "message_id": row.id,
-                            "from_state": MessageState.SENT.value,
-                            "to_state": state.value,
-                            "code": reports_by_id[row.vendor_id].code,
-                            "reason": "delivery report",
-                            "at": now,
-                        }
-                        for row in rows
-                    ],
-                )
-            moved[state.value] = len(rows)
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        for report in sorted(reports, key=lambda r: _RANK[r.state]):
+            if not report.vendor_id or (report.vendor_id, report.state) in seen:
+                continue
+            seen.add((report.vendor_id, report.state))
+            # A report for no message of ours yet (its send reply not recorded) is not stored:
+            # the next poll or push brings it again.
+            row = _message_for(conn, account, report)
+            if row is None or not _store_once(conn, dialect, account, report, row.id, now):
+                continue
+            to_state = _apply(conn, row, report, now)
+            if to_state:
+                moved[to_state] = moved.get(to_state, 0) + 1
     return moved
+
+
+#: how far along a delivery state is: a report never takes a message back
+_RANK = {DeliveryState.QUEUED: 0, DeliveryState.SENT: 1, DeliveryState.DELIVERED: 2, DeliveryState.FAILED: 2}
+#: the message state a report proves
+_PROVES = {
+    DeliveryState.QUEUED: MessageState.SENT,
+    DeliveryState.SENT: MessageState.SENT,
+    DeliveryState.DELIVERED: MessageState.DELIVERED,
+    DeliveryState.FAILED: MessageState.FAILED,
+}
+_MOVABLE = {MessageState.SENT.value, MessageState.UNKNOWN.value}
+
+
+def _message_for(conn: Connection, account: str, report: StatusReport) -> Row[Any] | None:
+    """The message a report names: by the vendor id stored, else the one unknown row of its phone."""
+    columns = (Message.id, Message.state, Message.report_state)
+    rows = conn.execute(
+        select(*columns).where(Message.account == account, Message.vendor_id == report.vendor_id).limit(2)
+    ).all()
+    if rows:
+        return rows[0] if len(rows) == 1 else None
+    if not report.phone:
+        return None
+    unknown = conn.execute(
+        select(*columns)
+        .where(
+            Message.account == account,
+            Message.phone == report.phone,
+            Message.state == MessageState.UNKNOWN.value,
+            Message.vendor_id.is_(None),
+        )
+        .limit(2)
+    ).all()
+    if len(unknown) != 1:
+        return None  # none, or several the report could belong to: left for the operator
+    claimed = conn.execute(
+        update(Message)
+        .where(Message.id == unknown[0].id, Message.vendor_id.is_(None))
+        .values(vendor_id=report.vendor_id)
+    )
+    return unknown[0] if claimed.rowcount == 1 else None
+
+
+def _store_once(
+    conn: Connection, dialect: Any, account: str, report: StatusReport, message_id: int, now: datetime
+) -> bool:
+    """Insert-or-ignore the report; True when it is new."""
+    values = {
+        "account": account,
+        "vendor_id": report.vendor_id,
+        "state": report.state.value,
+        "code": report.code,
+        "message_id": message_id,
+        "received_at": now,
+    }
+    stored = conn.execute(
+        dialect.insert(DeliveryReport).values(values).on_conflict_do_nothing().returning(DeliveryReport.id)
+    ).first()
+    return stored is not None
+
+
+def _apply(conn: Connection, row: Row[Any], report: StatusReport, now: datetime) -> str | None:
+    """Move the message forward, or record a late or contrary report in its history only."""
+    target = _PROVES[report.state]
+    newer = row.report_state is None or _RANK[report.state] >= _RANK[DeliveryState(row.report_state)]
+    report_state = report.state.value if newer else row.report_state
+    moves = row.state in _MOVABLE and target.value != row.state
+    values: dict[str, Any] = {"report_state": report_state}
+    if moves:
+        values.update(
+            state=target.value, updated_at=now, sent_at=func.coalesce(Message.sent_at, Message.updated_at)
+        )
+    changed = conn.execute(
+        update(Message).where(Message.id == row.id, Message.state == row.state).values(**values)
+    ).rowcount
+    late = not moves and row.state != target.value and row.state not in _MOVABLE
+    if changed and (moves or late):
+        was = "resolved from delivery report" if row.state == MessageState.UNKNOWN.value else "delivery report"
+        conn.execute(
+            insert(MessageEvent).values(
+                message_id=row.id,
+                from_state=row.state,
+                to_state=target.value if moves else row.state,
+                code=report.code,
+                reason=was if moves else f"late delivery report: {report.state.value} (state kept)",
+                at=now,
+            )
+        )
+    return target.value if changed and moves else None
 
 
 def record_replies(

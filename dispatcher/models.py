@@ -165,6 +165,10 @@ class Message(Base):
             postgresql_where=text("state = 'pending'"),
             sqlite_where=text("state = 'pending'"),
         ),
+        # Reports name our message by the vendor's id.
+        Index("ix_messages_account_vendor_id", "account", "vendor_id"),
+        # Status polls walk an account's sent messages by (sent_at, id) from their cursor.
+        Index("ix_messages_account_state_sent", "account", "state", "sent_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -188,6 +192,8 @@ class Message(Base):
     sent_at: Mapped[datetime | None]
     #: SHA-256 of a PIN the vendor generated (OTP); the PIN itself is never stored or logged
     pin_hash: Mapped[str | None] = mapped_column(String(64))
+    #: the latest delivery state the vendor reported (a final one stops the status polls)
+    report_state: Mapped[str | None] = mapped_column(String(16))
 
 
 class MessageEvent(Base):
@@ -255,3 +261,22 @@ class PollCursor(Base):
     kind: Mapped[str] = mapped_column(String(16), primary_key=True)
     value: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+    #: when the last poll of this kind started: a second beat's tick before the interval finds it too early
+    last_run_at: Mapped[datetime | None]
+
+
+class DeliveryReport(Base):
+    """One delivery report as the vendor gave it, polled or pushed: stored once per id and state."""
+
+    __tablename__ = "delivery_reports"
+    __table_args__ = (UniqueConstraint("account", "vendor_id", "state", name="uq_delivery_report_once"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(100))
+    vendor_id: Mapped[str] = mapped_column(String(100))
+    #: the report's delivery state (queued, sent, delivered, failed)
+    state: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str | None] = mapped_column(String(32))
+    #: the message it was applied to, when one was found
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    received_at: Mapped[datetime]

@@ -182,15 +182,16 @@ def check_balance() -> list[str]:
 
 @app.task(name="dispatcher.poll")
 def poll() -> dict[str, Any]:
-    """Beat's poll: delivery reports and replies of every account, one poll per account at a time."""
+    """Beat's poll: delivery reports and replies of every account, one poll per account and kind at a time."""
     rt = runtime()
     found: dict[str, Any] = {}
     for key, config in sorted(rt.accounts.items()):
-        lock = _lock(rt, f"poll:{key}", timeout=240)
-        if not lock.acquire(blocking=False):
-            continue
-        try:
-            found[key] = polling.poll_account(rt.send, config)
-        finally:
-            lock.release()
+        for kind in polling.KINDS:
+            lock = _lock(rt, f"poll:{key}:{kind}", timeout=240)
+            if not lock.acquire(blocking=False):
+                continue  # that poll is running elsewhere
+            try:
+                found[f"{key}:{kind}"] = polling.poll(rt.send, config, kind)
+            finally:
+                lock.release()
     return found

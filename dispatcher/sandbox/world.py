@@ -44,6 +44,8 @@ ACCOUNT_KEYS = {
 }
 #: the interactive rule SMSClick's sandbox customer has (two-way messages)
 SMSCLICK_RULE = "77"
+#: poll intervals of the sandbox customers, in seconds
+POLL_EVERY = {"status_poll_seconds": 5, "reply_poll_seconds": 5}
 #: voipcomms' and Ogangi's sender numbers of the sandbox customer
 VOIP_NUMBER, OGANGI_CODE = "17134567890", "19893653744"
 
@@ -76,8 +78,14 @@ class SandboxWorld:
         # fmt: on
         out = []
         for key, spec in tables.items():
-            spec = {**spec, "base_url": self.url(spec["vendor"]), "webhook_secret": "${SANDBOX_WEBHOOK_SECRET}"}
-            spec.update(extra.get(key, {}))
+            # Simulated messages move on within seconds: poll them every few.
+            spec = {
+                **spec,
+                "base_url": self.url(spec["vendor"]),
+                "webhook_secret": "${SANDBOX_WEBHOOK_SECRET}",
+                **POLL_EVERY,
+                **extra.get(key, {}),
+            }
             out.append(f"[accounts.{key}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in spec.items()))
         return "\n".join(out)
 

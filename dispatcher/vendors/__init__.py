@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from dispatcher.vendors import itcloud, ogangi, smsclick, smsclouds, voipcomms
+from dispatcher.vendors.abilities import Abilities
 
 #: every vendor key a configured account may name
 VENDOR_KEYS = ("smsclouds", "itcloud", "smsclick", "voipcomms", "ogangi")
@@ -25,3 +26,9 @@ def adapter_for(vendor: str) -> ModuleType:
         return VENDORS[vendor]
     except KeyError:
         raise KeyError(f"no adapter for vendor {vendor!r}; available: {', '.join(sorted(VENDORS))}") from None
+
+
+def abilities_of(vendor: str) -> Abilities:
+    """Return what a vendor declares beyond sending: credentials, country, queries."""
+    abilities: Abilities = adapter_for(vendor).ABILITIES
+    return abilities

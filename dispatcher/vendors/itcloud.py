@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from dispatcher.errors import VendorAccountError, VendorRetryable
+from dispatcher.vendors.abilities import Abilities, BalanceQuery, Credentials
 from dispatcher.vendors.base import (
     Account,
     Balance,
@@ -217,3 +218,10 @@ def parse_push(params: Mapping[str, str]) -> list[Inbound]:
 def answer_push(items: Sequence[Inbound | StatusReport], keyword_reply: str | None) -> str:
     """The manual asks for no particular answer: a plain OK."""
     return PLAIN_OK
+
+
+ABILITIES = Abilities(
+    credentials=Credentials(required=("user", "token"), secret=("token", "password")),
+    default_country="CO",
+    balance=BalanceQuery(build_balance, parse_balance),
+)

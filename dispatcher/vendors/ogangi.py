@@ -33,6 +33,7 @@ import httpx
 
 from dispatcher.errors import ConfigError, VendorAccountError, VendorRetryable
 from dispatcher.text import is_gsm7
+from dispatcher.vendors.abilities import Abilities, Credentials, Paged
 from dispatcher.vendors.base import (
     Account,
     Batch,
@@ -415,3 +416,14 @@ def _field(fields: Mapping[str, str], name: str) -> str:
     if not value:
         raise ValueError(f"ogangi callback without {name}")
     return value
+
+
+ABILITIES = Abilities(
+    credentials=Credentials(
+        required=("instance_id", "public_key", "private_key", "from"), secret=("private_key",)
+    ),
+    default_country="VE",
+    # Replies come without a date or id, so one both pushed and polled could not be told apart:
+    # only accounts that get no pushes (poll_replies = true) poll them.
+    reply_query=Paged(lambda account, page: build_replies(account, page), parse_replies, pushed=True),
+)

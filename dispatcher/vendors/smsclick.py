@@ -26,10 +26,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
 
 import httpx
 
 from dispatcher.errors import VendorAccountError, VendorError, VendorRejectedRequest, VendorRetryable
+from dispatcher.vendors.abilities import Abilities, BalanceQuery, ByDateRange, ByIds, Credentials
 from dispatcher.vendors.base import (
     Account,
     Balance,
@@ -306,3 +308,22 @@ def _vendor_date(name: str, value: datetime | str) -> str:
 def _post(account: Account, endpoint: str, form: Mapping[str, str]) -> httpx.Request:
     url = f"{account.base_url.rstrip('/')}/sms-services/{endpoint}"
     return httpx.Request("POST", url, data=dict(form))
+
+
+# Dates in queries are the vendor's wall time (Mexico City).
+_ZONE = ZoneInfo("America/Mexico_City")
+
+
+def _report_window(account: Account, start: datetime, end: datetime) -> httpx.Request:
+    return build_report(account, start.astimezone(_ZONE), end.astimezone(_ZONE))
+
+
+ABILITIES = Abilities(
+    credentials=Credentials(required=("apikey",), secret=("apikey",)),
+    default_country="MX",
+    status_query=ByDateRange(_report_window, parse_status),
+    # getMsg takes one id a request: only for what the report window left out.
+    stragglers=ByIds(chunk=1, build=build_status_requests, parse=parse_status),
+    reply_query=ByDateRange(_report_window, parse_replies),
+    balance=BalanceQuery(build_balance, parse_balance),
+)

@@ -33,14 +33,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import phonenumbers
 
 from dispatcher.errors import VendorAccountError, VendorRetryable
 from dispatcher.text import is_gsm7
+from dispatcher.vendors.abilities import Abilities, BalanceQuery, ByDateRange, ByIds, Credentials
 from dispatcher.vendors.base import (
     Account,
     Balance,
@@ -529,3 +531,24 @@ def _url(account: Account, path: str) -> str:
 
 def _post(account: Account, path: str, payload: Mapping[str, Any]) -> httpx.Request:
     return httpx.Request("POST", _url(account, path), json=payload, headers=_headers(account))
+
+
+# Dates in queries are the vendor's wall time (Mexico City).
+_ZONE = ZoneInfo("America/Mexico_City")
+
+ABILITIES = Abilities(
+    credentials=Credentials(required=("token",), secret=("token",)),
+    default_country="MX",
+    status_query=ByIds(chunk=100, build=lambda account, ids: [build_status(account, ids)], parse=parse_status),
+    reply_query=ByDateRange(
+        build=lambda account, start, end: build_replies(
+            account, type=1, **{"from": start.astimezone(_ZONE), "to": end.astimezone(_ZONE)}
+        ),
+        parse=parse_replies,
+    ),
+    balance=BalanceQuery(build_balance, parse_balance),
+    # "sent" is the best news this vendor ever gives: no handset receipt follows it. A failure may
+    # still follow it (the manual gives no bound; carriers report within minutes): an hour.
+    final=frozenset({DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.FAILED}),
+    settles_after=timedelta(hours=1),
+)

@@ -32,6 +32,7 @@ import httpx
 
 from dispatcher.errors import VendorRetryable
 from dispatcher.text import is_gsm7
+from dispatcher.vendors.abilities import Abilities, Credentials, Paged
 from dispatcher.vendors.base import (
     Account,
     Batch,
@@ -312,3 +313,14 @@ def parse_push(form: Mapping[str, str]) -> list[Inbound]:
 def answer_push(items: Sequence[Inbound | StatusReport], keyword_reply: str | None) -> str:
     """The manual asks for no particular answer: a plain OK."""
     return PLAIN_OK
+
+
+ABILITIES = Abilities(
+    credentials=Credentials(required=("api_key", "api_password"), secret=("api_password",)),
+    default_country="US",
+    status_query=Paged(build_status, parse_status, newest_first=True),
+    # Replies are pushed to the number's callback URL; an account may poll sms/chat instead.
+    reply_query=Paged(
+        lambda account, page: build_replies(account, page), parse_replies, pushed=True, newest_first=True
+    ),
+)

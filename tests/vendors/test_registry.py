@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from dispatcher.config import CREDENTIALS, DEFAULT_COUNTRY, parse_accounts
+from dispatcher.config import parse_accounts
 from dispatcher.sandbox.world import SECRETS, build_world
 from dispatcher.transport import Transport
-from dispatcher.vendors import VENDOR_KEYS, VENDORS
+from dispatcher.vendors import VENDOR_KEYS, VENDORS, abilities_of
+from dispatcher.vendors.abilities import Abilities
 from dispatcher.vendors.base import Batch, CodeRule, Limits, Outcome, Recipient
 from tests.conftest import BOGOTA_10AM, FakeClock
 
@@ -27,7 +28,16 @@ PHONES = {
 
 
 def test_the_registry_holds_every_vendor_an_account_may_name() -> None:
-    assert set(VENDORS) == set(VENDOR_KEYS) == set(CREDENTIALS) == set(DEFAULT_COUNTRY)
+    assert set(VENDORS) == set(VENDOR_KEYS)
+
+
+@pytest.mark.parametrize("vendor", sorted(VENDORS))
+def test_an_adapter_declares_its_abilities_as_data(vendor: str) -> None:
+    abilities = abilities_of(vendor)
+    assert isinstance(abilities, Abilities)
+    credentials = abilities.credentials
+    assert credentials.required and set(credentials.secret) & set(credentials.required)
+    assert len(abilities.default_country) == 2 and abilities.default_country.isupper()
 
 
 @pytest.mark.parametrize("vendor", sorted(VENDORS))
