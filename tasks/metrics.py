@@ -2,7 +2,8 @@
 
 At start (``worker_init``, before the pool forks) the main process empties the directory named by
 ``PROMETHEUS_MULTIPROC_DIR`` (or makes one of its own and names it there, for the pool processes
-to inherit) and serves ``/metrics`` on ``DISPATCHER_METRICS_PORT`` (9808; 0 serves none): every
+to inherit); once the worker is ready it serves ``/metrics`` on ``DISPATCHER_METRICS_PORT``
+(9808; 0 serves none): every
 pool process's counts merged, plus queue depth and poll lag read at scrape time. Only a prefork
 pool is served: the embedded worker (threads, inside another program) leaves that program's
 process alone.
@@ -18,7 +19,13 @@ from typing import Any
 
 from celery.concurrency import get_implementation
 from celery.concurrency.prefork import TaskPool as PreforkPool
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown, worker_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from dispatcher import metrics
 from dispatcher.errors import ConfigError
@@ -30,6 +37,8 @@ KOMBU_PRIORITY_STEPS = [0, 3, 6, 9]
 KOMBU_SEP = "\x06\x16"
 
 _server: Any = None
+#: the worker and runtime to serve metrics for, once the worker is ready
+_to_serve: tuple[Any, Any, str] | None = None
 #: a directory this worker made (removed when it stops), as opposed to one it was given
 _own_dir: str | None = None
 
@@ -37,6 +46,7 @@ _own_dir: str | None = None
 def connect() -> None:
     """Connect the worker's metrics to its signals (after the runtime's own, which check the config)."""
     worker_init.connect(_on_worker_init, weak=False, dispatch_uid="smsdispatch.metrics.init")
+    worker_ready.connect(_on_worker_ready, weak=False, dispatch_uid="smsdispatch.metrics.ready")
     worker_process_init.connect(_on_process_init, weak=False, dispatch_uid="smsdispatch.metrics.fork")
     worker_process_shutdown.connect(_on_process_exit, weak=False, dispatch_uid="smsdispatch.metrics.exit")
     worker_shutdown.connect(_on_worker_shutdown, weak=False, dispatch_uid="smsdispatch.metrics.stop")
@@ -68,8 +78,8 @@ def _on_worker_shutdown(**_: Any) -> None:
 
 
 def start(worker: Any, rt: Any) -> None:
-    """Set up the pool's metrics directory and serve ``/metrics``, for a prefork worker."""
-    global _server, _own_dir
+    """Set up the pool's metrics directory (before the pool forks), for a prefork worker."""
+    global _own_dir
     pool = get_implementation(worker.pool_cls)
     if not (isinstance(pool, type) and issubclass(pool, PreforkPool)):
         return
@@ -77,6 +87,20 @@ def start(worker: Any, rt: Any) -> None:
     if not path:
         path = _own_dir = tempfile.mkdtemp(prefix="smsdispatch-metrics-")
     metrics.enable_multiprocess(path)
+    global _to_serve
+    # Served once the worker is ready: by then its logging (JSON or text) is set up, so a taken
+    # port is reported in the worker's own format.
+    _to_serve = (worker, rt, path)
+
+
+def _on_worker_ready(**_: Any) -> None:
+    if _to_serve is not None:
+        serve(*_to_serve)
+
+
+def serve(worker: Any, rt: Any, path: str) -> None:
+    """Serve ``/metrics`` on the configured port (0: none); a taken port is logged, not fatal."""
+    global _server
     port = rt.settings.metrics_port
     if not port:
         return

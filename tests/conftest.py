@@ -22,6 +22,8 @@ from dispatcher.db import make_engine, migrate
 from dispatcher.models import Base
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# Workers the tests start serve no metrics port unless a test asks (two runs would share 9808).
+os.environ.setdefault("DISPATCHER_METRICS_PORT", "0")
 PG_ADMIN = os.environ.get("SMSD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 #: the Redis server the tests use; each run claims a database number of its own on it
 REDIS_SERVER = os.environ.get("SMSD_TEST_REDIS", "redis://127.0.0.1:6379")
