@@ -160,7 +160,7 @@ def reading_progress(handle: IO[bytes], size: int, console: Console) -> Iterator
 
 def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
     """Recent jobs, one row each, with their counts per state."""
-    table = Table(box=None, header_style="bold")
+    table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("job", "account", "state", "created", "recipients", "counts"):
         table.add_column(name, no_wrap=name != "counts")
     for job in jobs:
@@ -173,7 +173,7 @@ def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
 
 def accounts_table(overview: Sequence[dict[str, Any]]) -> Table:
     """Accounts: vendor, window, pause, last balance, messages waiting."""
-    table = Table(box=None, header_style="bold")
+    table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("account", "vendor", "window", "paused", "balance", "waiting"):
         table.add_column(name, justify="right" if name == "waiting" else "left")
     for row in overview:
