@@ -12,6 +12,7 @@ import os
 import pty
 import re
 import select as selectors
+import signal
 import subprocess
 import sys
 import time
@@ -230,6 +231,23 @@ def test_status_watch_ends_when_the_job_is_done(ops: dict[str, Any], pg_url: str
         assert watch.wait(30) == 0
     finally:
         watch.kill()
+
+
+def test_ctrl_c_stops_the_watch_cleanly_and_leaves_the_job_alone(ops: dict[str, Any]) -> None:
+    job_id = submit(ops, "co-main", phones(2))
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "dispatcher.cli", "status", job_id, "--watch", "--interval", "0.2"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert "pending=2" in watch.stdout.readline()
+        watch.send_signal(signal.SIGINT)
+        out, err = watch.communicate(timeout=30)
+    finally:
+        watch.kill()
+    assert watch.returncode == 130 and "stopped watching" in out and "Traceback" not in err
+    assert states(ops["engine"], job_id) == {"pending": 2}
 
 
 def test_a_job_still_ingesting_is_not_done() -> None:
