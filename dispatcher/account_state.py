@@ -13,6 +13,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from dispatcher.models import AccountState, Batch, BatchState, Message, MessageState
 
+#: how the reason of a pause an operator asked for begins: only an operator ends such a pause
+OPERATOR_PAUSE = "operator: "
+
 
 def paused_until(conn: Connection, account: str, now: datetime) -> datetime | None:
     """Return until when the account is paused, or None if it may send."""
@@ -30,6 +33,19 @@ def pause(conn: Connection, account: str, until: datetime, reason: str, now: dat
         set_={"paused_until": until, "pause_reason": reason, "updated_at": now},
     )
     conn.execute(statement)
+
+
+def is_operator_pause(reason: str | None) -> bool:
+    """Say whether a pause's reason marks it as an operator's (``dispatcher pause``)."""
+    return bool(reason) and reason.startswith(OPERATOR_PAUSE)
+
+
+def record_balance(conn: Connection, account: str, credit: float, now: datetime) -> None:
+    """Keep the credit a balance query reported, for ``dispatcher accounts``."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    values = {"balance": credit, "balance_at": now}
+    statement = dialect.insert(AccountState).values(account=account, updated_at=now, **values)
+    conn.execute(statement.on_conflict_do_update(index_elements=[AccountState.account], set_=values))
 
 
 def resume(conn: Connection, account: str, now: datetime) -> None:

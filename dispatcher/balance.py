@@ -32,15 +32,21 @@ def query_balance(ctx: SendContext, config: AccountConfig) -> Balance | None:
     response = ctx.transport.send(query.build(config.account), policy.connect_timeout, policy.read_timeout)
     balance = query.parse(response)
     metrics.set_balance(config.key, config.vendor, balance.credit)
+    # The gauge lives in one process; the database tells any operator (dispatcher accounts).
+    with ctx.engine.begin() as conn:
+        account_state.record_balance(conn, config.key, balance.credit, ctx.clock.now())
     return balance
 
 
 def resume_paused(ctx: SendContext, now: datetime) -> list[str]:
     """Check every paused account; resume those with credit; return the keys resumed."""
     with ctx.engine.connect() as conn:
-        paused = conn.execute(select(AccountState.account).where(AccountState.paused_until > now)).scalars().all()
+        paused = conn.execute(
+            select(AccountState.account, AccountState.pause_reason).where(AccountState.paused_until > now)
+        ).all()
     resumed = []
-    for key in paused:
+    # An operator's pause (dispatcher pause) holds whatever the credit: only dispatcher resume ends it.
+    for key in [row.account for row in paused if not account_state.is_operator_pause(row.pause_reason)]:
         config = ctx.accounts.get(key)
         if config is None:
             continue

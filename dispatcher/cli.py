@@ -1,5 +1,5 @@
 """The ``dispatcher`` command: migrate, submit, status, check-config, worker, optout, webhooks, sandbox,
-produce, demo."""
+produce, demo, and the operator's jobs, cancel, accounts, pause and resume."""
 
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="a job's counts by state")
     p.add_argument("job")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--watch", action="store_true", help="show progress by state until the job is done")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between two looks (--watch)")
     p.set_defaults(run=_status)
 
     p = sub.add_parser("resend-unknown", help="send a job's unknown messages again, after confirmation")
@@ -95,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--every", type=float, default=30.0, help="seconds between two rounds of jobs")
     p.add_argument("--rounds", type=int, default=10, help="rounds of jobs to drop (0: until stopped)")
     p.set_defaults(run=_produce)
+
+    _operator_parsers(sub)
 
     p = sub.add_parser("demo", help="run a whole job end to end on the embedded default")
     p.add_argument("--recipients", type=int, default=2500, help="recipients of the Colombian job")
@@ -156,11 +160,11 @@ def _submit_csv(name: str, overrides: dict[str, Any]) -> int:
         handle = open(name, "rb")  # noqa: SIM115 - closed below; lines are decoded one by one
     except OSError as exc:
         raise SubmitError(f"{name}: cannot read it ({exc.strerror or exc})") from None
-    with handle:
-        recipients = CsvRecipients(handle, name)
+    with handle, _csv_progress(handle) as reading:
+        recipients = CsvRecipients(reading, name)
         rt = runtime()
         header = {"text": "", "account": "", **overrides}
-        result = ingest_stream(rt.engine, rt.accounts, header, recipients, rt.clock.now())
+        result = ingest_stream(rt.engine, rt.accounts, header, reading.count(recipients), rt.clock.now())
     if recipients.problem:
         print(result.job_id)
         raise SubmitError(f"{recipients.problem}; job {result.job_id} stored as rejected")
@@ -250,10 +254,17 @@ def _status(args: argparse.Namespace) -> int:
     from dispatcher.db import make_engine
     from dispatcher.status import format_status, job_status
 
-    status = job_status(make_engine(Settings().database_url), args.job)
+    engine = make_engine(Settings().database_url)
+    status = job_status(engine, args.job)
     if status is None:
         print(f"no job {args.job}", file=sys.stderr)
         return 1
+    if args.watch:
+        from rich.console import Console
+
+        from dispatcher.console import watch_job
+
+        return watch_job(lambda: job_status(engine, args.job), args.interval, Console(highlight=False))
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
 
@@ -262,6 +273,50 @@ def _resend_unknown(args: argparse.Namespace) -> int:
     from dispatcher.resend import command
 
     return command(args.job, args.yes, args.by)
+
+
+def _csv_progress(handle: Any) -> Any:
+    """Progress of a CSV being read (rows, and a bar over its bytes) on stderr, when it is a terminal."""
+    import os
+
+    from rich.console import Console
+
+    from dispatcher.console import reading_progress
+
+    return reading_progress(handle, os.fstat(handle.fileno()).st_size, Console(stderr=True))
+
+
+def _operator_parsers(sub: Any) -> None:
+    p = sub.add_parser("jobs", help="recent jobs with their counts per state")
+    p.add_argument("--account")
+    p.add_argument("--state", help="accepted, rejected, ingesting or canceled")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(run=_operator("jobs"))
+    p = sub.add_parser("cancel", help="cancel a job: what waits is canceled, what is in flight finishes")
+    p.add_argument("job")
+    p.set_defaults(run=_operator("cancel"))
+    p = sub.add_parser("accounts", help="each account's window, pause, last balance and messages waiting")
+    p.set_defaults(run=_operator("accounts"))
+    p = sub.add_parser("pause", help="hold an account's messages until resumed (or --until)")
+    p.add_argument("account")
+    p.add_argument("--reason")
+    p.add_argument("--until", help="ISO time with offset; without it, until 'dispatcher resume'")
+    p.set_defaults(run=_operator("pause"))
+    p = sub.add_parser("resume", help="end an account's pause and queue what it held at once")
+    p.add_argument("account")
+    p.set_defaults(run=_operator("resume"))
+
+
+def _operator(name: str) -> Any:
+    """Run a command of ``dispatcher.opscommands`` with this process's runtime and the broker's release."""
+
+    def run(args: argparse.Namespace) -> int:
+        from dispatcher import opscommands
+        from tasks.runtime import runtime
+
+        return int(getattr(opscommands, name)(args, runtime, _kick))
+
+    return run
 
 
 def _check_config(args: argparse.Namespace) -> int:

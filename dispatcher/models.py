@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -82,6 +83,8 @@ class JobState(enum.StrEnum):
     INGESTING = "ingesting"  #: recipients are being stored in committed chunks (a retry resumes)
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    #: an operator canceled it: its pending rows were canceled and an ingest still running stops
+    CANCELED = "canceled"
 
 
 class BatchState(enum.StrEnum):
@@ -211,7 +214,7 @@ class MessageEvent(Base):
 
 
 class AccountState(Base):
-    """Runtime state of a configured account: paused until a time, and why."""
+    """Runtime state of a configured account: paused until a time, and why; its last known balance."""
 
     __tablename__ = "account_states"
 
@@ -219,6 +222,9 @@ class AccountState(Base):
     paused_until: Mapped[datetime | None]
     pause_reason: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+    #: the credit the vendor reported at the last balance query, if any (``balance_at``)
+    balance: Mapped[float | None] = mapped_column(Float)
+    balance_at: Mapped[datetime | None]
 
 
 class OptOut(Base):

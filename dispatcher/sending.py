@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from dispatcher import account_state, metrics, release
+from dispatcher import account_state, metrics, operator, release
 from dispatcher.clock import SystemClock
 from dispatcher.config import AccountConfig, Settings
 from dispatcher.db import is_postgres
@@ -147,6 +147,8 @@ def _due_rows(
     conn: Connection, config: AccountConfig, batch_id: int, now: datetime
 ) -> list[vendor_base.Recipient]:
     """Pending rows of the batch whose time has come; late rows expire, closed-window rows move on."""
+    if operator.cancel_stragglers(conn, batch_id, now):
+        return []  # its job was canceled: rows back from a request in flight are canceled too
     rows = conn.execute(
         select(Message.id, Message.phone, Message.text, Message.vars, Message.deadline)
         .where(

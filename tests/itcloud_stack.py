@@ -77,9 +77,15 @@ def stop(*procs: subprocess.Popen[Any]) -> None:
 
 @contextmanager
 def itcloud_stack(
-    tmp: Path, env_extra: Mapping[str, str] | None = None, worker_args: Sequence[str] = ("--loglevel=INFO",)
+    tmp: Path,
+    env_extra: Mapping[str, str] | None = None,
+    worker_args: Sequence[str] = ("--loglevel=INFO",),
+    account_extra: str = "",
 ) -> Iterator[ItCloudStack]:
-    """Run a worker (one process) and beat against this run's Redis and a fresh PostgreSQL database."""
+    """Run a worker (one process) and beat against this run's Redis and a fresh PostgreSQL database.
+
+    ``account_extra`` adds lines to the account's table; ``{url}`` in it is the simulator's base URL.
+    """
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -97,6 +103,7 @@ def itcloud_stack(
     (tmp / "accounts.toml").write_text(
         f'[accounts.co-main]\nvendor = "itcloud"\nbase_url = "{server.url("itcloud")}"\n'
         'user = "ops@example.com"\ntoken = "${ITCLOUD_TOKEN}"\nretry_base = 0.2\nretry_max = 1.0\n'
+        + account_extra.replace("{url}", server.url("itcloud"))
     )
     with fresh_pg_database() as db_url:
         env = {
