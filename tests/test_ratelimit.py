@@ -12,10 +12,15 @@ from dispatcher.ratelimit import MemoryLimiter, RedisLimiter
 PAUSE = 0.2
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "fakeredis", "redis"])
 def limiter(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The in-process limiter, the Redis one on an in-memory Redis (fast, no server), and on a real Redis."""
     if request.param == "memory":
         return MemoryLimiter()
+    if request.param == "fakeredis":
+        import fakeredis
+
+        return RedisLimiter(fakeredis.FakeRedis())
     return RedisLimiter(request.getfixturevalue("redis_client"))
 
 
