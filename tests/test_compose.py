@@ -257,3 +257,19 @@ def test_docker_compose_config_accepts_the_file() -> None:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def test_the_dashboard_queries_only_metrics_the_project_exports() -> None:
+    # Given every smsdispatch_* series the Grafana dashboard queries
+    import re
+
+    from dispatcher import metrics
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "smsdispatch.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    queried = {m for e in exprs for m in re.findall(r"smsdispatch_[a-z_]+", e)}
+    # Then each is one the worker exports (counters end in _total, histograms in _bucket)
+    exported = {f"smsdispatch_messages_{name}_total" for name in metrics.MESSAGE_COUNTERS}
+    exported |= {"smsdispatch_vendor_request_seconds_bucket", "smsdispatch_rate_limit_waits_total",
+                 "smsdispatch_balance", "smsdispatch_queue_depth", "smsdispatch_poll_lag_seconds"}  # fmt: skip
+    assert queried and queried <= exported, sorted(queried - exported)
