@@ -15,16 +15,47 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-BOGOTA = ZoneInfo("America/Bogota")
+if TYPE_CHECKING:
+    from dispatcher.sandbox.core import SampleJob
+    from dispatcher.windows import Window
+
+#: recipients of the job that arrives after its account's window has closed
+LATE = 50
 
 
-def run_demo(recipients: int = 2500) -> int:
-    """Run the demo; return 0 when no vendor limit was broken and no phone was sent twice."""
+@dataclass(frozen=True)
+class Story:
+    """Who plays which part, picked by the accounts' declared facts and never by name."""
+
+    jobs: dict[str, dict[str, Any]]  #: account key -> its sample job
+    windowed: str  #: the first account whose window is not ``always``: the headline job
+    sample: SampleJob  #: its sample
+    window: Window  #: its sending window
+    phone: str  #: a phone of its job (a window may read the destination's zone)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self.window.zone_for(self.phone)
+
+    def hours(self) -> str:
+        """The window's hours as a person reads them: ``co-crc 08:00-21:00 Bogota``."""
+        end = self.window.end.strftime("%H:%M") if self.window.end else "24:00"
+        return f"{self.window.name} {self.window.start:%H:%M}-{end} {_place(self.zone)}"
+
+
+def run_demo(recipients: int | None = None) -> int:
+    """Run the demo; return 0 when no vendor limit was broken and no phone was sent twice.
+
+    ``recipients`` sizes the headline job, the one on the account with a sending window (its
+    sample's size by default).
+    """
     workdir = Path(tempfile.mkdtemp(prefix="smsdispatch-demo-"))
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir / 'demo.db'}")
     os.environ.setdefault("REDIS_URL", "memory://localhost/")
@@ -35,70 +66,67 @@ def run_demo(recipients: int = 2500) -> int:
         DISPATCHER_POLL_SECONDS="2",
     )
     from dispatcher.clock import FileClock
+    from dispatcher.config import load_accounts
     from dispatcher.db import migrate
     from dispatcher.sandbox.core import Progress
     from dispatcher.sandbox.world import SECRETS, build_world
 
     os.environ.update(SECRETS)
     clock = FileClock(workdir / "clock")
-    today = datetime.now(BOGOTA).date()
-    clock.set(datetime(today.year, today.month, today.day, 10, 0, tzinfo=BOGOTA))
     hook_port = _free_port()
     progress = Progress(to_sent=2, to_final=5, delivered_rate=0.9, reply_rate=0.5, stop_rate=0.3, reply_after=6)
     world = build_world(clock, progress, webhook_url=f"http://127.0.0.1:{hook_port}")
-    world.sims["itcloud"].script({"status": 500})  # a vendor hiccup on the first request, retried
     (workdir / "accounts.toml").write_text(world.accounts_toml())
+    accounts = load_accounts(workdir / "accounts.toml")
+    story = _cast(world, accounts, recipients)
+    # The story starts at 10:00 where the window is read (or its next opening, were that shut).
+    today = datetime.now(story.zone).date()
+    clock.set(story.window.next_opening(datetime.combine(today, clock_time(10), story.zone), story.phone))
+    # The headline job's vendor hiccups on its first request: retried, part of the story.
+    world.sims[accounts[story.windowed].vendor].script({"status": 500})
     migrate(os.environ["DATABASE_URL"])
     # The demo shows its own progress; a retried vendor error is part of the story, not noise.
     logging.getLogger("dispatcher").setLevel(logging.ERROR)
     print(f"smsdispatch demo: database {os.environ['DATABASE_URL']}, broker {os.environ['REDIS_URL']}")
-    print(f"five vendor simulators on http://127.0.0.1:{world.server.port}, webhooks on :{hook_port}\n")
+    print(
+        f"{len(world.sims)} vendor simulators on http://127.0.0.1:{world.server.port}, webhooks on :{hook_port}\n"
+    )
     try:
-        return _run(workdir, clock, world, hook_port, recipients)
+        return _run(workdir, _StoryClock(clock, story.zone), world, hook_port, story)
     finally:
         world.stop()
 
 
-def _run(workdir: Path, clock: Any, world: Any, hook_port: int, count: int) -> int:
-    from dispatcher.sandbox.world import OGANGI_CODE, SMSCLICK_RULE, VOIP_NUMBER
+def _cast(world: Any, accounts: dict[str, Any], recipients: int | None) -> Story:
+    """Each customer's sample job; the first account with a sending window heads the story."""
+    from dispatcher.windows import ALWAYS
+
+    samples = dict(world.sample_jobs())
+    windowed = next((key for key in samples if accounts[key].policy.window != ALWAYS), None)
+    if windowed is None:
+        raise SystemExit("the demo needs a sandbox account with a sending window; none has one")
+    jobs = {key: sample.job(key, recipients if key == windowed else None) for key, sample in samples.items()}
+    phone = jobs[windowed]["recipients"][0]["phone"]
+    return Story(jobs, windowed, samples[windowed], accounts[windowed].policy.window, phone)
+
+
+def _run(workdir: Path, clock: _StoryClock, world: Any, hook_port: int, story: Story) -> int:
     from tasks import submit
     from tasks.embedded import embedded_worker
     from tasks.runtime import runtime
 
     rt = runtime()
     hooks = _serve_webhooks(rt, hook_port)
-    jobs = {
-        "co-itcloud": _job("co-itcloud", "+57300", count, "{shop}: su pedido va en camino", metodo_envio="2via"),
-        "mx-smsclouds": _job("mx-smsclouds", "+52449", 300, "Su cita es manana a las 9"),
-        "mx-smsclick": _job("mx-smsclick", "+52552", 40, "Responda SI", ID_REGLA_INTERACTIVA=SMSCLICK_RULE),
-        "us-voipcomms": _job("us-voipcomms", "+12812", 200, "Your order has shipped", **{"from": VOIP_NUMBER}),
-        "ve-ogangi": _job("ve-ogangi", "+58414", 40, "Su saldo fue actualizado", **{"from": OGANGI_CODE}),
-    }  # fmt: skip
     ids: dict[str, str] = {}
     try:
         with embedded_worker(workdir / "beat-schedule", concurrency=4):
-            _say(
-                clock, f"five jobs, one per vendor ({sum(len(j['recipients']) for j in jobs.values())} recipients)"
-            )
-            ids = {account: _drop(submit, job) for account, job in jobs.items()}
-            _watch(
-                rt.engine,
-                clock,
-                ids,
-                done=lambda c: all(v.get("pending", 0) + v.get("sending", 0) == 0 for v in c.values()),
-            )
+            total = sum(len(job["recipients"]) for job in story.jobs.values())
+            _say(clock, f"{len(story.jobs)} jobs, one per vendor ({total} recipients)")
+            ids = {account: _drop(submit, job) for account, job in story.jobs.items()}
+            _watch(rt.engine, clock, ids, done=_all_handed_over)
             _say(clock, "all handed to the vendors; waiting for delivery reports and replies")
             _watch(rt.engine, clock, ids, done=lambda c: False, limit=12)
-            clock.set(clock.now().astimezone(BOGOTA).replace(hour=21, minute=30))
-            _say(clock, "a Colombian job of 50 arrives after CRC hours (08:00-21:00 Bogota)")
-            late = _job("co-itcloud", "+57310", 50, "Recordatorio de cita")
-            ids["co-itcloud late"] = _drop(submit, late)
-            late_only = {"co-itcloud late": ids["co-itcloud late"]}
-            _watch(rt.engine, clock, late_only, done=lambda c: c["co-itcloud late"].get("pending") == 50, settle=3)
-            _say(clock, "it waits in the database; nothing was sent. Moving the clock to 08:00...")
-            morning = clock.now().astimezone(BOGOTA) + timedelta(days=1)
-            clock.set(morning.replace(hour=8, minute=0, second=0))
-            _watch(rt.engine, clock, late_only, done=lambda c: c["co-itcloud late"].get("sent") == 50)
+            ids.update(_late_job(rt.engine, clock, submit, story))
             _say(clock, "waiting for the last pushes and polls")
             deadline = time.monotonic() + 60
             while not world.pushes.drained() and time.monotonic() < deadline:
@@ -106,8 +134,53 @@ def _run(workdir: Path, clock: Any, world: Any, hook_port: int, count: int) -> i
             time.sleep(2 * float(os.environ["DISPATCHER_POLL_SECONDS"]) + 1)
     finally:
         hooks.should_exit = True
-    _summary(rt.engine, ids, world.ledger)
+    _summary(rt.engine, rt.accounts, ids, world)
     return 0 if not world.ledger.violations and not world.ledger.duplicates() else 1
+
+
+def _late_job(engine: Any, clock: _StoryClock, submit: Any, story: Story) -> dict[str, str]:
+    """A job arriving after the window closed waits in the database until it opens."""
+    clock.set(_after_closing(story, clock.now()))
+    _say(clock, f"a job of {LATE} for {story.windowed} arrives after its window's hours ({story.hours()})")
+    # New phones, numbered after the headline job's: no phone is sent twice.
+    headline = len(story.jobs[story.windowed]["recipients"])
+    name = f"{story.windowed} late"
+    late = {name: _drop(submit, story.sample.job(story.windowed, LATE, first=headline))}
+    _watch(engine, clock, late, done=lambda c: c[name].get("pending") == LATE, settle=3)
+    opening = story.window.next_opening(clock.now(), story.phone)
+    opens = opening.astimezone(clock.zone)
+    _say(clock, f"it waits in the database; nothing was sent. Moving the clock to {opens:%H:%M}...")
+    clock.set(opening)
+    _watch(engine, clock, late, done=lambda c: c[name].get("sent") == LATE)
+    return late
+
+
+def _after_closing(story: Story, now: datetime) -> datetime:
+    """Half an hour after the window next closes (the moment it closes, were it open again by then)."""
+    step = timedelta(minutes=15)
+    for n in range(1, 8 * 24 * 4):
+        moment = now + n * step
+        if not story.window.is_open(moment, story.phone):
+            later = moment + timedelta(minutes=30)
+            return moment if story.window.is_open(later, story.phone) else later
+    raise SystemExit(f"window {story.window.name!r} never closes: the demo cannot show a job waiting")
+
+
+@dataclass(frozen=True)
+class _StoryClock:
+    """The dispatcher's clock, told in the zone of the headline account's window."""
+
+    clock: Any
+    zone: ZoneInfo
+
+    def now(self) -> datetime:
+        return self.clock.now().astimezone(self.zone)
+
+    def set(self, when: datetime) -> None:
+        self.clock.set(when)
+
+    def local(self) -> str:
+        return f"{self.now():%a %H:%M} {_place(self.zone)}"
 
 
 def _drop(submit: Any, job: dict[str, Any]) -> str:
@@ -117,14 +190,8 @@ def _drop(submit: Any, job: dict[str, Any]) -> str:
 
 
 def _all_handed_over(counts: dict[str, dict[str, int]]) -> bool:
-    return all(c.get("pending", 0) + c.get("sending", 0) == 0 for c in counts.values())
-
-
-def _job(account: str, prefix: str, count: int, text: str, **options: Any) -> dict[str, Any]:
-    # E.164 lengths of the demo's countries: +1 and 10 digits, or a 2-digit code and 10 digits.
-    width = (12 if prefix.startswith("+1") else 13) - len(prefix)
-    recipients = [{"phone": f"{prefix}{i:0{width}d}", "vars": {"shop": "Tienda Sol"}} for i in range(count)]
-    return {"account": account, "text": text, "recipients": recipients, "options": options}
+    # A job with no counts yet is still on the queue, not handed over.
+    return all(c and c.get("pending", 0) + c.get("sending", 0) == 0 for c in counts.values())
 
 
 def _serve_webhooks(rt: Any, port: int) -> Any:
@@ -147,14 +214,14 @@ def _counts(engine: Any, job_id: str) -> dict[str, int]:
 
 
 def _watch(
-    engine: Any, clock: Any, jobs: dict[str, str], done: Any, settle: float = 0.0, limit: float = 120
+    engine: Any, clock: _StoryClock, jobs: dict[str, str], done: Any, settle: float = 0.0, limit: float = 120
 ) -> None:
     started, last = time.monotonic(), ""
     while time.monotonic() - started < limit:
         counts = {name: _counts(engine, job) for name, job in jobs.items()}
         line = " | ".join(f"{n}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for n, c in counts.items() if c)
         if line != last and line:
-            print(f"  {_local(clock)}  {line}", flush=True)
+            print(f"  {clock.local()}  {line}", flush=True)
             last = line
         if done(counts) and time.monotonic() - started >= settle:
             return
@@ -163,7 +230,7 @@ def _watch(
         raise SystemExit("the demo did not finish in time")
 
 
-def _summary(engine: Any, ids: dict[str, str], ledger: Any) -> None:
+def _summary(engine: Any, accounts: dict[str, Any], ids: dict[str, str], world: Any) -> None:
     from sqlalchemy import func, select
 
     from dispatcher.models import InboundMessage, Message, OptOut
@@ -179,7 +246,7 @@ def _summary(engine: Any, ids: dict[str, str], ledger: Any) -> None:
             )
             replies = conn.execute(select(func.count()).where(InboundMessage.account == account)).scalar_one()
             opted = conn.execute(select(func.count()).where(OptOut.account == account)).scalar_one()
-            vendor = account.split("-", 1)[1]
+            vendor = accounts[account].vendor
             # Each column is one state: a message the vendor refused is failed, never counted as sent.
             sent, delivered, failed = (states.get(s, 0) for s in ("sent", "delivered", "failed"))
             waiting = states.get("pending", 0) + states.get("sending", 0)
@@ -188,8 +255,11 @@ def _summary(engine: Any, ids: dict[str, str], ledger: Any) -> None:
                 f"  {waiting:>7}  {states.get('rejected', 0):>8}  {replies:>7}  {opted:>8}"
                 f"  {states.get('unknown', 0):>7}"
             )
+    silent = [vendor for vendor, sim in world.sims.items() if not sim.handset_receipts]
+    if silent:
+        print(f"\n({' and '.join(silent)} give no handset receipts: their messages stay 'sent')")
+    ledger = world.ledger
     print(
-        "\n(itcloud and smsclouds give no handset receipts: their messages stay 'sent')\n"
         f"vendor requests: {len(ledger.requests)}; limit violations: {len(ledger.violations)}; "
         f"phones sent twice: {len(ledger.duplicates())}"
     )
@@ -201,12 +271,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _local(clock: Any) -> str:
-    return clock.now().astimezone(BOGOTA).strftime("%a %H:%M Bogota")
+def _place(zone: ZoneInfo) -> str:
+    """A zone as a person names it: ``America/Bogota`` is ``Bogota``."""
+    return zone.key.rsplit("/", 1)[-1].replace("_", " ")
 
 
-def _say(clock: Any, text: str) -> None:
-    print(f"[{_local(clock)}] {text}", flush=True)
+def _say(clock: _StoryClock, text: str) -> None:
+    print(f"[{clock.local()}] {text}", flush=True)
 
 
 if __name__ == "__main__":

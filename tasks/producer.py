@@ -14,29 +14,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from dispatcher.sandbox.world import OGANGI_CODE, SMSCLICK_RULE, VOIP_NUMBER
-
-#: per sandbox account: its country's phone prefix, the text and the vendor options
-SAMPLES: dict[str, tuple[str, str, dict[str, str]]] = {
-    "co-itcloud": ("+57300", "{shop}: su pedido va en camino", {"metodo_envio": "2via"}),
-    "mx-smsclouds": ("+52449", "{shop}: su cita es manana a las 9", {}),
-    "mx-smsclick": ("+52552", "{shop}: responda SI para confirmar", {"ID_REGLA_INTERACTIVA": SMSCLICK_RULE}),
-    "us-voipcomms": ("+12812", "{shop}: your order has shipped", {"from": VOIP_NUMBER}),
-    "ve-ogangi": ("+58414", "{shop}: su saldo fue actualizado", {"from": OGANGI_CODE}),
-}
+from dispatcher.sandbox.world import sample_jobs as customer_samples
 
 
 def sample_jobs(round_no: int, recipients: int) -> list[dict[str, Any]]:
     """One job per sandbox customer; each round takes new phones, so the sandbox counts no phone twice."""
-    jobs = []
-    for account, (prefix, text, options) in SAMPLES.items():
-        # E.164 lengths of these countries: +1 and 10 digits, or a 2-digit code and 10 digits.
-        width = (12 if prefix.startswith("+1") else 13) - len(prefix)
-        first = round_no * recipients
-        phones = [f"{prefix}{(first + i) % 10**width:0{width}d}" for i in range(recipients)]
-        people = [{"phone": phone, "vars": {"shop": "Tienda Sol"}} for phone in phones]
-        jobs.append({"account": account, "text": text, "recipients": people, "options": options})
-    return jobs
+    first = round_no * recipients
+    return [sample.job(account, recipients, first) for account, sample in customer_samples()]
 
 
 def produce(

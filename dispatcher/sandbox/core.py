@@ -98,6 +98,8 @@ class Simulator:
     """Base of a simulated vendor: scripted answers first, then faults, then the manual."""
 
     key = ""
+    #: whether the vendor reports a message reaching the handset; where not, "sent" is its last word
+    handset_receipts = True
 
     def __init__(self, ledger: Ledger, clock: SystemClock | None = None, faults: Faults | None = None):
         self.ledger = ledger
@@ -253,6 +255,27 @@ class Progress:
     reply_rate: float = 0.3  #: share of two-way messages that draw a reply
     stop_rate: float = 0.3  #: share of replies that are a stop word
     reply_after: float = 6.0  #: seconds after acceptance a reply arrives
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """A job a sandbox customer takes whole: phones of its country, a text, its vendor's options."""
+
+    prefix: str  #: country code and area every phone starts with
+    text: str  #: a template; every recipient brings ``shop``
+    count: int  #: recipients of the demo's job
+    options: Mapping[str, str] = field(default_factory=dict)
+    length: int = 13  #: characters of a whole E.164 number of the country, "+" included
+
+    def job(self, account: str, count: int | None = None, first: int = 0) -> dict[str, Any]:
+        """The job for ``account``: ``count`` recipients (the sample's by default), numbered from ``first``."""
+        width = self.length - len(self.prefix)
+        numbers = range(first, first + (self.count if count is None else count))
+        # Numbers past the country's width wrap around: a long-running producer stays valid.
+        recipients = [
+            {"phone": f"{self.prefix}{n % 10**width:0{width}d}", "vars": {"shop": "Tienda Sol"}} for n in numbers
+        ]
+        return {"account": account, "text": self.text, "recipients": recipients, "options": dict(self.options)}
 
 
 STOP_WORDS = ("SALIR", "STOP", "BAJA")

@@ -32,6 +32,7 @@ class ItCloudUser:
 
 class ItCloudSim(Simulator):
     key = "itcloud"
+    handset_receipts = False  #: the manual offers no delivery report
     #: seconds the manual asks between two requests
     min_interval = 2.0
     #: numbers the manual asks per request

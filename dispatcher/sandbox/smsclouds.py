@@ -90,6 +90,7 @@ class SmscloudsSim(Simulator):
     """Api Smsclouds V1: user, message, status, response, email and voice, per account token."""
 
     key = "smsclouds"
+    handset_receipts = False  #: its best news is "sent"
 
     def __init__(self, *args: Any, progress: Progress | None = None, pushes: PushQueue | None = None, **kw: Any):
         super().__init__(*args, **kw)

@@ -5,7 +5,7 @@ end-to-end tests all start here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from dispatcher.sandbox.core import (
     MessageStore,
     Progress,
     PushQueue,
+    SampleJob,
     SandboxServer,
     Simulator,
 )
@@ -48,6 +49,22 @@ SMSCLICK_RULE = "77"
 POLL_EVERY = {"status_poll_seconds": 5, "reply_poll_seconds": 5}
 #: voipcomms' and Ogangi's sender numbers of the sandbox customer
 VOIP_NUMBER, OGANGI_CODE = "17134567890", "19893653744"
+#: each vendor's sandbox customer's sample job, which the demo and the producer send
+SAMPLE_JOBS = {
+    "itcloud": SampleJob("+57300", "{shop}: su pedido va en camino", 2500, {"metodo_envio": "2via"}),
+    "smsclouds": SampleJob("+52449", "{shop}: su cita es manana a las 9", 300),
+    "smsclick": SampleJob(
+        "+52552", "{shop}: responda SI para confirmar", 40, {"ID_REGLA_INTERACTIVA": SMSCLICK_RULE}
+    ),
+    "voipcomms": SampleJob("+12812", "{shop}: your order has shipped", 200, {"from": VOIP_NUMBER}, length=12),
+    "ogangi": SampleJob("+58414", "{shop}: su saldo fue actualizado", 40, {"from": OGANGI_CODE}),
+}
+
+
+def sample_jobs(vendors: Iterable[str] | None = None) -> Iterator[tuple[str, SampleJob]]:
+    """(account key, sample job) of each sandbox customer, of every vendor or those given."""
+    for vendor in ACCOUNT_KEYS if vendors is None else vendors:
+        yield ACCOUNT_KEYS[vendor], SAMPLE_JOBS[vendor]
 
 
 @dataclass
@@ -61,6 +78,10 @@ class SandboxWorld:
 
     def url(self, vendor: str) -> str:
         return self.server.url(vendor)
+
+    def sample_jobs(self) -> Iterator[tuple[str, SampleJob]]:
+        """(account key, sample job) of the customer of every running simulator."""
+        return sample_jobs(self.sims)
 
     def accounts_toml(self, **extra: Mapping[str, Any]) -> str:
         """The accounts file of the five sandbox customers (secrets as ${VAR} references)."""
