@@ -79,6 +79,8 @@ def test_jobs_ingested_while_postgresql_is_away_are_all_stored_once(stack: dict[
     # Then every job ends stored, accepted, with each recipient once
     wait_for(lambda: len(counts(engine)["jobs"]) == JOBS, 120, "every job stored")
     wait_for(lambda: counts(engine)["messages"] == dict.fromkeys(ids, RECIPIENTS), 60, "every recipient stored")
+    # (a job's last rows are committed a moment before it is marked accepted)
+    wait_for(lambda: counts(engine)["jobs"] == dict.fromkeys(ids, "accepted"), 30, "every job accepted")
     found = counts(engine)
     assert found["jobs"] == dict.fromkeys(ids, "accepted")
     assert found["phones"] == JOBS * RECIPIENTS
