@@ -18,14 +18,13 @@ from sqlalchemy.engine import make_url
 
 from dispatcher.db import make_engine
 from dispatcher.models import Job, Message
-from tests.conftest import fresh_pg_database, wipe_redis
+from tests.conftest import empty_redis, fresh_pg_database, wipe_redis
 from tests.faults.proxy import PgProxy, wait_until_refused
 from tests.workers import (
     celery_beat,
     celery_worker,
     itcloud_vendor,
     producer,
-    redis_client,
     stop,
     submit,
     wait_for,
@@ -39,7 +38,7 @@ RECIPIENTS = 1500
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    client = redis_client()
+    client = empty_redis()
     with itcloud_vendor(tmp_path) as vendor, fresh_pg_database() as db_url:
         url = make_url(db_url)
         proxy = PgProxy(url.port or 5432).start()

@@ -25,7 +25,7 @@ from dispatcher.db import make_engine
 from dispatcher.models import Message
 from dispatcher.sandbox.core import Ledger, SandboxServer
 from dispatcher.sandbox.itcloud import ItCloudSim
-from tests.conftest import BOGOTA_10AM, REDIS_URL, fresh_pg_database, unavailable, wipe_redis
+from tests.conftest import BOGOTA_10AM, REDIS_URL, empty_redis, fresh_pg_database, wipe_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "tok-worker-123456"
@@ -187,19 +187,6 @@ def submit(app: Celery, job: Any) -> str:
     return app.send_task("dispatcher.submit", args=[job], queue="jobs").id
 
 
-def redis_client() -> Any:
-    """This run's Redis database, emptied; the test is skipped (failed on CI) when Redis is down."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("Redis", exc)
-    wipe_redis(client)
-    return client
-
-
 @dataclass
 class Stack:
     """Handles on a running stack: its database, the environment its processes share, their logs."""
@@ -271,7 +258,7 @@ def worker_stack(tmp: Path, env: Mapping[str, str], unset: Sequence[str] = ()) -
 
     Processes started on the stack are stopped when it is left.
     """
-    client = redis_client()
+    client = empty_redis()
     with fresh_pg_database() as db_url:
         full = {k: v for k, v in os.environ.items() if k not in unset}
         full.update({"REDIS_URL": REDIS_URL, "PYTHONPATH": str(ROOT), **env, "DATABASE_URL": db_url})
