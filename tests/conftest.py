@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -193,9 +194,8 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-@pytest.fixture
-def redis_client():  # type: ignore[no-untyped-def]
-    """A real Redis: this run's own database, emptied before and after."""
+def empty_redis() -> Any:
+    """This run's Redis database, emptied; the test is skipped (failed on CI) when Redis is down."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
@@ -204,6 +204,13 @@ def redis_client():  # type: ignore[no-untyped-def]
     except redis.RedisError as exc:
         unavailable("Redis", exc)
     wipe_redis(client)
+    return client
+
+
+@pytest.fixture
+def redis_client():  # type: ignore[no-untyped-def]
+    """A real Redis: this run's own database, emptied before and after."""
+    client = empty_redis()
     yield client
     wipe_redis(client)
     client.close()

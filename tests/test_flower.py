@@ -25,8 +25,8 @@ from dispatcher.models import Batch
 from tasks.app import app
 from tasks.flower import job_summary
 from tests.conftest import REDIS_URL
-from tests.itcloud_stack import TOKEN, ItCloudStack, free_port, itcloud_stack, start, stop
-from tests.test_pipeline import wait_for
+from tests.workers import OPS_TOKEN as TOKEN
+from tests.workers import Stack, free_port, itcloud_stack, start, stop, wait_for
 
 FLOWER_AUTH = ("ops", "flower-pw-5521")
 #: what the jobs carry that Flower must never show, in every spelling a repr could take
@@ -86,7 +86,7 @@ def test_a_summary_shows_a_plain_account_key_and_a_count_and_nothing_else(args: 
 
 
 @pytest.fixture
-def flower(tmp_path: Path) -> Iterator[tuple[ItCloudStack, str]]:
+def flower(tmp_path: Path) -> Iterator[tuple[Stack, str]]:
     with itcloud_stack(tmp_path) as stack:
         port = free_port()
         proc = start(
@@ -127,7 +127,7 @@ def _capture_events(into: list[dict[str, Any]]) -> tuple[threading.Thread, Any]:
     return thread, (receiver, conn)
 
 
-def queue_job_elsewhere(stack: ItCloudStack, job: dict[str, Any]) -> str:
+def queue_job_elsewhere(stack: Stack, job: dict[str, Any]) -> str:
     """Drop a job through the project's door, ``tasks.producer.queue_job``, from a producer process of its own."""
     code = "import json, sys; from tasks.producer import queue_job; print(queue_job(json.load(sys.stdin)))"
     done = subprocess.run(
@@ -138,7 +138,7 @@ def queue_job_elsewhere(stack: ItCloudStack, job: dict[str, Any]) -> str:
 
 
 def test_flower_lists_the_jobs_tasks_by_name_and_shows_no_phone_text_or_secret(
-    flower: tuple[ItCloudStack, str],
+    flower: tuple[Stack, str],
 ) -> None:
     stack, url = flower
     events: list[dict[str, Any]] = []

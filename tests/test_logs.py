@@ -24,8 +24,8 @@ from dispatcher.logs import bind_ids, clear_ids, formatter, prepare_handler
 from dispatcher.models import Batch, Message
 from tasks.flower import PoolApplyFilter
 from tests.conftest import REDIS_URL
-from tests.itcloud_stack import ROOT, TOKEN, itcloud_stack
-from tests.test_pipeline import wait_for
+from tests.workers import OPS_TOKEN as TOKEN
+from tests.workers import ROOT, itcloud_stack, wait_for
 
 PHONES = ["+573001112233", "+573004445566", "+573007778899"]
 TEXT = "Clave privada para {name}"
@@ -121,7 +121,7 @@ def test_the_text_format_stays_the_default() -> None:
 @pytest.mark.worker
 def test_a_json_worker_at_debug_writes_json_lines_with_ids_and_no_secret(tmp_path: Path) -> None:
     env = {"DISPATCHER_LOG_FORMAT": "json"}
-    with itcloud_stack(tmp_path, env, ("--loglevel=DEBUG", "--include=tests.log_probe")) as stack:
+    with itcloud_stack(tmp_path, env, ("--include=tests.log_probe",), loglevel="DEBUG") as stack:
         # Given the vendor's first answer is an error page that echoes the request, token included
         stack.sim.script({"status": 500, "body": f"error in user=ops@example.com&token={TOKEN}"})
         producer = Celery(broker=REDIS_URL)

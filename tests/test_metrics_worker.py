@@ -8,10 +8,6 @@ scrape and compared with the rows in the database and the requests in the simula
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,83 +19,35 @@ from celery import Celery
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, insert, select
 
-from dispatcher.clock import FileClock
-from dispatcher.db import make_engine
 from dispatcher.models import Message, MessageEvent, PollCursor
-from dispatcher.sandbox.core import Ledger, SandboxServer
-from dispatcher.sandbox.itcloud import ItCloudSim
-from tests.conftest import BOGOTA_10AM, REDIS_URL, fresh_pg_database, unavailable, wipe_redis
-from tests.test_pipeline import free_port, wait_for
+from tests.conftest import REDIS_URL
+from tests.workers import free_port, itcloud_vendor, wait_for, worker_stack
 
 pytestmark = pytest.mark.worker
-ROOT = Path(__file__).resolve().parent.parent
 #: account key → IT Cloud user
 USERS = {"co-main": "ops@example.com", "co-alt": "alt@example.com"}
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("Redis", exc)
-    wipe_redis(client)
-    clock = FileClock(tmp_path / "clock")
-    clock.set(BOGOTA_10AM)
-    ledger = Ledger()
-    sim = ItCloudSim(ledger, clock)
-    accounts = ""
-    for key, user in USERS.items():
-        sim.add_user(user, f"tok-{key}-123456")
-        accounts += (
-            f'[accounts.{key}]\nvendor = "itcloud"\nbase_url = "{{url}}"\nuser = "{user}"\n'
-            f'token = "${{TOKEN_{key.replace("-", "_").upper()}}}"\nretry_base = 0.2\nretry_max = 1\n'
-        )
-    server = SandboxServer({"itcloud": sim}).start()
-    (tmp_path / "accounts.toml").write_text(accounts.replace("{url}", server.url("itcloud")))
+    users = {
+        key: (user, f"TOKEN_{key.replace('-', '_').upper()}", f"tok-{key}-123456") for key, user in USERS.items()
+    }
+    settings = "retry_base = 0.2\nretry_max = 1\n"
     port = free_port()
-    with fresh_pg_database() as db_url:
-        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        env.update(
-            DATABASE_URL=db_url,
-            REDIS_URL=REDIS_URL,
-            DISPATCHER_ACCOUNTS=str(tmp_path / "accounts.toml"),
-            DISPATCHER_CLOCK_FILE=str(clock.path),
-            DISPATCHER_SWEEP_SECONDS="0.5",
-            DISPATCHER_METRICS_PORT=str(port),
-            TOKEN_CO_MAIN="tok-co-main-123456",
-            TOKEN_CO_ALT="tok-co-alt-123456",
-            PYTHONPATH=str(ROOT),
-        )
-        celery = [sys.executable, "-m", "celery", "-A", "tasks"]
-        log = tmp_path / "worker.log"
-        worker = subprocess.Popen(
-            [*celery, "worker", "--concurrency=2", "-Q", "jobs,send,poll", "--loglevel=INFO",
-             "--without-mingle", "--without-gossip", "-n", "metrics@%h"],
-            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        beat = subprocess.Popen(
-            [*celery, "beat", "--schedule", str(tmp_path / "beat-schedule"), "--loglevel=INFO"],
-            cwd=ROOT, env=env, stdout=(tmp_path / "beat.log").open("w"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        engine = make_engine(db_url)
-        try:
-            wait_for(lambda: "ready." in log.read_text(), 30, "the worker to start")
-            yield {"engine": engine, "sim": sim, "ledger": ledger, "clock": clock, "port": port, "log": log}
-        finally:
-            for proc in (worker, beat):
-                proc.send_signal(signal.SIGTERM)
-            for proc in (worker, beat):
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            engine.dispose()
-            server.stop()
-            wipe_redis(client)
+    with (
+        itcloud_vendor(tmp_path, settings=settings, users=users) as vendor,
+        worker_stack(
+            tmp_path, {**vendor.env, "DISPATCHER_METRICS_PORT": str(port)}, unset=("PROMETHEUS_MULTIPROC_DIR",)
+        ) as stack,
+    ):
+        stack.worker("metrics", concurrency=2)
+        stack.beat("beat", "--loglevel=INFO")
+        stack.ready()
+        yield {
+            "engine": stack.engine, "sim": vendor.sim, "ledger": vendor.ledger, "clock": vendor.clock,
+            "port": port, "log": stack.worker_log,
+        }  # fmt: skip
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -33,8 +33,7 @@ from dispatcher.jobs import CHUNK, ingest_job, ingest_stream
 from dispatcher.models import Batch, Job, Message, MessageEvent
 from dispatcher.operator import CANCEL_REASON, cancel_job
 from tests.conftest import BOGOTA_10AM, REDIS_URL
-from tests.itcloud_stack import ItCloudStack, itcloud_stack
-from tests.test_pipeline import wait_for
+from tests.workers import Stack, itcloud_stack, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "tok-operator-5512"
@@ -292,14 +291,14 @@ def test_submit_shows_progress_on_a_terminal_and_only_the_job_id_on_stdout(
 # --- with a real worker, beat, Redis and the IT Cloud simulator --------------------------------
 
 
-def cli(stack: ItCloudStack, *argv: str) -> subprocess.CompletedProcess[str]:
+def cli(stack: Stack, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dispatcher.cli", *argv],
         cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
 
-def numbers_sent(stack: ItCloudStack) -> list[str]:
+def numbers_sent(stack: Stack) -> list[str]:
     """Every number of every send request the simulator got, in order ('+57...')."""
     found = []
     for request in stack.ledger.of("itcloud", "/api/sendsms"):
@@ -307,7 +306,7 @@ def numbers_sent(stack: ItCloudStack) -> list[str]:
     return found
 
 
-def submit_json(stack: ItCloudStack, recipients: list[str]) -> str:
+def submit_json(stack: Stack, recipients: list[str]) -> str:
     job = stack.tmp / "job.json"
     job.write_text(json.dumps({"account": "co-main", "text": "Hola", "recipients": recipients}))
     done = cli(stack, "submit", str(job))

@@ -6,13 +6,10 @@ them: a Celery message on queue ``jobs``. Time is moved through the clock file, 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,16 +22,15 @@ from sqlalchemy import Engine, func, select
 
 from dispatcher.clock import FileClock
 from dispatcher.config import load_accounts
-from dispatcher.db import make_engine
 from dispatcher.models import Batch, InboundMessage, Job, Message, OptOut
 from dispatcher.sandbox.core import Ledger, Progress, SandboxServer
 from dispatcher.sandbox.itcloud import ItCloudSim
 from dispatcher.sandbox.world import OGANGI_CODE, SECRETS, SMSCLICK_RULE, VOIP_NUMBER, build_world
 from dispatcher.webhooks import make_app
-from tests.conftest import BOGOTA_10AM, REDIS_URL, fresh_pg_database, unavailable, wipe_redis
+from tests.conftest import BOGOTA_10AM, REDIS_URL
+from tests.workers import accounts_env, free_port, itcloud_account, wait_for, worker_stack
 
 pytestmark = pytest.mark.worker
-ROOT = Path(__file__).resolve().parent.parent
 USERS = ["main", "window", "retry", "down", "slow", "idem", "redeliver", "malformed"]
 
 
@@ -74,44 +70,18 @@ class Stack:
             return conn.execute(select(Job).where(Job.id == job_id)).first()
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_accounts(path: Path, base_url: str, down_url: str) -> None:
     tables = []
     for user in USERS:
         url = down_url if user == "down" else base_url
         extra = "read_timeout = 0.5\n" if user == "slow" else ""
-        tables.append(
-            f'[accounts.co-{user}]\nvendor = "itcloud"\nbase_url = "{url}"\nuser = "{user}@example.com"\n'
-            f'token = "${{ITCLOUD_TOKEN}}"\nretry_base = 0.2\nretry_max = 1.0\nmax_attempts = 30\n{extra}'
-        )
+        settings = f"retry_base = 0.2\nretry_max = 1.0\nmax_attempts = 30\n{extra}"
+        tables.append(itcloud_account(f"co-{user}", url, f"{user}@example.com", settings=settings))
     path.write_text("\n".join(tables))
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("Redis", exc)
-    wipe_redis(client)
     tmp = tmp_path_factory.mktemp("stack")
     clock = FileClock(tmp / "clock")
     clock.set(BOGOTA_10AM)
@@ -125,65 +95,41 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     write_accounts(tmp / "accounts.toml", world.url("itcloud"), f"http://127.0.0.1:{down_port}/itcloud")
     with (tmp / "accounts.toml").open("a") as accounts:
         accounts.write("\n" + world.accounts_toml())
-    with fresh_pg_database() as db_url:
-        env = {
-            **os.environ,
-            "DATABASE_URL": db_url,
-            "REDIS_URL": REDIS_URL,
-            "DISPATCHER_ACCOUNTS": str(tmp / "accounts.toml"),
-            "DISPATCHER_CLOCK_FILE": str(clock.path),
-            "DISPATCHER_SWEEP_SECONDS": "0.5",
-            "DISPATCHER_POLL_SECONDS": "1",
-            "ITCLOUD_TOKEN": "tok-pipeline-1234",
-            **SECRETS,
-            "PYTHONPATH": str(ROOT),
-        }
-        celery = [sys.executable, "-m", "celery", "-A", "tasks"]
-        # Two worker nodes (as on two hosts): one with 2 processes, one with 1.
-        worker_log, other_log, beat_log = tmp / "worker.log", tmp / "worker-b.log", tmp / "beat.log"
-        procs = [
-            subprocess.Popen(
-                [*celery, "worker", "--concurrency=2", "-Q", "jobs,send,poll", "--loglevel=INFO",
-                 "--without-mingle", "--without-gossip", "-n", "pipeline-a@%h"],
-                cwd=ROOT, env=env, stdout=worker_log.open("w"), stderr=subprocess.STDOUT,
-            ),
-            subprocess.Popen(
-                [*celery, "worker", "--concurrency=1", "-Q", "send", "--loglevel=INFO",
-                 "--without-mingle", "--without-gossip", "-n", "pipeline-b@%h"],
-                cwd=ROOT, env=env, stdout=other_log.open("w"), stderr=subprocess.STDOUT,
-            ),
-            subprocess.Popen(
-                [*celery, "beat", "--schedule", str(tmp / "beat-schedule"), "--loglevel=INFO"],
-                cwd=ROOT, env=env, stdout=beat_log.open("w"), stderr=subprocess.STDOUT,
-            ),
-        ]  # fmt: skip
-        engine = make_engine(db_url)
-        producer = Celery(broker=REDIS_URL)
-        accounts = load_accounts(tmp / "accounts.toml", env)
-        hooks = uvicorn.Server(
-            uvicorn.Config(make_app(engine, accounts, clock), port=hook_port, log_level="warning", lifespan="off")
-        )
-        threading.Thread(target=hooks.run, daemon=True).start()
-        try:
-            for log in (worker_log, other_log):
-                wait_for(lambda log=log: "ready." in log.read_text(), 30, f"{log.name} to start")
-            stack = Stack(engine, sim, ledger, clock, producer, down_port)
-            stack.world = world
-            yield stack
-        finally:
-            hooks.should_exit = True
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            engine.dispose()
-            world.stop()
-            wipe_redis(client)
-            if os.environ.get("SMSD_SHOW_WORKER_LOG"):
-                print(worker_log.read_text()[-20000:])
+    env = {
+        **accounts_env(tmp / "accounts.toml", clock),
+        "DISPATCHER_POLL_SECONDS": "1",
+        "ITCLOUD_TOKEN": "tok-pipeline-1234",
+        **SECRETS,
+    }
+    try:
+        with worker_stack(tmp, env) as running:
+            # Two worker nodes (as on two hosts): one with 2 processes, one with 1.
+            running.worker("pipeline-a", concurrency=2)
+            running.worker("pipeline-b", name="worker-b", queues="send")
+            running.beat("beat", "--loglevel=INFO")
+            with webhooks(running.engine, load_accounts(tmp / "accounts.toml", running.env), clock, hook_port):
+                for name in ("worker", "worker-b"):
+                    running.ready(name, 30, f"{name}.log to start")
+                stack = Stack(running.engine, sim, ledger, clock, Celery(broker=REDIS_URL), down_port)
+                stack.world = world
+                yield stack
+    finally:
+        world.stop()
+        if os.environ.get("SMSD_SHOW_WORKER_LOG"):
+            print((tmp / "worker.log").read_text()[-20000:])
+
+
+@contextmanager
+def webhooks(engine: Engine, accounts: Any, clock: FileClock, port: int) -> Iterator[None]:
+    """The webhook app on ``port``, in a thread, while the block runs."""
+    hooks = uvicorn.Server(
+        uvicorn.Config(make_app(engine, accounts, clock), port=port, log_level="warning", lifespan="off")
+    )
+    threading.Thread(target=hooks.run, daemon=True).start()
+    try:
+        yield
+    finally:
+        hooks.should_exit = True
 
 
 @pytest.fixture(autouse=True)

@@ -17,10 +17,9 @@ import pytest
 from kombu import Connection, Exchange, Producer
 from sqlalchemy import select
 
-from dispatcher.db import make_engine
 from dispatcher.models import Job, Message
-from tests.conftest import REDIS_URL, fresh_pg_database, unavailable, wipe_redis
-from tests.workers import celery_worker, children, itcloud_vendor, producer, stop, submit, wait_for
+from tests.conftest import REDIS_URL
+from tests.workers import children, itcloud_vendor, producer, submit, wait_for, worker_stack
 
 pytestmark = pytest.mark.worker
 
@@ -65,25 +64,10 @@ def push_envelope(text: str) -> None:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("Redis", exc)
-    wipe_redis(client)
-    with itcloud_vendor(tmp_path) as vendor, fresh_pg_database() as db_url:
-        log = tmp_path / "worker.log"
-        worker = celery_worker({**vendor.env, "DATABASE_URL": db_url}, log, "poison")
-        engine = make_engine(db_url)
-        try:
-            wait_for(lambda: "ready." in log.read_text(), 60, "the worker to start")
-            yield {"engine": engine, "vendor": vendor, "worker": worker, "log": log}
-        finally:
-            stop(worker)
-            engine.dispose()
-            wipe_redis(client)
+    with itcloud_vendor(tmp_path) as vendor, worker_stack(tmp_path, vendor.env) as running:
+        worker = running.worker("poison")
+        running.ready(timeout=60)
+        yield {"engine": running.engine, "vendor": vendor, "worker": worker, "log": running.worker_log}
 
 
 def job_row(engine: Any, job_id: str) -> Any:

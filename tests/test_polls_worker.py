@@ -7,10 +7,8 @@ accounts' poll interval lets one poll of each kind run, however often the beats 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,15 +20,13 @@ from celery import Celery
 from sqlalchemy import func, select
 
 from dispatcher.clock import FileClock
-from dispatcher.db import make_engine
 from dispatcher.models import DeliveryReport, Message, MessageEvent, PollCursor
 from dispatcher.sandbox.core import Progress
 from dispatcher.sandbox.world import SECRETS, build_world
-from tests.conftest import BOGOTA_10AM, REDIS_URL, fresh_pg_database, unavailable, wipe_redis
-from tests.test_pipeline import wait_for
+from tests.conftest import BOGOTA_10AM, REDIS_URL
+from tests.workers import accounts_env, wait_for, worker_stack
 
 pytestmark = pytest.mark.worker
-ROOT = Path(__file__).resolve().parent.parent
 #: seconds of the accounts' status and reply poll intervals (on the clock file)
 INTERVAL = 30
 SMSCLOUDS, SMSCLICK = 2000, 200
@@ -38,52 +34,23 @@ SMSCLOUDS, SMSCLICK = 2000, 200
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("Redis", exc)
-    wipe_redis(client)
     clock = FileClock(tmp_path / "clock")
     clock.set(BOGOTA_10AM)
     world = build_world(clock, Progress(to_sent=2, to_final=5, delivered_rate=0.9, reply_rate=0))
     every = {"status_poll_seconds": INTERVAL, "reply_poll_seconds": INTERVAL}
     (tmp_path / "accounts.toml").write_text(world.accounts_toml(**{"mx-smsclouds": every, "mx-smsclick": every}))
-    with fresh_pg_database() as db_url:
-        env = {**os.environ, **SECRETS, "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL,
-               "DISPATCHER_ACCOUNTS": str(tmp_path / "accounts.toml"), "DISPATCHER_CLOCK_FILE": str(clock.path),
-               "DISPATCHER_SWEEP_SECONDS": "0.5", "DISPATCHER_POLL_SECONDS": "0.5",
-               "PYTHONPATH": str(ROOT)}  # fmt: skip
-        celery = [sys.executable, "-m", "celery", "-A", "tasks"]
+    env = {**SECRETS, **accounts_env(tmp_path / "accounts.toml", clock), "DISPATCHER_POLL_SECONDS": "0.5"}
+    try:
+        with worker_stack(tmp_path, env) as running:
+            running.worker("polls", concurrency=2)
+            running.ready(timeout=60)
 
-        def start(name: str, *args: str) -> subprocess.Popen[bytes]:
-            log = (tmp_path / f"{name}.log").open("w")
-            return subprocess.Popen([*celery, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            def beat(name: str) -> subprocess.Popen[bytes]:
+                return running.beat(name, "--loglevel=INFO")
 
-        def beat(name: str) -> subprocess.Popen[bytes]:
-            return start(name, "beat", "--schedule", str(tmp_path / f"{name}-schedule"), "--loglevel=INFO")
-
-        procs = {
-            "worker": start("worker", "worker", "--concurrency=2", "-Q", "jobs,send,poll", "--loglevel=INFO",
-                            "--without-mingle", "--without-gossip", "-n", "polls@%h"),
-        }  # fmt: skip
-        engine = make_engine(db_url)
-        try:
-            wait_for(lambda: "ready." in (tmp_path / "worker.log").read_text(), 60, "the worker to start")
-            yield {"engine": engine, "world": world, "clock": clock, "procs": procs, "beat": beat}
-        finally:
-            for proc in procs.values():
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs.values():
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            engine.dispose()
-            world.stop()
-            wipe_redis(client)
+            yield {"engine": running.engine, "world": world, "clock": clock, "procs": running.procs, "beat": beat}
+    finally:
+        world.stop()
 
 
 def test_polls_bring_every_message_to_its_final_state_once_across_a_beat_restart(stack: dict[str, Any]) -> None:

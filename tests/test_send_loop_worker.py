@@ -6,10 +6,6 @@ IT Cloud simulator, which can hold its reply far longer than that. Time moves th
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,80 +15,25 @@ import pytest
 from celery import Celery
 from sqlalchemy import select, update
 
-from dispatcher.clock import FileClock
-from dispatcher.db import make_engine
 from dispatcher.models import Batch, Message, MessageEvent
-from dispatcher.sandbox.core import Ledger, SandboxServer
-from dispatcher.sandbox.itcloud import ItCloudSim
-from tests.conftest import BOGOTA_10AM, BOGOTA_2130, REDIS_URL, fresh_pg_database, unavailable, wipe_redis
-from tests.test_pipeline import wait_for
+from tests.conftest import BOGOTA_10AM, BOGOTA_2130, REDIS_URL
+from tests.workers import itcloud_vendor, wait_for, worker_stack
 
 pytestmark = pytest.mark.worker
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "tok-soft-limit-1234"
 
 
 @pytest.fixture
 def short_limit(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("Redis", exc)
-    wipe_redis(client)
-    clock = FileClock(tmp_path / "clock")
-    clock.set(BOGOTA_10AM)
-    ledger = Ledger()
-    sim = ItCloudSim(ledger, clock)
-    sim.add_user("ops@example.com", TOKEN)
-    server = SandboxServer({"itcloud": sim}).start()
-    (tmp_path / "accounts.toml").write_text(
-        f'[accounts.co-main]\nvendor = "itcloud"\nbase_url = "{server.url("itcloud")}"\n'
-        'user = "ops@example.com"\ntoken = "${ITCLOUD_TOKEN}"\nread_timeout = 30\n'
-    )
-    with fresh_pg_database() as db_url:
-        env = {
-            **os.environ,
-            "DATABASE_URL": db_url,
-            "REDIS_URL": REDIS_URL,
-            "DISPATCHER_ACCOUNTS": str(tmp_path / "accounts.toml"),
-            "DISPATCHER_CLOCK_FILE": str(clock.path),
-            "DISPATCHER_SWEEP_SECONDS": "0.5",
-            "DISPATCHER_SOFT_TIME_LIMIT": "2",
-            "DISPATCHER_SEND_BUDGET": "1",
-            "ITCLOUD_TOKEN": TOKEN,
-            "PYTHONPATH": str(ROOT),
-        }
-        celery = [sys.executable, "-m", "celery", "-A", "tasks"]
-        log = tmp_path / "worker.log"
-        procs = [
-            subprocess.Popen(
-                [*celery, "worker", "--concurrency=1", "-Q", "jobs,send,poll", "--loglevel=INFO",
-                 "--without-mingle", "--without-gossip", "-n", "soft@%h"],
-                cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-            ),
-            subprocess.Popen(
-                [*celery, "beat", "--schedule", str(tmp_path / "beat-schedule"), "--loglevel=INFO"],
-                cwd=ROOT, env=env, stdout=(tmp_path / "beat.log").open("w"), stderr=subprocess.STDOUT,
-            ),
-        ]  # fmt: skip
-        engine = make_engine(db_url)
-        try:
-            wait_for(lambda: "ready." in log.read_text(), 30, "the worker to start")
-            yield {"engine": engine, "sim": sim, "ledger": ledger, "log": log, "clock": clock}
-        finally:
-            for proc in procs:
-                proc.send_signal(signal.SIGTERM)
-            for proc in procs:
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            engine.dispose()
-            server.stop()
-            wipe_redis(client)
+    limits = {"DISPATCHER_SOFT_TIME_LIMIT": "2", "DISPATCHER_SEND_BUDGET": "1"}
+    with itcloud_vendor(tmp_path, TOKEN) as vendor, worker_stack(tmp_path, {**vendor.env, **limits}) as stack:
+        stack.worker("soft")
+        stack.beat("beat", "--loglevel=INFO")
+        stack.ready()
+        yield {
+            "engine": stack.engine, "sim": vendor.sim, "ledger": vendor.ledger, "log": stack.worker_log,
+            "clock": vendor.clock,
+        }  # fmt: skip
 
 
 def test_the_soft_limit_mid_request_leaves_unknown_in_a_real_worker(short_limit: dict[str, Any]) -> None:

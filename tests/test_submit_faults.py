@@ -18,9 +18,17 @@ from sqlalchemy.engine import make_url
 
 from dispatcher.db import make_engine
 from dispatcher.models import Job, Message
-from tests.conftest import REDIS_URL, fresh_pg_database, unavailable, wipe_redis
+from tests.conftest import empty_redis, fresh_pg_database, wipe_redis
 from tests.faults.proxy import PgProxy, wait_until_refused
-from tests.workers import celery_beat, celery_worker, itcloud_vendor, producer, stop, submit, wait_for
+from tests.workers import (
+    celery_beat,
+    celery_worker,
+    itcloud_vendor,
+    producer,
+    stop,
+    submit,
+    wait_for,
+)
 
 pytestmark = pytest.mark.worker
 JOBS = 5
@@ -30,20 +38,13 @@ RECIPIENTS = 1500
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("Redis", exc)
-    wipe_redis(client)
+    client = empty_redis()
     with itcloud_vendor(tmp_path) as vendor, fresh_pg_database() as db_url:
         url = make_url(db_url)
         proxy = PgProxy(url.port or 5432).start()
         env = {**vendor.env, "DATABASE_URL": url.set(port=proxy.port).render_as_string(hide_password=False)}
         log = tmp_path / "worker.log"
-        worker = celery_worker(env, log, "pgdown", "--concurrency=2")
+        worker = celery_worker(env, log, "pgdown", concurrency=2)
         beat = celery_beat(env, tmp_path / "beat.log", tmp_path / "beat-schedule")
         engine = make_engine(db_url)  # the test itself reads PostgreSQL directly
         try:

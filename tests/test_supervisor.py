@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from dispatcher.db import make_engine
 from dispatcher.models import Message
-from tests.conftest import REDIS_URL, fresh_pg_database, unavailable, wipe_redis
+from tests.conftest import empty_redis, fresh_pg_database, wipe_redis
 from tests.workers import WORKER_ARGS, children, itcloud_vendor, producer, start, submit, wait_for
 
 pytestmark = pytest.mark.worker
@@ -31,14 +31,7 @@ def alive(pid: int) -> bool:
 
 
 def test_a_killed_worker_comes_back_and_a_stopped_one_stays_stopped(tmp_path: Path) -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("Redis", exc)
-    wipe_redis(client)
+    client = empty_redis()
     log = tmp_path / "supervisor.log"
     with itcloud_vendor(tmp_path) as vendor, fresh_pg_database() as db_url:
         command = [sys.executable, "-m", "dispatcher.cli", "worker", "--", *WORKER_ARGS, "-n", "supervised@%h"]

@@ -6,7 +6,6 @@ the account configured."""
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 import tomllib
@@ -33,6 +32,7 @@ from dispatcher.vendors import VENDORS
 from dispatcher.vendors.push import PushReceiver
 from dispatcher.webhooks import MAX_BODY, make_app
 from tests.conftest import BOGOTA_10AM, FakeClock
+from tests.workers import free_port
 
 SECRET = SECRETS["SANDBOX_WEBHOOK_SECRET"]
 #: keyword auto-reply of the smsclouds sandbox customer, filled with the push's own fields
@@ -60,12 +60,6 @@ PUSHES: dict[str, tuple[str, str, dict[str, str], dict[str, str]]] = {
 def count(engine: Engine, model: Any) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(model)).scalar_one()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

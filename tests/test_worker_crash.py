@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,80 +18,23 @@ import pytest
 from celery import Celery
 from sqlalchemy import func, select
 
-from dispatcher.clock import FileClock
-from dispatcher.db import make_engine
 from dispatcher.models import Message, MessageEvent
-from dispatcher.sandbox.core import Ledger, SandboxServer
-from dispatcher.sandbox.itcloud import ItCloudSim
-from tests.conftest import BOGOTA_10AM, REDIS_URL, fresh_pg_database, unavailable, wipe_redis
-from tests.test_pipeline import wait_for
+from tests.conftest import REDIS_URL
+from tests.workers import children, itcloud_vendor, wait_for, worker_stack
 
 pytestmark = pytest.mark.worker
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
 def crashable(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable("Redis", exc)
-    wipe_redis(client)
-    clock = FileClock(tmp_path / "clock")
-    clock.set(BOGOTA_10AM)
-    ledger = Ledger()
-    sim = ItCloudSim(ledger, clock)
-    sim.add_user("ops@example.com", "tok-crash-123456")
-    server = SandboxServer({"itcloud": sim}).start()
-    (tmp_path / "accounts.toml").write_text(
-        f'[accounts.co-main]\nvendor = "itcloud"\nbase_url = "{server.url("itcloud")}"\n'
-        'user = "ops@example.com"\ntoken = "${ITCLOUD_TOKEN}"\nread_timeout = 30\n'
-    )
-    with fresh_pg_database() as db_url:
-        env = {
-            **os.environ,
-            "DATABASE_URL": db_url,
-            "REDIS_URL": REDIS_URL,
-            "DISPATCHER_ACCOUNTS": str(tmp_path / "accounts.toml"),
-            "DISPATCHER_CLOCK_FILE": str(clock.path),
-            "DISPATCHER_SWEEP_SECONDS": "0.5",
-            "ITCLOUD_TOKEN": "tok-crash-123456",
-            "PYTHONPATH": str(ROOT),
-        }
-        celery = [sys.executable, "-m", "celery", "-A", "tasks"]
-        log = tmp_path / "worker.log"
-        worker = subprocess.Popen(
-            [*celery, "worker", "--concurrency=1", "-Q", "jobs,send,poll", "--loglevel=INFO",
-             "--without-mingle", "--without-gossip", "-n", "crash@%h"],
-            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        beat = subprocess.Popen(
-            [*celery, "beat", "--schedule", str(tmp_path / "beat-schedule"), "--loglevel=INFO"],
-            cwd=ROOT, env=env, stdout=(tmp_path / "beat.log").open("w"), stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        engine = make_engine(db_url)
-        try:
-            wait_for(lambda: "ready." in log.read_text(), 30, "the worker to start")
-            yield {"engine": engine, "sim": sim, "ledger": ledger, "clock": clock, "worker": worker, "log": log}
-        finally:
-            for proc in (worker, beat):
-                proc.send_signal(signal.SIGTERM)
-            for proc in (worker, beat):
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            engine.dispose()
-            server.stop()
-            wipe_redis(client)
-
-
-def children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in found]
+    with itcloud_vendor(tmp_path, "tok-crash-123456") as vendor, worker_stack(tmp_path, vendor.env) as stack:
+        worker = stack.worker("crash")
+        stack.beat("beat", "--loglevel=INFO")
+        stack.ready()
+        yield {
+            "engine": stack.engine, "sim": vendor.sim, "ledger": vendor.ledger, "clock": vendor.clock,
+            "worker": worker, "log": stack.worker_log,
+        }  # fmt: skip
 
 
 def test_a_worker_killed_mid_request_leaves_unknown_and_sends_nothing_twice(crashable: dict[str, Any]) -> None:

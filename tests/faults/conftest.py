@@ -18,7 +18,8 @@ from tests.conftest import BOGOTA_10AM, fresh_pg_database, unavailable
 from tests.faults import report
 from tests.faults.processes import ROOT, RedisServer, Supervised
 from tests.faults.proxy import PgProxy
-from tests.faults.stack import FaultStack, wait_for
+from tests.faults.stack import FaultStack
+from tests.workers import wait_for
 
 #: seconds each simulated vendor takes to answer, outside a latency storm
 BASE_LATENCY = 0.05

@@ -16,7 +16,8 @@ import redis
 
 from tests.faults.conftest import CONCURRENCY, POLICY
 from tests.faults.report import Outcome, judge
-from tests.faults.stack import OPTIONS, FaultStack, FlightRecorder, Submitted, wait_for
+from tests.faults.stack import OPTIONS, FaultStack, FlightRecorder, Submitted
+from tests.workers import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.worker]
 #: times the pool processes are killed mid-request before the whole worker is
