@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine, func, insert, select, update
@@ -82,6 +82,10 @@ class InlineJob(JobHeader):
     recipients: list[Any] = Field(min_length=1, max_length=MAX_INLINE_RECIPIENTS)
 
 
+#: the job or its header, as ``_read`` reads it
+_Model = TypeVar("_Model", bound=JobHeader)
+
+
 @dataclass
 class IngestResult:
     """What ingest did with a job."""
@@ -103,13 +107,9 @@ def ingest_job(
     job_id = job_id or str(uuid.uuid4())
     if not isinstance(raw, Mapping):
         return reject_job(engine, job_id, None, f"a job must be a JSON object, not {type(raw).__name__}", now, raw)
-    problem = _header_problem(raw)
-    if problem:
-        return reject_job(engine, job_id, raw.get("account"), problem, now, raw)
-    try:
-        job = InlineJob.model_validate(raw)
-    except ValidationError as exc:
-        return reject_job(engine, job_id, raw.get("account"), describe(exc), now, raw)
+    job = _read(engine, job_id, raw, InlineJob, now)
+    if isinstance(job, IngestResult):
+        return job
     header = JobHeader.model_validate({name: getattr(job, name) for name in JobHeader.model_fields})
     return _ingest(engine, accounts, header, job.recipients, now, job_id, raw)
 
@@ -127,14 +127,23 @@ def ingest_stream(
     raw = header.model_dump() if isinstance(header, JobHeader) else header
     if not isinstance(raw, Mapping):
         return reject_job(engine, job_id, None, "a job's header must be an object", now, raw)
+    checked = _read(engine, job_id, raw, JobHeader, now)
+    if isinstance(checked, IngestResult):
+        return checked
+    return _ingest(engine, accounts, checked, recipients, now, job_id, raw)
+
+
+def _read(
+    engine: Engine, job_id: str, raw: Mapping[Any, Any], model: type[_Model], now: datetime
+) -> _Model | IngestResult:
+    """Check a job (or its header) and read it as ``model``; or store its rejection and return that."""
     problem = _header_problem(raw)
     if problem:
         return reject_job(engine, job_id, raw.get("account"), problem, now, raw)
     try:
-        checked = JobHeader.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         return reject_job(engine, job_id, raw.get("account"), describe(exc), now, raw)
-    return _ingest(engine, accounts, checked, recipients, now, job_id, raw)
 
 
 def _header_problem(raw: Mapping[Any, Any]) -> str | None:
