@@ -1,6 +1,6 @@
 """The vendor adapter protocol: limits, the outcome vocabulary, and the one HTTP-status helper.
 
-An adapter is sans-I/O: it turns a batch into ``httpx.Request`` objects and an
+An adapter is sans-I/O: it turns outgoing recipients into ``httpx.Request`` objects and an
 ``httpx.Response`` into one ``Result`` per recipient. It opens no connection and reads no clock;
 the sender (``dispatcher.sending``) runs the requests, decides retries and records states.
 
@@ -90,7 +90,7 @@ class Account:
 
 @dataclass(frozen=True)
 class Recipient:
-    """One message of a batch: its row id, E.164 phone and final text."""
+    """One message to send: its row id, E.164 phone and final text."""
 
     message_id: int
     phone: str
@@ -99,8 +99,12 @@ class Recipient:
 
 
 @dataclass(frozen=True)
-class Batch:
-    """Recipients one account sends in one go, with the job's vendor options."""
+class Outgoing:
+    """Recipients one account sends in one go, with the job's vendor options.
+
+    Not the database's ``models.Batch``: that row is the unit a send task claims; this is what one
+    ``build_send`` call turns into requests (part of a batch, or all of it).
+    """
 
     recipients: Sequence[Recipient]
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -150,8 +154,8 @@ class Adapter(Protocol):
         """Return why this recipient cannot go through this vendor, or None; no request is made."""
         ...
 
-    def build_send(self, account: Account, batch: Batch) -> list[SendRequest]:
-        """Return the requests that send this batch."""
+    def build_send(self, account: Account, outgoing: Outgoing) -> list[SendRequest]:
+        """Return the requests that send these recipients."""
         ...
 
     def parse_send(self, account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:

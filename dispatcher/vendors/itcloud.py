@@ -30,11 +30,11 @@ from dispatcher.vendors.abilities import Abilities, BalanceQuery, Credentials
 from dispatcher.vendors.base import (
     Account,
     Balance,
-    Batch,
     CodeRule,
     Inbound,
     Limits,
     Outcome,
+    Outgoing,
     Recipient,
     Result,
     SendRequest,
@@ -112,9 +112,9 @@ def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | N
     return None
 
 
-def build_send(account: Account, batch: Batch) -> list[SendRequest]:
+def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
     """One form POST per text and per 1000 numbers (the manual's block; the planner cuts the same)."""
-    recipients = list(batch.recipients)
+    recipients = list(outgoing.recipients)
     texts = {r.text for r in recipients}
     if len(texts) != 1 or len(recipients) > limits.batch_size:
         # One request has one SMSText: personalised texts go one request per text. And never more
@@ -122,11 +122,11 @@ def build_send(account: Account, batch: Batch) -> list[SendRequest]:
         same_text = [[r for r in recipients if r.text == text] for text in sorted(texts)]
         size = limits.batch_size
         return [
-            _request(account, group[start : start + size], batch.options)
+            _request(account, group[start : start + size], outgoing.options)
             for group in same_text
             for start in range(0, len(group), size)
         ]
-    return [_request(account, recipients, batch.options)]
+    return [_request(account, recipients, outgoing.options)]
 
 
 def _request(account: Account, recipients: list[Recipient], options: Mapping[str, Any]) -> SendRequest:

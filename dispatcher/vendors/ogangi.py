@@ -36,12 +36,12 @@ from dispatcher.text import is_gsm7
 from dispatcher.vendors.abilities import Abilities, Credentials, Paged
 from dispatcher.vendors.base import (
     Account,
-    Batch,
     CodeRule,
     DeliveryState,
     Inbound,
     Limits,
     Outcome,
+    Outgoing,
     Recipient,
     Result,
     SendRequest,
@@ -174,15 +174,15 @@ def sign(message: str, private_key: str) -> str:
     return hmac.new(private_key.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def build_send(account: Account, batch: Batch) -> list[SendRequest]:
+def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
     """One signed GET per recipient, by ``tools/sendSMS`` (the default) or ``sendMT``."""
-    options = batch.options
+    options = outgoing.options
     chosen = options.get("method") or "sendSMS"
     # Checked options carry the path ("tools/sendSMS"); raw ones may carry the name ("sendSMS").
     method = chosen if chosen in METHODS.values() else METHODS.get(chosen, "tools/sendSMS")
     carrier, sender = _route(account, options)
     requests = []
-    for recipient in batch.recipients:
+    for recipient in outgoing.recipients:
         mobile, text = _digits(recipient.phone), _b64(recipient.text)
         if method == METHODS["pin"]:
             pin = build_pin(account, recipient.phone, recipient.text, options.get("pin_length", PIN_LENGTH))

@@ -35,12 +35,12 @@ from dispatcher.vendors.abilities import Abilities, BalanceQuery, ByDateRange, B
 from dispatcher.vendors.base import (
     Account,
     Balance,
-    Batch,
     CodeRule,
     DeliveryState,
     Inbound,
     Limits,
     Outcome,
+    Outgoing,
     Recipient,
     Result,
     SendRequest,
@@ -123,17 +123,17 @@ def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | N
     return None
 
 
-def build_send(account: Account, batch: Batch) -> list[SendRequest]:
+def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
     """One form POST per recipient: ``sendMsg.json`` takes a single TELEFONO."""
     sends = []
-    for r in batch.recipients:
+    for r in outgoing.recipients:
         number = vendor_number(r.phone)
         if number is None:
             # Its digits could be someone's Mexican number; the sender checks first.
-            raise ValueError(check_recipient(r, batch.options))
+            raise ValueError(check_recipient(r, outgoing.options))
         form = {"APIKEY": account.params["apikey"], "TELEFONO": number, "MENSAJE": r.text}
-        if batch.options.get("ID_REGLA_INTERACTIVA") is not None:
-            form["ID_REGLA_INTERACTIVA"] = str(batch.options["ID_REGLA_INTERACTIVA"])
+        if outgoing.options.get("ID_REGLA_INTERACTIVA") is not None:
+            form["ID_REGLA_INTERACTIVA"] = str(outgoing.options["ID_REGLA_INTERACTIVA"])
         sends.append(SendRequest(_post(account, "sendMsg.json", form), [r]))
     return sends
 

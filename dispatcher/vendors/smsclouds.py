@@ -46,12 +46,12 @@ from dispatcher.vendors.abilities import Abilities, BalanceQuery, ByDateRange, B
 from dispatcher.vendors.base import (
     Account,
     Balance,
-    Batch,
     CodeRule,
     DeliveryState,
     Inbound,
     Limits,
     Outcome,
+    Outgoing,
     Recipient,
     Result,
     SendRequest,
@@ -146,18 +146,18 @@ def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | N
     return _unsendable(recipient)
 
 
-def build_send(account: Account, batch: Batch) -> list[SendRequest]:
+def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
     """One JSON POST per route, text and encoding."""
-    if _channel(batch.options) != "sms":
-        return _campaigns().build(account, batch)
+    if _channel(outgoing.options) != "sms":
+        return _campaigns().build(account, outgoing)
     groups: dict[tuple[int, str, bool], list[Recipient]] = {}
-    for r in batch.recipients:
+    for r in outgoing.recipients:
         why = _unsendable(r)
         route = vendor_number(r.phone)
         if why or route is None:
             # The sender checks first; never let such a number reach the vendor.
             raise ValueError(why or "smsclouds has no route for this number's country")
-        encode = batch.options.get("encode") is True or needs_encode(r.text + "".join(_used_vars(r)))
+        encode = outgoing.options.get("encode") is True or needs_encode(r.text + "".join(_used_vars(r)))
         groups.setdefault((route[0], r.text, encode), []).append(r)
     return [SendRequest(_message_request(account, *group, rs), rs) for group, rs in groups.items()]
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from dispatcher.vendors import smsclouds as sms
-from dispatcher.vendors.base import Account, Batch, Outcome, Recipient, Result, SendRequest
+from dispatcher.vendors.base import Account, Outcome, Outgoing, Recipient, Result, SendRequest
 
 CHANNELS = ("sms", "email", "voice")
 EMAIL_OPTIONS = {"channel", "subject", "attachment", "scheduled_date"}
@@ -52,17 +52,17 @@ def check(recipient: Recipient, channel: str) -> str | None:
     return None if sms.vendor_number(recipient.phone) else "smsclouds has no route for this number's country"
 
 
-def build(account: Account, batch: Batch) -> list[SendRequest]:
+def build(account: Account, outgoing: Outgoing) -> list[SendRequest]:
     """One campaign request per distinct text."""
-    channel = batch.options["channel"]
+    channel = outgoing.options["channel"]
     by_text: dict[str, list[Recipient]] = {}
-    for r in batch.recipients:
+    for r in outgoing.recipients:
         why = check(r, channel)
         if why:
             raise ValueError(why)
         by_text.setdefault(r.text, []).append(r)
     return [
-        SendRequest(_build(account, batch.options, text, [_person(r, channel) for r in rs]), rs)
+        SendRequest(_build(account, outgoing.options, text, [_person(r, channel) for r in rs]), rs)
         for text, rs in by_text.items()
     ]
 

@@ -35,12 +35,12 @@ from dispatcher.text import is_gsm7
 from dispatcher.vendors.abilities import Abilities, Credentials, Paged
 from dispatcher.vendors.base import (
     Account,
-    Batch,
     CodeRule,
     DeliveryState,
     Inbound,
     Limits,
     Outcome,
+    Outgoing,
     Recipient,
     Result,
     SendRequest,
@@ -136,15 +136,15 @@ def vendor_number(phone: str) -> str:
     return phone.strip().lstrip("+")
 
 
-def build_send(account: Account, batch: Batch) -> list[SendRequest]:
+def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
     """One form POST per distinct text (a request has one ``msg``), each with its numbers."""
     groups: dict[str, list[Recipient]] = {}
-    for recipient in batch.recipients:
+    for recipient in outgoing.recipients:
         groups.setdefault(recipient.text, []).append(recipient)
     requests = []
     for text, recipients in groups.items():
         form = {"to": ",".join(vendor_number(r.phone) for r in recipients), "msg": text}
-        form.update({name: str(batch.options[name]) for name in OPTIONS if batch.options.get(name)})
+        form.update({name: str(outgoing.options[name]) for name in OPTIONS if outgoing.options.get(name)})
         request = httpx.Request("POST", _url(account, "sms/send"), data=form, headers=_auth(account))
         requests.append(SendRequest(request, recipients))
     return requests
