@@ -253,30 +253,3 @@ class Balance:
     """An account's remaining credit as the vendor reports it."""
 
     credit: float
-
-
-#: PBKDF2 rounds for PIN hashes: a short PIN is cheap to guess, so make each guess cost
-PIN_ROUNDS = 200_000
-
-
-def hash_pin(pin: str, salt: bytes | None = None) -> str:
-    """Return ``pbkdf2_sha256$rounds$salt$hash`` for a PIN, with a random salt."""
-    import hashlib
-    import secrets
-
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, PIN_ROUNDS)
-    return f"pbkdf2_sha256${PIN_ROUNDS}${salt.hex()}${digest.hex()}"
-
-
-def pin_matches(pin: str, stored: str) -> bool:
-    """Say whether a PIN matches a stored ``hash_pin`` value (constant-time)."""
-    import hashlib
-    import hmac
-
-    try:
-        _scheme, rounds, salt, digest = stored.split("$")
-        again = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), int(rounds))
-    except ValueError:
-        return False
-    return hmac.compare_digest(again.hex(), digest)

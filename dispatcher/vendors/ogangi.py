@@ -46,11 +46,11 @@ from dispatcher.vendors.base import (
     Result,
     SendRequest,
     StatusReport,
-    hash_pin,
     raise_for_status,
     result_for_code,
     short_body,
 )
+from dispatcher.vendors.pins import hash_pin
 from dispatcher.vendors.push import FORM, PLAIN_OK
 
 key = "ogangi"
