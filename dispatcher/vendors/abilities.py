@@ -85,6 +85,8 @@ class Abilities:
     credentials: Credentials
     #: ISO country of an account's national numbers, unless the account says otherwise
     default_country: str
+    #: job channels the vendor carries (a job names one; SMS unless the vendor offers more)
+    channels: tuple[str, ...] = ("sms",)
     status_query: StatusQuery | None = None
     #: ids the date-range or paged status query missed, asked one by one (never more than a few)
     stragglers: ByIds | None = None
