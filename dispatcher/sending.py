@@ -183,7 +183,7 @@ def _due_rows(
 def _send_one(
     ctx: SendContext,
     config: AccountConfig,
-    adapter: Any,
+    adapter: vendor_base.Adapter,
     planned: vendor_base.SendRequest,
     options: Mapping[str, Any],
     flight: _Flight,
@@ -265,7 +265,7 @@ def _record_answer(
 def _refuse(
     ctx: SendContext,
     config: AccountConfig,
-    adapter: Any,
+    adapter: vendor_base.Adapter,
     due: Sequence[vendor_base.Recipient],
     options: Mapping[str, Any],
     fallback: str,
@@ -298,7 +298,7 @@ def _claim(conn: Connection, ids: Sequence[int], now: datetime) -> dict[int, Cla
 
 
 def _exchange(
-    ctx: SendContext, config: AccountConfig, adapter: Any, request: vendor_base.SendRequest
+    ctx: SendContext, config: AccountConfig, adapter: vendor_base.Adapter, request: vendor_base.SendRequest
 ) -> tuple[list[vendor_base.Result], float | None]:
     """Run one request; every failure becomes an outcome for each of its recipients."""
     policy = config.policy

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -24,6 +24,10 @@ from dispatcher.errors import (
     VendorRejectedRequest,
     VendorRetryable,
 )
+
+if TYPE_CHECKING:
+    # abilities.py builds on the records below; the protocol only names its type
+    from dispatcher.vendors.abilities import Abilities
 
 
 class Outcome(enum.StrEnum):
@@ -136,11 +140,37 @@ class Result:
 
 
 class Adapter(Protocol):
-    """What every vendor module provides."""
+    """What every vendor provides: ``dispatcher/vendors/<key>`` (a module or a package) is one.
 
-    key: str
-    limits: Limits
-    codes: Mapping[str, CodeRule]
+    The registry types each vendor with this protocol, so a vendor that misses a member or
+    changes a signature fails the type check. What a vendor can do beyond sending is data in
+    ``ABILITIES``; pushes are the ``push.PushReceiver`` protocol.
+    """
+
+    @property
+    def key(self) -> str:
+        """The vendor key accounts name."""
+        ...
+
+    @property
+    def default_base_url(self) -> str:
+        """Where the vendor's API lives unless an account says otherwise."""
+        ...
+
+    @property
+    def limits(self) -> Limits:
+        """How many recipients, how often, how long a text."""
+        ...
+
+    @property
+    def codes(self) -> Mapping[str, CodeRule]:
+        """Every documented vendor code and the outcome it maps to."""
+        ...
+
+    @property
+    def ABILITIES(self) -> Abilities:  # upper case: a module-level constant of the vendor
+        """What the vendor can do beyond sending: credentials, channels, queries."""
+        ...
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Return the job's vendor options checked, or raise ValueError naming the bad one."""

@@ -242,9 +242,10 @@ def _reply(response: httpx.Response) -> tuple[dict[str, Any], str]:
     except ValueError:
         body = None
     code = body.get("codigo") if isinstance(body, dict) else None
-    if isinstance(code, bool) or not _CODE.fullmatch(str(code)):
+    digits = _CODE.fullmatch(str(code))
+    if not isinstance(body, dict) or isinstance(code, bool) or digits is None:
         raise VendorRetryable(f"smsclick answered no codigo: {short_body(response)}")
-    return body, str(int(code))  # type: ignore[return-value]
+    return body, str(int(digits.group()))
 
 
 def _messages(response: httpx.Response) -> list[dict[str, Any]]:

@@ -89,7 +89,8 @@ def envelope(response: httpx.Response, echo: bool = True) -> ET.Element:
         root = ET.fromstring(f"<reply>{text}</reply>")  # noqa: S314 - no DTD left to expand
     except ET.ParseError:
         raise VendorRetryable(f"ogangi answered something that is not XML: {body}") from None
-    for element in (root, *root):
+    candidates: list[ET.Element] = [root, *root]
+    for element in candidates:
         if element.find("status") is not None:
             return element
     raise VendorRetryable(f"ogangi answered without a <status>: {body}")
