@@ -40,7 +40,6 @@ METHODS = {
 
 #: job options this vendor takes
 OPTIONS = ("method", "carrier", "from", "flags", "pin_length")
-
 #: digits of a PIN Ogangi makes when the job does not say
 PIN_LENGTH = 6
 

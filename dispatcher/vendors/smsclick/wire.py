@@ -57,7 +57,6 @@ _ERROR_OF: dict[Outcome, type[VendorError]] = {
 
 #: a ``codigo`` or an id: digits, maybe negative
 CODE = re.compile(r"-?[0-9]+")
-
 _VENDOR_DATE = "%d-%m-%Y %H:%M:%S"
 
 
