@@ -74,6 +74,7 @@ status_codes: dict[str, DeliveryState] = {word: state for word, (_, state, _) in
 
 # The seed documents no concatenation for these GET methods: one SMS part per message.
 limits = Limits(batch_size=1, hard_max_recipients=1, min_interval=0.0, max_text_chars=160)
+
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 

@@ -51,6 +51,7 @@ status_codes: dict[str, DeliveryState] = {
 # all before it answers (it replies after date_finish_add) within the read timeout, and bound how
 # many messages one lost reply leaves unknown.
 limits = Limits(batch_size=500, hard_max_recipients=500, min_interval=0.0, max_text_chars=306)
+
 #: the manual's route table: ISO region -> ``country`` id
 COUNTRY_IDS = {"MX": 1, "US": 2, "CO": 3, "BR": 6, "PE": 7, "AR": 14, "CL": 18, "ES": 21}
 #: marker in the text -> (recipient var, key in ``combination``; the manual's examples write "names")

@@ -42,8 +42,6 @@ from dispatcher.vendors.voipcomms import wire
 OPTIONS = ("from", "delivery_date")
 #: parts a text may take; the manual splits past 160 characters into 153-character parts
 MAX_PARTS = 6
-
-
 _NUMBER = re.compile(r"^\d{8,15}$")
 _DATE_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
 

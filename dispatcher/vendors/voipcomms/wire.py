@@ -42,6 +42,7 @@ status_codes: dict[str, DeliveryState] = {
 # No documented cap on ``to``. 100 numbers keep the reply (a send_log entry echoing the text per
 # number) small and bound how many messages one lost reply leaves 'unknown'.
 limits = Limits(batch_size=100, hard_max_recipients=100, min_interval=0.0, max_text_chars=918)
+
 #: where every API method lives under the account's base URL
 _API = "/api-v2/index.php/"
 
