@@ -1,6 +1,6 @@
-"""What a vendor can do beyond sending, declared as data by its adapter module.
+"""What a vendor can do beyond sending, declared as data by its adapter.
 
-Each adapter module ends with ``ABILITIES = Abilities(...)``: its credentials, default country,
+Each adapter declares ``ABILITIES = Abilities(...)``: its credentials, default country, job channels,
 and the queries it answers (statuses, replies, balance), each typed and optional. Polling, config
 and balance read them through ``dispatcher.vendors.abilities_of`` and never name a vendor; a
 vendor without a query simply leaves it ``None``.
