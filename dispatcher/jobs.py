@@ -194,7 +194,7 @@ def _plan(accounts: Mapping[str, AccountConfig], header: JobHeader, job_id: str,
     if config is None:
         return f"unknown account {header.account!r}"
     adapter = adapter_for(config.vendor)
-    if header.channel not in getattr(adapter, "channels", ("sms",)):
+    if header.channel not in adapter.ABILITIES.channels:
         return f"{config.vendor} offers no {header.channel!r} channel"
     vendor_options = dict(header.options)
     if header.channel != "sms":

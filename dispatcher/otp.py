@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 
 from dispatcher.models import Message
-from dispatcher.vendors.base import pin_matches
+from dispatcher.vendors.pins import pin_matches
 
 
 def verify_pin(engine: Engine, message_id: int, pin: str) -> bool:

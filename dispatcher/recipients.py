@@ -20,7 +20,7 @@ from dispatcher.intake import bad_string, storable
 from dispatcher.models import MessageState, OptOut
 from dispatcher.phones import BadNumber, to_e164
 from dispatcher.text import TemplateError, render
-from dispatcher.vendors.base import Recipient
+from dispatcher.vendors.base import Adapter, Recipient
 
 #: variables one recipient may carry, and characters of one variable's value
 MAX_VARS, MAX_VAR_CHARS = 50, 1000
@@ -44,7 +44,7 @@ class Plan:
     template: str
     channel: str
     config: AccountConfig
-    adapter: Any
+    adapter: Adapter
     options: dict[str, Any]
     not_before: datetime | None
     deadline: datetime

@@ -109,7 +109,7 @@ def send_batch(ctx: SendContext, batch_id: int) -> SendReport:
             return _settle(ctx, batch_id, report, hold=0.0)
         adapter = adapter_for(config.vendor)
         try:
-            first = adapter.build_send(config.account, vendor_base.Batch(due, options))[0]
+            first = adapter.build_send(config.account, vendor_base.Outgoing(due, options))[0]
         except ValueError as exc:
             # A row the adapter cannot carry (it passed ingest under other rules): fail it, not the batch.
             _refuse(ctx, config, adapter, due, options, str(exc))
@@ -183,7 +183,7 @@ def _due_rows(
 def _send_one(
     ctx: SendContext,
     config: AccountConfig,
-    adapter: Any,
+    adapter: vendor_base.Adapter,
     planned: vendor_base.SendRequest,
     options: Mapping[str, Any],
     flight: _Flight,
@@ -197,7 +197,7 @@ def _send_one(
     try:
         recipients = [r for r in planned.recipients if r.message_id in claimed]
         sent = 0
-        for request in adapter.build_send(config.account, vendor_base.Batch(recipients, options)):
+        for request in adapter.build_send(config.account, vendor_base.Outgoing(recipients, options)):
             flight.started = True
             results, retry_after = _exchange(ctx, config, adapter, request)
             sent += 1
@@ -265,7 +265,7 @@ def _record_answer(
 def _refuse(
     ctx: SendContext,
     config: AccountConfig,
-    adapter: Any,
+    adapter: vendor_base.Adapter,
     due: Sequence[vendor_base.Recipient],
     options: Mapping[str, Any],
     fallback: str,
@@ -298,7 +298,7 @@ def _claim(conn: Connection, ids: Sequence[int], now: datetime) -> dict[int, Cla
 
 
 def _exchange(
-    ctx: SendContext, config: AccountConfig, adapter: Any, request: vendor_base.SendRequest
+    ctx: SendContext, config: AccountConfig, adapter: vendor_base.Adapter, request: vendor_base.SendRequest
 ) -> tuple[list[vendor_base.Result], float | None]:
     """Run one request; every failure becomes an outcome for each of its recipients."""
     policy = config.policy

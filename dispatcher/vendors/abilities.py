@@ -1,6 +1,6 @@
-"""What a vendor can do beyond sending, declared as data by its adapter module.
+"""What a vendor can do beyond sending, declared as data by its adapter.
 
-Each adapter module ends with ``ABILITIES = Abilities(...)``: its credentials, default country,
+Each adapter declares ``ABILITIES = Abilities(...)``: its credentials, default country, job channels,
 and the queries it answers (statuses, replies, balance), each typed and optional. Polling, config
 and balance read them through ``dispatcher.vendors.abilities_of`` and never name a vendor; a
 vendor without a query simply leaves it ``None``.
@@ -85,6 +85,8 @@ class Abilities:
     credentials: Credentials
     #: ISO country of an account's national numbers, unless the account says otherwise
     default_country: str
+    #: job channels the vendor carries (a job names one; SMS unless the vendor offers more)
+    channels: tuple[str, ...] = ("sms",)
     status_query: StatusQuery | None = None
     #: ids the date-range or paged status query missed, asked one by one (never more than a few)
     stragglers: ByIds | None = None

@@ -1,6 +1,6 @@
 """The vendor adapter protocol: limits, the outcome vocabulary, and the one HTTP-status helper.
 
-An adapter is sans-I/O: it turns a batch into ``httpx.Request`` objects and an
+An adapter is sans-I/O: it turns outgoing recipients into ``httpx.Request`` objects and an
 ``httpx.Response`` into one ``Result`` per recipient. It opens no connection and reads no clock;
 the sender (``dispatcher.sending``) runs the requests, decides retries and records states.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -24,6 +24,10 @@ from dispatcher.errors import (
     VendorRejectedRequest,
     VendorRetryable,
 )
+
+if TYPE_CHECKING:
+    # abilities.py builds on the records below; the protocol only names its type
+    from dispatcher.vendors.abilities import Abilities
 
 
 class Outcome(enum.StrEnum):
@@ -90,7 +94,7 @@ class Account:
 
 @dataclass(frozen=True)
 class Recipient:
-    """One message of a batch: its row id, E.164 phone and final text."""
+    """One message to send: its row id, E.164 phone and final text."""
 
     message_id: int
     phone: str
@@ -99,8 +103,12 @@ class Recipient:
 
 
 @dataclass(frozen=True)
-class Batch:
-    """Recipients one account sends in one go, with the job's vendor options."""
+class Outgoing:
+    """Recipients one account sends in one go, with the job's vendor options.
+
+    Not the database's ``models.Batch``: that row is the unit a send task claims; this is what one
+    ``build_send`` call turns into requests (part of a batch, or all of it).
+    """
 
     recipients: Sequence[Recipient]
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -132,11 +140,37 @@ class Result:
 
 
 class Adapter(Protocol):
-    """What every vendor module provides."""
+    """What every vendor provides: ``dispatcher/vendors/<key>`` (a module or a package) is one.
 
-    key: str
-    limits: Limits
-    codes: Mapping[str, CodeRule]
+    The registry types each vendor with this protocol, so a vendor that misses a member or
+    changes a signature fails the type check. What a vendor can do beyond sending is data in
+    ``ABILITIES``; pushes are the ``push.PushReceiver`` protocol.
+    """
+
+    @property
+    def key(self) -> str:
+        """The vendor key accounts name."""
+        ...
+
+    @property
+    def default_base_url(self) -> str:
+        """Where the vendor's API lives unless an account says otherwise."""
+        ...
+
+    @property
+    def limits(self) -> Limits:
+        """How many recipients, how often, how long a text."""
+        ...
+
+    @property
+    def codes(self) -> Mapping[str, CodeRule]:
+        """Every documented vendor code and the outcome it maps to."""
+        ...
+
+    @property
+    def ABILITIES(self) -> Abilities:  # upper case: a module-level constant of the vendor
+        """What the vendor can do beyond sending: credentials, channels, queries."""
+        ...
 
     def validate_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         """Return the job's vendor options checked, or raise ValueError naming the bad one."""
@@ -150,8 +184,8 @@ class Adapter(Protocol):
         """Return why this recipient cannot go through this vendor, or None; no request is made."""
         ...
 
-    def build_send(self, account: Account, batch: Batch) -> list[SendRequest]:
-        """Return the requests that send this batch."""
+    def build_send(self, account: Account, outgoing: Outgoing) -> list[SendRequest]:
+        """Return the requests that send these recipients."""
         ...
 
     def parse_send(self, account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:
@@ -249,30 +283,3 @@ class Balance:
     """An account's remaining credit as the vendor reports it."""
 
     credit: float
-
-
-#: PBKDF2 rounds for PIN hashes: a short PIN is cheap to guess, so make each guess cost
-PIN_ROUNDS = 200_000
-
-
-def hash_pin(pin: str, salt: bytes | None = None) -> str:
-    """Return ``pbkdf2_sha256$rounds$salt$hash`` for a PIN, with a random salt."""
-    import hashlib
-    import secrets
-
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, PIN_ROUNDS)
-    return f"pbkdf2_sha256${PIN_ROUNDS}${salt.hex()}${digest.hex()}"
-
-
-def pin_matches(pin: str, stored: str) -> bool:
-    """Say whether a PIN matches a stored ``hash_pin`` value (constant-time)."""
-    import hashlib
-    import hmac
-
-    try:
-        _scheme, rounds, salt, digest = stored.split("$")
-        again = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), int(rounds))
-    except ValueError:
-        return False
-    return hmac.compare_digest(again.hex(), digest)

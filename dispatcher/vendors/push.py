@@ -1,6 +1,6 @@
 """The optional push ability: a vendor that calls our URL with replies or delivery reports.
 
-An adapter module that receives pushes provides what ``PushReceiver`` names; the webhook app
+An adapter that receives pushes provides what ``PushReceiver`` names; the webhook app
 finds the ability with ``isinstance(adapter, PushReceiver)`` and reads everything it needs from
 it (which methods and bodies the vendor pushes with, what a push says, what body to answer),
 so no module outside ``dispatcher/vendors/`` names a vendor.

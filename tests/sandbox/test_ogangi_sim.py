@@ -27,7 +27,7 @@ from dispatcher.sandbox.core import (
 )
 from dispatcher.sandbox.ogangi import OgangiSim, sign
 from dispatcher.vendors import ogangi
-from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient, StatusReport
+from dispatcher.vendors.base import Account, DeliveryState, Inbound, Outcome, Outgoing, Recipient, StatusReport
 from tests.conftest import FakeClock
 
 FIXTURES = Path(__file__).parents[1] / "vendors" / "fixtures" / "ogangi"
@@ -352,7 +352,7 @@ def account(box: Sandbox, **params: str) -> Account:
 
 
 def send(acct: Account, phone: str, options: dict[str, str] | None = None) -> list[Any]:
-    batch = Batch([Recipient(1, phone, TEXT)], ogangi.validate_options(options or {}))
+    batch = Outgoing([Recipient(1, phone, TEXT)], ogangi.validate_options(options or {}))
     [sent] = ogangi.build_send(acct, batch)
     return ogangi.parse_send(acct, sent, httpx.Client().send(sent.request))
 

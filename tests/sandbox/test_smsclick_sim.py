@@ -15,7 +15,7 @@ from dispatcher.errors import VendorAccountError, VendorRejectedRequest
 from dispatcher.sandbox.core import REPLY_WORDS, STOP_WORDS, Faults, Ledger, Progress, SandboxServer
 from dispatcher.sandbox.smsclick import SmsclickSim
 from dispatcher.vendors import smsclick
-from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient, Result
+from dispatcher.vendors.base import Account, DeliveryState, Inbound, Outcome, Outgoing, Recipient, Result
 from tests.conftest import FakeClock
 
 APIKEY = "1EgdzRnSFX83mPh2WK7yTIyJTUZPVmA6puXwU4GK"  # the manual's sample key
@@ -328,7 +328,7 @@ class Adapter:
         self.account = account
         self.client = httpx.Client(timeout=5.0)
 
-    def send(self, batch: Batch) -> list[Result]:
+    def send(self, batch: Outgoing) -> list[Result]:
         """Refuse what check_recipient refuses, as the sender does, and send the rest."""
         results = []
         for r in batch.recipients:
@@ -336,7 +336,7 @@ class Adapter:
             if why:
                 results.append(Result(r.message_id, Outcome.REJECTED, reason=why))
                 continue
-            for sent in smsclick.build_send(self.account, Batch([r], batch.options)):
+            for sent in smsclick.build_send(self.account, Outgoing([r], batch.options)):
                 results += smsclick.parse_send(self.account, sent, self.client.send(sent.request))
         return results
 
@@ -366,7 +366,7 @@ def test_round_trip_with_the_adapter(
     # Given the sandbox and the project's adapter
     box = make(Progress(delivered_rate=delivered_rate, reply_rate=1.0, stop_rate=1.0, reply_after=6))
     adapter = adapter_for(box)
-    batch = Batch(
+    batch = Outgoing(
         [
             Recipient(1, "+525526632636", TEXT),
             Recipient(2, "+13055550123", TEXT),
@@ -407,12 +407,12 @@ def test_round_trip_with_the_adapter(
 def test_round_trip_errors(make: Callable[..., Box], adapter_for: Callable[..., Adapter]) -> None:
     box = make(credits=1)
     adapter = adapter_for(box)
-    one = Batch([Recipient(1, "+525526632636", TEXT)])
+    one = Outgoing([Recipient(1, "+525526632636", TEXT)])
     assert [r.outcome for r in adapter.send(one)] == [Outcome.ACCEPTED]
     # No balance pauses the account; an unknown rule is refused for good
-    [no_balance] = adapter.send(Batch([Recipient(2, "+525526632636", TEXT)]))
+    [no_balance] = adapter.send(Outgoing([Recipient(2, "+525526632636", TEXT)]))
     assert (no_balance.outcome, no_balance.code) == (Outcome.PAUSE_ACCOUNT, "-104")
-    [unknown_rule] = adapter.send(Batch([Recipient(3, "+525526632636", TEXT)], {"ID_REGLA_INTERACTIVA": "9"}))
+    [unknown_rule] = adapter.send(Outgoing([Recipient(3, "+525526632636", TEXT)], {"ID_REGLA_INTERACTIVA": "9"}))
     assert (unknown_rule.outcome, unknown_rule.code) == (Outcome.REJECTED, "-105")
     # A wrong key pauses the account; a message id that does not exist is a rejected request
     with pytest.raises(VendorAccountError):

@@ -25,7 +25,7 @@ from dispatcher.sandbox.core import (
 )
 from dispatcher.sandbox.smsclouds import SmscloudsSim
 from dispatcher.vendors import smsclouds
-from dispatcher.vendors.base import Account, Batch, DeliveryState, Outcome, Recipient, Result
+from dispatcher.vendors.base import Account, DeliveryState, Outcome, Outgoing, Recipient, Result
 from tests.conftest import FakeClock
 
 TOKEN = "tok-sandbox-7c1d9e"
@@ -577,7 +577,7 @@ class Adapter:
     box: Box
     account: Account
 
-    def send(self, batch: Batch) -> list[Result]:
+    def send(self, batch: Outgoing) -> list[Result]:
         """Refuse what check_recipient refuses, as the sender does, and send the rest."""
         refused = [
             Result(r.message_id, Outcome.REJECTED, reason=why)
@@ -585,7 +585,7 @@ class Adapter:
             if (why := smsclouds.check_recipient(r, batch.options))
         ]
         taken = {r.message_id for r in refused}
-        sendable = Batch([r for r in batch.recipients if r.message_id not in taken], batch.options)
+        sendable = Outgoing([r for r in batch.recipients if r.message_id not in taken], batch.options)
         with httpx.Client(timeout=5.0) as client:
             return refused + [
                 result
@@ -605,7 +605,7 @@ def test_round_trip_with_the_adapter(
     # Given the sandbox and the project's adapter
     box = make(Progress(delivered_rate=delivered_rate, reply_rate=1.0, stop_rate=1.0))
     adapter = Adapter(box, box.account())
-    batch = Batch(
+    batch = Outgoing(
         [
             Recipient(1, "+524498987282", "Hola <+B+>", {"name": "Ana"}),
             Recipient(2, "+524492799694", "Hola <+B+>", {"name": "Luis"}),
@@ -647,7 +647,7 @@ def test_round_trip_errors_and_campaigns(make: Callable[..., Box]) -> None:
     box = make(credit=1)
     adapter = Adapter(box, box.account())
     # No credit for two numbers: the whole request is refused (422), and the account pauses
-    batch = Batch([Recipient(1, "+524498987282", "Hi"), Recipient(2, "+524492799694", "Hi")])
+    batch = Outgoing([Recipient(1, "+524498987282", "Hi"), Recipient(2, "+524492799694", "Hi")])
     with pytest.raises(VendorAccountError):
         adapter.send(batch)
     # A wrong token pauses the account
@@ -692,7 +692,7 @@ def test_round_trip_of_email_and_voice_jobs(make: Callable[..., Box], options: d
     # Given a job on the email or voice channel
     box = make()
     adapter = Adapter(box, box.account())
-    batch = Batch([Recipient(1, to, "Hi <+NAME+>", {"name": "Jack"})], options)
+    batch = Outgoing([Recipient(1, to, "Hi <+NAME+>", {"name": "Jack"})], options)
     # Then the sandbox takes the campaign and the adapter accepts the recipient
     [result] = adapter.send(batch)
     assert result.outcome == Outcome.ACCEPTED

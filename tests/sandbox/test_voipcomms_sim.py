@@ -19,7 +19,7 @@ from dispatcher.errors import VendorAccountError
 from dispatcher.sandbox.core import Faults, Ledger, MessageStore, Progress, PushQueue, SandboxServer
 from dispatcher.sandbox.voipcomms import PAGE_SIZE, VoipcommsSim
 from dispatcher.vendors import voipcomms
-from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient
+from dispatcher.vendors.base import Account, DeliveryState, Inbound, Outcome, Outgoing, Recipient
 from tests.conftest import FakeClock
 
 MANUAL = json.loads((Path(__file__).parents[1] / "vendors/fixtures/voipcomms/send_log.json").read_text())
@@ -264,7 +264,7 @@ def test_round_trip_through_the_adapter() -> None:
     acct = account(box)
     try:
         # Given a 2-way batch sent by the adapter, scheduled for tomorrow
-        batch = Batch(
+        batch = Outgoing(
             [Recipient(1, "+12812345678", TEXT), Recipient(2, "+12812345679", TEXT)],
             voipcomms.validate_options({"from": "+" + OURS, "delivery_date": "2019-10-01 00:00"}),
         )
@@ -300,7 +300,7 @@ def test_round_trip_through_the_adapter() -> None:
 
 
 def test_round_trip_reads_delivered(box: Sandbox) -> None:
-    batch = Batch([Recipient(1, "+12812345678", TEXT)])
+    batch = Outgoing([Recipient(1, "+12812345678", TEXT)])
     sent = voipcomms.build_send(account(box), batch)[0]
     vendor_id = voipcomms.parse_send(account(box), sent, httpx.Client().send(sent.request))[0].vendor_id
     box.clock.advance(5)

@@ -20,7 +20,7 @@ import pytest
 
 from dispatcher.errors import VendorError
 from dispatcher.transport import Transport
-from dispatcher.vendors.base import Account, Batch, Outcome, Recipient
+from dispatcher.vendors.base import Account, Outcome, Outgoing, Recipient
 
 
 @dataclass
@@ -118,7 +118,7 @@ def run_send_case(adapter: Any, account: Account, case: SendCase, caplog: pytest
     transport = Transport(httpx.Client(transport=httpx.MockTransport(vendor)))
     results = []
     try:
-        for sent in adapter.build_send(account, Batch(recipients, adapter.validate_options(case.options))):
+        for sent in adapter.build_send(account, Outgoing(recipients, adapter.validate_options(case.options))):
             response = transport.send(sent.request, 1.0, 1.0)
             results.extend(adapter.parse_send(account, sent, response))
     except VendorError as exc:

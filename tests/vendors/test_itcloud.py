@@ -13,7 +13,7 @@ from dispatcher.errors import (
     VendorRetryable,
 )
 from dispatcher.vendors import itcloud
-from dispatcher.vendors.base import Account, Balance, Batch, Inbound, Outcome, Recipient
+from dispatcher.vendors.base import Account, Balance, Inbound, Outcome, Outgoing, Recipient
 from tests.vendors.runner import Exchange, QueryCase, SendCase, run_query_case, run_send_case
 
 ACCOUNT = Account(
@@ -210,7 +210,7 @@ def test_every_documented_code_has_a_case() -> None:
 def test_a_blocklisted_number_is_refused_and_opted_out() -> None:
     # Given a reply where one number is on the vendor's block list (-8) and one is refused (-4)
     recipients = [Recipient(1, "+573117807125", TEXT), Recipient(2, "+573102334455", TEXT)]
-    (sent,) = itcloud.build_send(ACCOUNT, Batch(recipients))
+    (sent,) = itcloud.build_send(ACCOUNT, Outgoing(recipients))
     response = httpx.Response(200, text="573117807125,-8\n573102334455,-4", request=sent.request)
     # When it is read
     blocked, bad = itcloud.parse_send(ACCOUNT, sent, response)
@@ -221,7 +221,7 @@ def test_a_blocklisted_number_is_refused_and_opted_out() -> None:
 
 def test_no_request_carries_more_numbers_than_the_manual_recommends() -> None:
     recipients = [Recipient(i, f"+57300{i:07d}", TEXT) for i in range(2500)]
-    requests = itcloud.build_send(ACCOUNT, Batch(recipients))
+    requests = itcloud.build_send(ACCOUNT, Outgoing(recipients))
     assert [len(r.recipients) for r in requests] == [1000, 1000, 500]
     assert [len(r.request.read().decode().split("GSM=")[1].split("&")[0].split("%2C")) for r in requests] == [
         1000,

@@ -19,7 +19,7 @@ from dispatcher.errors import (
     VendorRetryable,
 )
 from dispatcher.vendors import ogangi
-from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient, StatusReport
+from dispatcher.vendors.base import Account, DeliveryState, Inbound, Outcome, Outgoing, Recipient, StatusReport
 from tests.vendors.runner import Exchange, QueryCase, SendCase, run_query_case, run_send_case
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ogangi"
@@ -495,7 +495,7 @@ def test_every_status_word_has_a_push_case() -> None:
 
 def test_the_private_key_never_leaves() -> None:
     # Given every kind of request the adapter builds
-    batch = Batch([Recipient(1, "+13056708084", TEXT)], ogangi.validate_options({"method": "sendMT"}))
+    batch = Outgoing([Recipient(1, "+13056708084", TEXT)], ogangi.validate_options({"method": "sendMT"}))
     requests = [s.request for s in ogangi.build_send(ACCOUNT, batch)]
     requests += [
         ogangi.build_replies(ACCOUNT, 1, 50, MANUAL_FILTERS),
@@ -526,7 +526,7 @@ def test_a_pin_in_a_broken_reply_stays_out_of_the_error(caplog: pytest.LogCaptur
 def test_an_account_without_from_is_a_config_error() -> None:
     account = Account("ve-x", "ogangi", ACCOUNT.base_url, "VE", {**ACCOUNT.params, "from": ""})
     with pytest.raises(ConfigError, match="from"):
-        ogangi.build_send(account, Batch([Recipient(1, "+13056708084", TEXT)], {}))
+        ogangi.build_send(account, Outgoing([Recipient(1, "+13056708084", TEXT)], {}))
 
 
 @pytest.mark.parametrize(
@@ -573,11 +573,11 @@ def test_a_pin_job_sends_through_the_pin_method_and_keeps_only_a_salted_hash(
 ) -> None:
     # Given an OTP job to one phone, with Ogangi making the PIN
     from dispatcher.transport import Transport
-    from dispatcher.vendors.base import pin_matches
+    from dispatcher.vendors.pins import pin_matches
 
     caplog.set_level(logging.DEBUG)
     options = ogangi.validate_options({"method": "pin", "pin_length": 6})
-    batch = Batch([Recipient(7, "+13056708084", "Tu código es")], options)
+    batch = Outgoing([Recipient(7, "+13056708084", "Tu código es")], options)
     (sent,) = ogangi.build_send(ACCOUNT, batch)
     assert sent.request.url.path == PIN_PATH
     reply = (FIXTURES / "sendSMSPinMobileNumberConfirm.xml").read_text()

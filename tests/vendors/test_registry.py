@@ -12,7 +12,7 @@ from dispatcher.sandbox.world import SECRETS, build_world
 from dispatcher.transport import Transport
 from dispatcher.vendors import VENDOR_KEYS, VENDORS, abilities_of
 from dispatcher.vendors.abilities import Abilities
-from dispatcher.vendors.base import Batch, CodeRule, Limits, Outcome, Recipient
+from dispatcher.vendors.base import CodeRule, Limits, Outcome, Outgoing, Recipient
 from tests.conftest import BOGOTA_10AM, FakeClock
 
 REQUIRED = ("key", "default_base_url", "codes", "limits", "validate_options", "text_limit", "check_recipient",
@@ -76,7 +76,7 @@ def test_an_adapter_round_trips_a_batch_with_its_sandbox(vendor: str, world: Any
     # When the adapter's requests go to the sandbox and its replies come back
     transport = Transport()
     results = []
-    for sent in adapter.build_send(account, Batch(recipients, adapter.validate_options({}))):
+    for sent in adapter.build_send(account, Outgoing(recipients, adapter.validate_options({}))):
         results += adapter.parse_send(account, sent, transport.send(sent.request, 2.0, 5.0))
     # Then every recipient is accepted under its own vendor id, and the sandbox sent each once
     assert sorted(r.message_id for r in results) == [1, 2]

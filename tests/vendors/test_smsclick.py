@@ -22,10 +22,10 @@ from dispatcher.vendors import smsclick
 from dispatcher.vendors.base import (
     Account,
     Balance,
-    Batch,
     DeliveryState,
     Inbound,
     Outcome,
+    Outgoing,
     Recipient,
     StatusReport,
 )
@@ -436,4 +436,4 @@ def test_a_number_outside_mexico_is_refused_before_any_request() -> None:
     assert "Mexican numbers" in (smsclick.check_recipient(recipient, {}) or "")
     assert smsclick.check_recipient(Recipient(1, "+525526632636", TEXT), {}) is None
     with pytest.raises(ValueError, match="Mexican numbers"):
-        smsclick.build_send(ACCOUNT, Batch([recipient]))
+        smsclick.build_send(ACCOUNT, Outgoing([recipient]))

@@ -23,10 +23,10 @@ from dispatcher.vendors import smsclouds
 from dispatcher.vendors.base import (
     Account,
     Balance,
-    Batch,
     DeliveryState,
     Inbound,
     Outcome,
+    Outgoing,
     Recipient,
     SendRequest,
     StatusReport,
@@ -89,9 +89,9 @@ class WithVars:
     def __getattr__(self, name: str) -> Any:
         return getattr(smsclouds, name)
 
-    def build_send(self, account: Account, batch: Batch) -> list[SendRequest]:
+    def build_send(self, account: Account, batch: Outgoing) -> list[SendRequest]:
         recipients = [replace(r, vars=self.variables[r.message_id - 1]) for r in batch.recipients]
-        return smsclouds.build_send(account, Batch(recipients, batch.options))
+        return smsclouds.build_send(account, Outgoing(recipients, batch.options))
 
 
 PROMO = "Hello <+B+> receive this promo code and get some free drinks <+C+>"
@@ -725,7 +725,7 @@ def test_recipients_smsclouds_cannot_take_are_refused_before_any_request(
     recipient = Recipient(1, phone, text, vars)
     assert why in (smsclouds.check_recipient(recipient, {}) or "")
     with pytest.raises(ValueError, match=why.split("'")[0]):
-        smsclouds.build_send(ACCOUNT, Batch([recipient]))
+        smsclouds.build_send(ACCOUNT, Outgoing([recipient]))
 
 
 def test_a_routable_recipient_passes_the_check() -> None:

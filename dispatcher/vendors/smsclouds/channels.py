@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
-from dispatcher.vendors import smsclouds as sms
-from dispatcher.vendors.base import Account, Batch, Outcome, Recipient, Result, SendRequest
+from dispatcher.vendors.base import Account, Outcome, Outgoing, Recipient, Result, SendRequest
+from dispatcher.vendors.smsclouds import campaigns, wire
 
 CHANNELS = ("sms", "email", "voice")
 EMAIL_OPTIONS = {"channel", "subject", "attachment", "scheduled_date"}
@@ -49,39 +49,39 @@ def check(recipient: Recipient, channel: str) -> str | None:
     """Say why a recipient cannot be reached on this channel, or None."""
     if channel == "email":
         return None if _EMAIL.match(recipient.phone) else f"{recipient.phone!r} is not an email address"
-    return None if sms.vendor_number(recipient.phone) else "smsclouds has no route for this number's country"
+    return None if wire.vendor_number(recipient.phone) else "smsclouds has no route for this number's country"
 
 
-def build(account: Account, batch: Batch) -> list[SendRequest]:
+def build(account: Account, outgoing: Outgoing) -> list[SendRequest]:
     """One campaign request per distinct text."""
-    channel = batch.options["channel"]
+    channel = outgoing.options["channel"]
     by_text: dict[str, list[Recipient]] = {}
-    for r in batch.recipients:
+    for r in outgoing.recipients:
         why = check(r, channel)
         if why:
             raise ValueError(why)
         by_text.setdefault(r.text, []).append(r)
     return [
-        SendRequest(_build(account, batch.options, text, [_person(r, channel) for r in rs]), rs)
+        SendRequest(_build(account, outgoing.options, text, [_person(r, channel) for r in rs]), rs)
         for text, rs in by_text.items()
     ]
 
 
 def parse(sent: SendRequest, response: httpx.Response) -> list[Result]:
     """The vendor's message accepts every recipient of the campaign."""
-    message = sms.parse_campaign(response)
+    message = campaigns.parse_campaign(response)
     return [Result(r.message_id, Outcome.ACCEPTED, reason=f"smsclouds: {message}") for r in sent.recipients]
 
 
 def _person(recipient: Recipient, channel: str) -> dict[str, str]:
-    fields = {k: v for k, v in recipient.vars.items() if k in sms.PERSON_FIELDS}
+    fields = {k: v for k, v in recipient.vars.items() if k in campaigns.PERSON_FIELDS}
     address = "email" if channel == "email" else "cellphone"
     return {address: recipient.phone, **fields}
 
 
 def _build(account: Account, options: Mapping[str, Any], text: str, people: list[dict[str, str]]) -> httpx.Request:
     if options["channel"] == "email":
-        return sms.build_email(
+        return campaigns.build_email(
             account,
             subject=options.get("subject"),  # type: ignore[arg-type]
             body=text,
@@ -90,7 +90,7 @@ def _build(account: Account, options: Mapping[str, Any], text: str, people: list
             scheduled_date=options.get("scheduled_date"),
         )
     kind = options.get("voice_type", 2)
-    return sms.build_voice(
+    return campaigns.build_voice(
         account,
         kind=kind,
         campaign_name=options.get("campaign_name", "smsdispatch"),

@@ -1,0 +1,159 @@
+"""Sending SMS through smsclouds: POST ``/api/v1/message``, one request per route, text and encoding.
+
+Sample request and reply; ``messages_ids`` follow the order of ``cellphones``::
+
+    {"message": "Hello <+B+> ...", "cellphones": ["4498987282", "4492799694"], "country": 1,
+     "combination": [{"names": ["John", "Joe"], "field1": ["7SADAS6D786A", "7SADAS6D786B"]}],
+     "allow_responses": true, "encode": true, "large_message": true}
+
+    {"data": {"information": "Messages Added Correctly", "added": 3, "campaign_id": 14,
+              "messages_ids": [40, 41, 42]}}
+
+A job on another channel (email, voice) is handed to ``channels``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from dispatcher.errors import VendorAccountError, VendorRetryable
+from dispatcher.vendors.base import (
+    Account,
+    Outcome,
+    Outgoing,
+    Recipient,
+    Result,
+    SendRequest,
+    raise_for_status,
+    result_for_code,
+    short_body,
+)
+from dispatcher.vendors.smsclouds import channels, wire
+
+
+def validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept ``encode: true`` (force UCS-2) and nothing else; the rest is chosen from the text."""
+    if _channel(options) != "sms":
+        return channels.validate(options)
+    unknown = set(options) - {"encode"}
+    if unknown:
+        raise ValueError(f"smsclouds takes no option {sorted(unknown)[0]!r}")
+    if "encode" in options and options["encode"] is not True:
+        raise ValueError("encode may only be true: plain text is chosen from the text itself")
+    return dict(options)
+
+
+def text_limit(text: str, options: Mapping[str, Any]) -> int:
+    """70 characters when the text goes encoded, else 306 (``large_message`` past 160)."""
+    if _channel(options) != "sms":
+        return channels.MAX_CHARS
+    return wire.ENCODED_MAX if options.get("encode") is True or wire.needs_encode(text) else wire.LARGE_MAX
+
+
+def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | None:
+    """Say why a recipient cannot go through smsclouds, or None; checked before any request."""
+    if _channel(options) != "sms":
+        return channels.check(recipient, _channel(options))
+    return _unsendable(recipient)
+
+
+def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
+    """One JSON POST per route, text and encoding."""
+    if _channel(outgoing.options) != "sms":
+        return channels.build(account, outgoing)
+    groups: dict[tuple[int, str, bool], list[Recipient]] = {}
+    for r in outgoing.recipients:
+        why = _unsendable(r)
+        route = wire.vendor_number(r.phone)
+        if why or route is None:
+            # The sender checks first; never let such a number reach the vendor.
+            raise ValueError(why or "smsclouds has no route for this number's country")
+        encode = outgoing.options.get("encode") is True or wire.needs_encode(r.text + "".join(_used_vars(r)))
+        groups.setdefault((route[0], r.text, encode), []).append(r)
+    return [SendRequest(_message_request(account, *group, rs), rs) for group, rs in groups.items()]
+
+
+def parse_send(account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:
+    """Map ``messages_ids`` onto the cellphones in order."""
+    if not sent.request.url.path.endswith("/message"):
+        return channels.parse(sent, response)
+    _raise_for_credit(response)
+    raise_for_status(response)
+    sendable = list(sent.recipients)
+    body = wire.read_json(response)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code = str(body["error"].get("status_code"))
+        # An error code the manual does not list says nothing of what went out: never resend blindly.
+        return [result_for_code(r, code, wire.codes, wire.key, undocumented=Outcome.UNKNOWN) for r in sendable]
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        raise VendorRetryable(f"smsclouds answered neither data nor error: {short_body(response)}")
+    ids = data.get("messages_ids")
+    if not isinstance(ids, list) or len(ids) != len(sendable) or not all(map(wire.is_id, ids)):
+        # It took the request but we cannot tell which id is whose: never resend blindly.
+        reason = f"smsclouds took {len(sendable)} numbers but answered messages_ids {str(ids)[:80]}"
+        return [Result(r.message_id, Outcome.UNKNOWN, reason=reason) for r in sendable]
+    campaign = f"smsclouds campaign {data.get('campaign_id')}"
+    return [
+        Result(r.message_id, Outcome.ACCEPTED, vendor_id=str(i), reason=campaign)
+        for r, i in zip(sendable, ids, strict=True)
+    ]
+
+
+def _raise_for_credit(response: httpx.Response) -> None:
+    """The manual documents no 'no credit' answer; an error that says so pauses the account."""
+    if response.status_code < 400:
+        return
+    try:
+        information = str(response.json().get("error", {}).get("information", ""))
+    except (ValueError, AttributeError):
+        return
+    if any(word in information.lower() for word in ("credit", "saldo", "balance")):
+        raise VendorAccountError(
+            f"smsclouds {response.status_code}: {information[:200]}", str(response.status_code)
+        )
+
+
+def _channel(options: Mapping[str, Any]) -> str:
+    return str(options.get("channel", "sms"))
+
+
+def _unsendable(recipient: Recipient) -> str | None:
+    if wire.vendor_number(recipient.phone) is None:
+        return "smsclouds has no route for this number's country"
+    for marker, (var, _) in wire.MARKERS.items():
+        if marker in recipient.text and var not in recipient.vars:
+            return f"the text uses {marker} but the recipient has no var {var!r}"
+    if len(recipient.text) > wire.ENCODED_MAX and wire.needs_encode("".join(_used_vars(recipient))):
+        # Its vars need encode, whose limit the text (checked at ingest without vars) exceeds.
+        return (
+            f"its vars need encode, which takes {wire.ENCODED_MAX} characters; the text has {len(recipient.text)}"
+        )
+    return None
+
+
+def _used_vars(recipient: Recipient) -> list[str]:
+    return [recipient.vars[var] for marker, (var, _) in wire.MARKERS.items() if marker in recipient.text]
+
+
+def _message_request(
+    account: Account, country: int, text: str, encode: bool, recipients: list[Recipient]
+) -> httpx.Request:
+    payload: dict[str, Any] = {
+        "message": text,
+        # build_send refused every number without a route, so none is left out here
+        "cellphones": [route[1] for r in recipients if (route := wire.vendor_number(r.phone))],
+        "country": country,
+        "allow_responses": True,  # the manual: always true
+    }
+    combination = {name: [r.vars[var] for r in recipients] for m, (var, name) in wire.MARKERS.items() if m in text}
+    if combination:
+        payload["combination"] = [combination]
+    if encode:
+        payload["encode"] = True
+    elif len(text) > wire.PLAIN_MAX:
+        payload["large_message"] = True
+    return wire.post(account, "/api/v1/message", payload)
