@@ -144,7 +144,7 @@ def _retry_later(task: Any, exc: BaseException, now: float, cap: float) -> NoRet
 @app.task(name="dispatcher.send_batch", bind=True, max_retries=None)
 def send_batch(self: Any, batch_id: int) -> dict[str, Any]:
     """Send a batch; come back after a short wait, or let beat release it later."""
-    report = sending.send_batch(runtime().send, int(batch_id))
+    report = sending.send_batch(runtime().services, int(batch_id))
     if report.again_in is not None:
         priority = (self.request.delivery_info or {}).get("priority")
         raise self.retry(countdown=report.again_in, priority=priority)
@@ -174,7 +174,7 @@ def release_due(account: str | None = None) -> int:
 def check_balance() -> list[str]:
     """Beat's balance check: paused accounts with credit again are resumed and released."""
     rt = runtime()
-    resumed = balance.resume_paused(rt.send, rt.clock.now())
+    resumed = balance.resume_paused(rt.services, rt.clock.now())
     for account in resumed:
         release_account(account)
     return resumed
@@ -191,7 +191,7 @@ def poll() -> dict[str, Any]:
             if not lock.acquire(blocking=False):
                 continue  # that poll is running elsewhere
             try:
-                found[f"{key}:{kind}"] = polling.poll(rt.send, config, kind)
+                found[f"{key}:{kind}"] = polling.poll(rt.services, config, kind)
             finally:
                 lock.release()
     return found
