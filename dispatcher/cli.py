@@ -225,7 +225,7 @@ class CsvRecipients:
             raise SubmitError(f"{name}: the CSV needs a 'phone' column (found {found})")
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        from dispatcher.jobs import SourceError
+        from dispatcher.errors import SourceError
 
         try:
             for row in self._reader:
@@ -335,8 +335,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _optout(args: argparse.Namespace) -> int:
+    from dispatcher.errors import BadNumber
     from dispatcher.optouts import change_opt_out, list_opt_outs
-    from dispatcher.phones import BadNumber
     from tasks.runtime import runtime
 
     rt = runtime()
