@@ -182,10 +182,10 @@ def _report(result: Any) -> int:
 
 
 def _kick(account: str | None) -> None:
-    from tasks.dispatch import release_account
+    from tasks.dispatch import BrokerQueue
 
     try:
-        release_account(account)
+        BrokerQueue().release(account)
     except Exception as exc:  # noqa: BLE001 - the job is stored; beat queues it later
         print(f"stored; not queued yet ({type(exc).__name__}): beat will queue it", file=sys.stderr)
 

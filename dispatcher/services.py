@@ -35,6 +35,6 @@ class Services:
 class Queue(Protocol):
     """Where an account's due batches go to be sent: the broker, seen from the library."""
 
-    def release(self, account: str) -> object:
-        """Queue the due batches of ``account``."""
+    def release(self, account: str | None) -> object:
+        """Queue the due batches of ``account`` (of every account with None)."""
         ...

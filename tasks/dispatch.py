@@ -6,6 +6,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import redis
@@ -13,6 +14,7 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
+import dispatcher
 from dispatcher import balance, polling, release, sending
 from dispatcher.config import Settings
 from dispatcher.jobs import ingest_job, reject_job
@@ -61,6 +63,19 @@ def release_account(account: str | None) -> int:
     """Queue the due batches of one account (all accounts with None)."""
     rt = runtime()
     return release.release_due(rt.engine, rt.settings, rt.clock.now(), enqueue, account)
+
+
+class BrokerQueue:
+    """The library's ``Queue`` on Celery: an account's due batches become ``send_batch`` tasks."""
+
+    def release(self, account: str | None) -> int:
+        """Queue the due batches of one account (all accounts with None); return how many."""
+        return release_account(account)
+
+
+def submit_job(job: Mapping[str, Any], job_id: str | None = None) -> str:
+    """Store a job with this process's services and queue what is due on the broker; return its id."""
+    return dispatcher.submit_job(job, services=runtime().services, queue=BrokerQueue(), job_id=job_id)
 
 
 # A hard time limit requeues the message (acks_on_timeout=False): ingest resumes under the same
