@@ -25,7 +25,8 @@ from dispatcher.models import Message
 from dispatcher.ratelimit import MemoryLimiter
 from dispatcher.release import release_due
 from dispatcher.sandbox.world import SECRETS, build_world
-from dispatcher.sending import SendContext, send_batch
+from dispatcher.sending import send_batch
+from dispatcher.services import Services
 from dispatcher.transport import Transport
 
 #: 10:00 in Mexico City, inside every default window
@@ -53,7 +54,7 @@ def run_once(admin_url: str, vendor: str, recipients: int) -> float:
         engine = make_engine(url)
         accounts = parse_accounts(tomllib.loads(world.accounts_toml()), SECRETS)
         settings = Settings(DATABASE_URL=url)
-        ctx = SendContext(engine, accounts, MemoryLimiter(), Transport(), settings, StillClock())
+        ctx = Services(engine, accounts, MemoryLimiter(), Transport(), settings, StillClock())
         phones = [f"+5255{i:08d}" for i in range(recipients)]
         ingest_job(engine, accounts, {"account": ACCOUNT[vendor], "text": "Aviso", "recipients": phones}, NOW)
         batches: list[int] = []

@@ -16,14 +16,14 @@ from dispatcher.config import AccountConfig
 from dispatcher.errors import VendorError
 from dispatcher.models import AccountState
 from dispatcher.redaction import scrub
-from dispatcher.sending import SendContext
+from dispatcher.services import Services
 from dispatcher.vendors import abilities_of
 from dispatcher.vendors.base import Balance
 
 log = logging.getLogger("dispatcher.balance")
 
 
-def query_balance(ctx: SendContext, config: AccountConfig) -> Balance | None:
+def query_balance(ctx: Services, config: AccountConfig) -> Balance | None:
     """Ask the vendor for the account's credit; None when the vendor has no balance query."""
     query = abilities_of(config.vendor).balance
     if query is None:
@@ -38,7 +38,7 @@ def query_balance(ctx: SendContext, config: AccountConfig) -> Balance | None:
     return balance
 
 
-def resume_paused(ctx: SendContext, now: datetime) -> list[str]:
+def resume_paused(ctx: Services, now: datetime) -> list[str]:
     """Check every paused account; resume those with credit; return the keys resumed."""
     with ctx.engine.connect() as conn:
         paused = conn.execute(
@@ -69,7 +69,7 @@ def resume_paused(ctx: SendContext, now: datetime) -> list[str]:
     return resumed
 
 
-def _extend(ctx: SendContext, config: AccountConfig, now: datetime, reason: str) -> None:
+def _extend(ctx: Services, config: AccountConfig, now: datetime, reason: str) -> None:
     until = now + timedelta(seconds=config.policy.pause_seconds)
     with ctx.engine.begin() as conn:
         account_state.pause(conn, config.key, until, reason, now)

@@ -182,10 +182,10 @@ def _report(result: Any) -> int:
 
 
 def _kick(account: str | None) -> None:
-    from tasks.dispatch import release_account
+    from tasks.dispatch import BrokerQueue
 
     try:
-        release_account(account)
+        BrokerQueue().release(account)
     except Exception as exc:  # noqa: BLE001 - the job is stored; beat queues it later
         print(f"stored; not queued yet ({type(exc).__name__}): beat will queue it", file=sys.stderr)
 
@@ -225,7 +225,7 @@ class CsvRecipients:
             raise SubmitError(f"{name}: the CSV needs a 'phone' column (found {found})")
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        from dispatcher.jobs import SourceError
+        from dispatcher.errors import SourceError
 
         try:
             for row in self._reader:
@@ -335,8 +335,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _optout(args: argparse.Namespace) -> int:
+    from dispatcher.errors import BadNumber
     from dispatcher.optouts import change_opt_out, list_opt_outs
-    from dispatcher.phones import BadNumber
     from tasks.runtime import runtime
 
     rt = runtime()

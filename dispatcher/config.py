@@ -1,9 +1,9 @@
 """Settings from the environment, and the accounts file (TOML; secrets from the environment).
 
     [accounts.co-main]
-    vendor = "itcloud"
+    vendor = "<vendor>"        # a key of dispatcher.vendors; its adapter names the credentials:
     user = "ops@example.com"
-    token = "${ITCLOUD_TOKEN}"
+    token = "${CO_MAIN_TOKEN}"  # a secret, always from the environment
     window = "co-crc"          # optional; Colombian accounts default to co-crc
     webhook_secret = "${CO_MAIN_HOOK_SECRET}"  # optional: its push URL is /hooks/co-main/<secret>
     stop_words = ["STOP", "SALIR"]            # optional; DEFAULT_STOP_WORDS below

@@ -1,9 +1,12 @@
-"""Every error smsdispatch raises, in one tree.
+"""Every error smsdispatch raises, in one tree; each class carries what it means.
 
     DispatcherError
-    ├── ConfigError                  bad settings or accounts file (stops start-up)
-    ├── JobRejected                  a job that cannot be read; stored with its reason
-    └── VendorError                  a whole vendor request failed (per-phone results are data)
+    ├── ConfigError                  pause_account: bad settings or accounts file; stops start-up
+    ├── InputError                   rejected: a job's input cannot be used (also a ValueError)
+    │   ├── BadNumber                rejected: a phone that cannot be sent to
+    │   ├── TemplateError            rejected: a {name} the recipient's vars lack
+    │   └── SourceError              rejected: the recipients' source broke mid-job; the job stops
+    └── VendorError                  rejected: a whole request failed (per-phone results are data)
         ├── RequestNotSent           defer: connect error, pool timeout; the request never left
         ├── VendorRetryable          retry: 5xx, a body that makes no sense
         │   └── VendorBusy           defer: 429, the vendor did nothing and says come back later
@@ -11,35 +14,58 @@
         ├── VendorRejectedRequest    rejected: the vendor refused the request for good (4xx)
         └── VendorAccountError       pause_account: bad credentials or no credit
 
-Each class says whether a retry is safe (``retryable``) and what the request's failure means for
-each of its recipients (``outcome``, a word of ``dispatcher.vendors.base.Outcome``): the sender
-asks the error, never a table of types. Exceptions pickle: every ``__init__`` hands its
-arguments to ``super().__init__``.
+Each class below the root says what its failure means for each recipient it touches
+(``outcome``, a word of ``dispatcher.vendors.base.Outcome``): the sender asks the error, never a
+table of types. A later try is safe exactly when the word is ``retry`` or ``defer``. Exceptions
+pickle: every ``__init__`` hands its arguments to ``super().__init__``.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class DispatcherError(Exception):
     """Base of every smsdispatch error."""
 
-    #: whether doing the same thing again later is safe and may succeed
-    retryable = False
+    #: what each recipient the failure touches becomes: a word of ``Outcome`` (the enum lives
+    #: with the adapters, which import this module); every class below this one has one
+    outcome: ClassVar[str]
 
 
 class ConfigError(DispatcherError):
     """The settings or the accounts file are wrong; names the account and field."""
 
+    #: nothing of the account can go until its settings are fixed; no message is failed for it
+    outcome = "pause_account"
 
-class JobRejected(DispatcherError):
-    """A job cannot be read; its reason is stored with the rejected job."""
+
+class InputError(DispatcherError, ValueError):
+    """A job's input cannot be used; the message says why, and is stored as the reason.
+
+    Also a ``ValueError``, so a check that refuses any bad value refuses these the same way.
+    """
+
+    #: the recipient (or the whole job) is refused for good and stored with the reason
+    outcome = "rejected"
+
+
+class BadNumber(InputError):
+    """A phone that cannot be sent to; the message says why."""
+
+
+class TemplateError(InputError):
+    """A template refers to a variable a recipient did not give."""
+
+
+class SourceError(InputError):
+    """The recipients' source (a file, a stream) broke mid-job; the job stops with this reason."""
 
 
 class VendorError(DispatcherError):
     """A whole vendor request failed."""
 
-    #: what each recipient of the request becomes: a word of ``Outcome`` (the enum lives with the
-    #: adapters, which import this module); refused for good unless a subclass knows better
+    #: refused for good unless a subclass knows better
     outcome = "rejected"
 
     def __init__(self, reason: str, code: str | None = None, retry_after: float | None = None):
@@ -55,7 +81,6 @@ class VendorError(DispatcherError):
 class RequestNotSent(VendorError):
     """The request never reached the vendor (connect error, pool timeout)."""
 
-    retryable = True
     #: nothing left us, so nothing can have been sent: waiting spends no attempt
     outcome = "defer"
 
@@ -63,7 +88,6 @@ class RequestNotSent(VendorError):
 class VendorRetryable(VendorError):
     """The vendor answered with a documented 'try again' (5xx) or nonsense."""
 
-    retryable = True
     outcome = "retry"
 
 

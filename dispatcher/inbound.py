@@ -22,8 +22,9 @@ from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, up
 from sqlalchemy.dialects import postgresql, sqlite
 
 from dispatcher.config import ReplyRules
+from dispatcher.errors import BadNumber
 from dispatcher.models import DeliveryReport, InboundMessage, Message, MessageEvent, MessageState, OptOut
-from dispatcher.phones import BadNumber, to_e164
+from dispatcher.phones import to_e164
 from dispatcher.vendors.base import DeliveryState, Inbound, StatusReport
 
 

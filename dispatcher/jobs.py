@@ -29,6 +29,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dispatcher.config import AccountConfig
+from dispatcher.errors import SourceError
 from dispatcher.intake import date_problem, excerpt, storable, value_problem
 from dispatcher.models import Job, JobState, Message, MessageState
 from dispatcher.planning import BatchPlanner, first_opening
@@ -39,7 +40,6 @@ from dispatcher.recipients import (
     PENDING,
     REJECTED,
     Plan,
-    SourceError,
     chunks,
     message_row,
     opted_out,
@@ -48,7 +48,7 @@ from dispatcher.recipients import (
 )
 from dispatcher.vendors import adapter_for
 
-__all__ = ["DUPLICATE", "SourceError", "find_existing", "ingest_job", "ingest_stream", "reject_job"]
+__all__ = ["DUPLICATE", "find_existing", "ingest_job", "ingest_stream", "reject_job"]
 
 #: characters a job's text template may have
 MAX_TEMPLATE_CHARS = 4096

@@ -1,4 +1,4 @@
-"""One-time PINs a vendor generated and sent (Ogangi's ``method: pin``): checked, never stored."""
+"""One-time PINs a vendor generated and sent (an adapter's PIN method): checked, never stored."""
 
 from __future__ import annotations
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 
-
-class BadNumber(ValueError):
-    """A phone that cannot be sent to; the message says why."""
+from dispatcher.errors import BadNumber
 
 
 def to_e164(raw: object, country: str) -> str:

@@ -23,7 +23,7 @@ from dispatcher.errors import VendorError
 from dispatcher.inbound import record_replies, record_statuses
 from dispatcher.models import Message, MessageState
 from dispatcher.redaction import scrub
-from dispatcher.sending import SendContext
+from dispatcher.services import Services
 from dispatcher.vendors import abilities_of
 from dispatcher.vendors.abilities import Abilities, ByDateRange, ByIds, Paged
 from dispatcher.vendors.base import StatusReport
@@ -50,7 +50,7 @@ MAX_STRAGGLERS = 20
 STRAGGLER_AGE = timedelta(minutes=30)
 
 
-def poll_statuses(ctx: SendContext, config: AccountConfig) -> dict[str, int]:
+def poll_statuses(ctx: Services, config: AccountConfig) -> dict[str, int]:
     """Ask the vendor about this account's messages that can still change; return how many moved on."""
     abilities = abilities_of(config.vendor)
     query, now = abilities.status_query, ctx.clock.now()
@@ -66,7 +66,7 @@ def poll_statuses(ctx: SendContext, config: AccountConfig) -> dict[str, int]:
     return {}
 
 
-def poll_replies(ctx: SendContext, config: AccountConfig) -> tuple[int, int]:
+def poll_replies(ctx: Services, config: AccountConfig) -> tuple[int, int]:
     """Read the account's replies from its cursor on; return (new replies, new opt-outs)."""
     query, now = abilities_of(config.vendor).reply_query, ctx.clock.now()
     try:
@@ -81,7 +81,7 @@ def poll_replies(ctx: SendContext, config: AccountConfig) -> tuple[int, int]:
     return 0, 0
 
 
-def poll(ctx: SendContext, config: AccountConfig, kind: str) -> dict[str, Any]:
+def poll(ctx: Services, config: AccountConfig, kind: str) -> dict[str, Any]:
     """One poll of one kind (``cursors.STATUS`` or ``cursors.REPLIES``), if its interval has passed."""
     interval = config.policy.status_poll_seconds if kind == cursors.STATUS else config.policy.reply_poll_seconds
     if not cursors.claim_turn(ctx.engine, config.key, kind, ctx.clock.now(), interval):
@@ -92,7 +92,7 @@ def poll(ctx: SendContext, config: AccountConfig, kind: str) -> dict[str, Any]:
     return {"replies": new, "opt_outs": opted}
 
 
-def poll_account(ctx: SendContext, config: AccountConfig) -> dict[str, Any]:
+def poll_account(ctx: Services, config: AccountConfig) -> dict[str, Any]:
     """Both polls for one account, each when its interval has passed since the last."""
     return {**poll(ctx, config, cursors.STATUS), **poll(ctx, config, cursors.REPLIES)}
 
@@ -122,7 +122,7 @@ def _unknown(config: AccountConfig, now: datetime) -> Select[Any]:
 
 
 def _by_ids(
-    ctx: SendContext, config: AccountConfig, abilities: Abilities, query: ByIds, now: datetime
+    ctx: Services, config: AccountConfig, abilities: Abilities, query: ByIds, now: datetime
 ) -> dict[str, int]:
     after = _decode(cursors.read(ctx.engine, config.key, cursors.STATUS))
     sent = _open(config, abilities, now).where(Message.vendor_id.is_not(None))
@@ -140,9 +140,7 @@ def _by_ids(
     return moved
 
 
-def _ask_ids(
-    ctx: SendContext, config: AccountConfig, query: ByIds, ids: list[str], now: datetime
-) -> dict[str, int]:
+def _ask_ids(ctx: Services, config: AccountConfig, query: ByIds, ids: list[str], now: datetime) -> dict[str, int]:
     reports: list[StatusReport] = []
     for start in range(0, len(ids), query.chunk):
         for request in query.build(config.account, ids[start : start + query.chunk]):
@@ -151,7 +149,7 @@ def _ask_ids(
 
 
 def _by_dates(
-    ctx: SendContext, config: AccountConfig, abilities: Abilities, query: ByDateRange, now: datetime
+    ctx: Services, config: AccountConfig, abilities: Abilities, query: ByDateRange, now: datetime
 ) -> dict[str, int]:
     with ctx.engine.connect() as conn:
         oldest_sent = conn.execute(select(func.min(_open(config, abilities, now).subquery().c.sent_at))).scalar()
@@ -175,7 +173,7 @@ def _by_dates(
 
 
 def _stragglers(
-    ctx: SendContext, config: AccountConfig, abilities: Abilities, query: ByIds, named: set[str], now: datetime
+    ctx: Services, config: AccountConfig, abilities: Abilities, query: ByIds, named: set[str], now: datetime
 ) -> dict[str, int]:
     """Ask one by one about a few old sent messages no report window named."""
     old = _open(config, abilities, now).where(
@@ -192,7 +190,7 @@ def _stragglers(
 
 
 def _by_pages(
-    ctx: SendContext, config: AccountConfig, abilities: Abilities, query: Paged, now: datetime
+    ctx: Services, config: AccountConfig, abilities: Abilities, query: Paged, now: datetime
 ) -> dict[str, int]:
     with ctx.engine.connect() as conn:
         waiting = {row.vendor_id for row in conn.execute(_open(config, abilities, now)) if row.vendor_id}
@@ -215,9 +213,7 @@ def _by_pages(
     return moved
 
 
-def _replies_by_dates(
-    ctx: SendContext, config: AccountConfig, query: ByDateRange, now: datetime
-) -> tuple[int, int]:
+def _replies_by_dates(ctx: Services, config: AccountConfig, query: ByDateRange, now: datetime) -> tuple[int, int]:
     since = _decode_time(cursors.read(ctx.engine, config.key, cursors.REPLIES)) or now - REPLY_LOOKBACK
     replies = query.parse(_send(ctx, config, query.build(config.account, since - MARGIN, now)))
     found = record_replies(ctx.engine, config.key, config.account.country, replies, now, config.replies)
@@ -225,7 +221,7 @@ def _replies_by_dates(
     return found
 
 
-def _replies_by_pages(ctx: SendContext, config: AccountConfig, query: Paged, now: datetime) -> tuple[int, int]:
+def _replies_by_pages(ctx: Services, config: AccountConfig, query: Paged, now: datetime) -> tuple[int, int]:
     # Oldest first: new replies land on the last page read, so the next poll starts there.
     # Newest first: start at page 0 and stop at the first page that holds nothing new.
     first = 0 if query.newest_first else int(cursors.read(ctx.engine, config.key, cursors.REPLIES) or 0)
@@ -243,7 +239,7 @@ def _replies_by_pages(ctx: SendContext, config: AccountConfig, query: Paged, now
     return new, opted
 
 
-def _send(ctx: SendContext, config: AccountConfig, request: httpx.Request) -> httpx.Response:
+def _send(ctx: Services, config: AccountConfig, request: httpx.Request) -> httpx.Response:
     policy = config.policy
     return ctx.transport.send(request, policy.connect_timeout, policy.read_timeout)
 

@@ -16,10 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dispatcher.config import AccountConfig
+from dispatcher.errors import SourceError
 from dispatcher.intake import bad_string, storable
 from dispatcher.models import MessageState, OptOut
-from dispatcher.phones import BadNumber, to_e164
-from dispatcher.text import TemplateError, render
+from dispatcher.phones import to_e164
+from dispatcher.text import render
 from dispatcher.vendors.base import Adapter, Recipient
 
 #: variables one recipient may carry, and characters of one variable's value
@@ -30,10 +31,6 @@ DUPLICATE = "duplicate of an earlier recipient of this job"
 #: the reason of a recipient whose phone is on the account's opt-out list (or the list for all)
 OPTED_OUT = "opted_out"
 PENDING, REJECTED = MessageState.PENDING.value, MessageState.REJECTED.value
-
-
-class SourceError(ValueError):
-    """The recipients' source (a file, a stream) broke mid-job; the job stops with this reason."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +88,7 @@ def message_row(plan: Plan, raw: Any, seen: set[str]) -> dict[str, Any]:
         if why:
             raise ValueError(why)
         row["text"] = text
-    except (BadNumber, TemplateError, ValueError) as exc:
+    except ValueError as exc:  # an InputError is one too: each gives the reason to refuse it
         reject(row, str(exc))
     return row
 

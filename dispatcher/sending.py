@@ -21,20 +21,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dispatcher import account_state, metrics, operator, release
-from dispatcher.clock import SystemClock
-from dispatcher.config import AccountConfig, Settings
+from dispatcher.config import AccountConfig
 from dispatcher.db import is_postgres
 from dispatcher.errors import VendorError
 from dispatcher.logs import bind_ids
 from dispatcher.models import Batch, BatchState, Job, Message, MessageState
 from dispatcher.outcomes import Claimed, record
-from dispatcher.ratelimit import Limiter
 from dispatcher.redaction import scrub
-from dispatcher.transport import Transport
+from dispatcher.services import Services
 from dispatcher.vendors import adapter_for
 from dispatcher.vendors import base as vendor_base
 
@@ -45,18 +43,6 @@ RECORD_RETRY_FIRST = 0.5
 #: seconds spent at most trying to store one answer (then its rows are left to become unknown);
 #: with the send budget (180 s) and the longest request (35 s) it stays inside the soft limit (240 s)
 RECORD_RETRY_SECONDS = 20.0
-
-
-@dataclass
-class SendContext:
-    """What sending needs, made once per worker process."""
-
-    engine: Engine
-    accounts: Mapping[str, AccountConfig]
-    limiter: Limiter
-    transport: Transport
-    settings: Settings
-    clock: SystemClock
 
 
 @dataclass
@@ -78,7 +64,7 @@ class _Flight:
     started: bool = False
 
 
-def send_batch(ctx: SendContext, batch_id: int) -> SendReport:
+def send_batch(ctx: Services, batch_id: int) -> SendReport:
     """Send the due recipients of a batch, one vendor request at a time, within the task's budget."""
     report = SendReport(batch_id)
     started = ctx.clock.now()
@@ -136,7 +122,7 @@ def send_batch(ctx: SendContext, batch_id: int) -> SendReport:
                 ctx.limiter.release(config.key, token, limits.min_interval if flight.started else 0)
 
 
-def _budget_left(ctx: SendContext, config: AccountConfig, started: datetime, now: datetime) -> bool:
+def _budget_left(ctx: Services, config: AccountConfig, started: datetime, now: datetime) -> bool:
     """Whether one more request may start: inside the send budget, and able to end before the soft limit."""
     elapsed = (now - started).total_seconds()
     longest = config.policy.connect_timeout + config.policy.read_timeout
@@ -181,7 +167,7 @@ def _due_rows(
 
 
 def _send_one(
-    ctx: SendContext,
+    ctx: Services,
     config: AccountConfig,
     adapter: vendor_base.Adapter,
     planned: vendor_base.SendRequest,
@@ -219,7 +205,7 @@ def _send_one(
         raise
 
 
-def _abandon(ctx: SendContext, config: AccountConfig, ids: list[int], exc: BaseException) -> None:
+def _abandon(ctx: Services, config: AccountConfig, ids: list[int], exc: BaseException) -> None:
     """Claimed rows still 'sending' become 'unknown' at once; the stale sweep does it if this fails."""
     reason = f"the task stopped mid-request ({type(exc).__name__}): the vendor may have it (not resent)"
     try:
@@ -233,7 +219,7 @@ def _abandon(ctx: SendContext, config: AccountConfig, ids: list[int], exc: BaseE
 
 
 def _record_answer(
-    ctx: SendContext,
+    ctx: Services,
     config: AccountConfig,
     claimed: dict[int, Claimed],
     results: list[vendor_base.Result],
@@ -263,7 +249,7 @@ def _record_answer(
 
 
 def _refuse(
-    ctx: SendContext,
+    ctx: Services,
     config: AccountConfig,
     adapter: vendor_base.Adapter,
     due: Sequence[vendor_base.Recipient],
@@ -298,7 +284,7 @@ def _claim(conn: Connection, ids: Sequence[int], now: datetime) -> dict[int, Cla
 
 
 def _exchange(
-    ctx: SendContext, config: AccountConfig, adapter: vendor_base.Adapter, request: vendor_base.SendRequest
+    ctx: Services, config: AccountConfig, adapter: vendor_base.Adapter, request: vendor_base.SendRequest
 ) -> tuple[list[vendor_base.Result], float | None]:
     """Run one request; every failure becomes an outcome for each of its recipients."""
     policy = config.policy
@@ -328,7 +314,7 @@ def _exchange(
     return results, None
 
 
-def _settle(ctx: SendContext, batch_id: int, report: SendReport, hold: float | None) -> SendReport:
+def _settle(ctx: Services, batch_id: int, report: SendReport, hold: float | None) -> SendReport:
     """Mark the batch done, or waiting until its next pending row is due (queued if that is soon)."""
     report.state, report.again_in = release.settle(
         ctx.engine, ctx.settings, batch_id, report.account or "", ctx.clock.now(), hold

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from dispatcher.errors import TemplateError
+
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 GSM7_BASIC = (
@@ -13,10 +15,6 @@ GSM7_BASIC = (
 )
 GSM7_EXTENDED = "^{}\\[~]|€\f"
 _GSM7 = frozenset(GSM7_BASIC + GSM7_EXTENDED)
-
-
-class TemplateError(ValueError):
-    """A template refers to a variable a recipient did not give."""
 
 
 def placeholders(template: str) -> set[str]:

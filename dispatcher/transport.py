@@ -15,8 +15,8 @@ import httpx
 from dispatcher.errors import RequestNotSent, VendorOutcomeUnknown
 
 log = logging.getLogger("dispatcher.transport")
-# httpx logs every full URL at INFO, and some vendors (IT Cloud's balance query, Ogangi's signed
-# paths) carry credentials in it; our own line above names only host and path.
+# httpx logs every full URL at INFO, and some vendors carry credentials in it (a balance query's
+# parameters, a signed path); our own line above names only host and path.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 logging.getLogger("httpcore").setLevel(logging.WARNING)
 

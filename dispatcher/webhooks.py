@@ -26,10 +26,11 @@ from starlette.routing import Route
 
 from dispatcher.clock import SystemClock
 from dispatcher.config import AccountConfig
+from dispatcher.errors import TemplateError
 from dispatcher.inbound import record_replies, record_statuses
 from dispatcher.metrics import MetricsEndpoint
 from dispatcher.redaction import scrub
-from dispatcher.text import TemplateError, render
+from dispatcher.text import render
 from dispatcher.vendors import adapter_for
 from dispatcher.vendors.base import Inbound, StatusReport
 from dispatcher.vendors.push import PushReceiver

@@ -6,6 +6,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import redis
@@ -13,6 +14,7 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
+import dispatcher
 from dispatcher import balance, polling, release, sending
 from dispatcher.config import Settings
 from dispatcher.jobs import ingest_job, reject_job
@@ -61,6 +63,19 @@ def release_account(account: str | None) -> int:
     """Queue the due batches of one account (all accounts with None)."""
     rt = runtime()
     return release.release_due(rt.engine, rt.settings, rt.clock.now(), enqueue, account)
+
+
+class BrokerQueue:
+    """The library's ``Queue`` on Celery: an account's due batches become ``send_batch`` tasks."""
+
+    def release(self, account: str | None) -> int:
+        """Queue the due batches of one account (all accounts with None); return how many."""
+        return release_account(account)
+
+
+def submit_job(job: Mapping[str, Any], job_id: str | None = None) -> str:
+    """Store a job with this process's services and queue what is due on the broker; return its id."""
+    return dispatcher.submit_job(job, services=runtime().services, queue=BrokerQueue(), job_id=job_id)
 
 
 # A hard time limit requeues the message (acks_on_timeout=False): ingest resumes under the same
@@ -144,7 +159,7 @@ def _retry_later(task: Any, exc: BaseException, now: float, cap: float) -> NoRet
 @app.task(name="dispatcher.send_batch", bind=True, max_retries=None)
 def send_batch(self: Any, batch_id: int) -> dict[str, Any]:
     """Send a batch; come back after a short wait, or let beat release it later."""
-    report = sending.send_batch(runtime().send, int(batch_id))
+    report = sending.send_batch(runtime().services, int(batch_id))
     if report.again_in is not None:
         priority = (self.request.delivery_info or {}).get("priority")
         raise self.retry(countdown=report.again_in, priority=priority)
@@ -174,7 +189,7 @@ def release_due(account: str | None = None) -> int:
 def check_balance() -> list[str]:
     """Beat's balance check: paused accounts with credit again are resumed and released."""
     rt = runtime()
-    resumed = balance.resume_paused(rt.send, rt.clock.now())
+    resumed = balance.resume_paused(rt.services, rt.clock.now())
     for account in resumed:
         release_account(account)
     return resumed
@@ -191,7 +206,7 @@ def poll() -> dict[str, Any]:
             if not lock.acquire(blocking=False):
                 continue  # that poll is running elsewhere
             try:
-                found[f"{key}:{kind}"] = polling.poll(rt.send, config, kind)
+                found[f"{key}:{kind}"] = polling.poll(rt.services, config, kind)
             finally:
                 lock.release()
     return found

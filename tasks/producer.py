@@ -3,8 +3,8 @@
 The compose file's ``demo`` profile runs it beside the sandbox so the whole product has work to
 show. It publishes ``dispatcher.submit`` by name with ``send_task``, as a producer in any
 language would, and gives each message an ``argsrepr`` summary so Flower shows no phone list.
-``queue_job(job)`` is the project's own door through the broker (``dispatcher.submit_job``
-stores a job in-process instead).
+``queue_job(job)`` is the project's own door through the broker (``tasks.submit_job`` stores a
+job in-process instead).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from dispatcher.db import make_engine
 from dispatcher.errors import ConfigError
 from dispatcher.logs import prepare_handler
 from dispatcher.ratelimit import MemoryLimiter, RedisLimiter
-from dispatcher.sending import SendContext
+from dispatcher.services import Services
 from dispatcher.transport import Transport
 from tasks.flower import PoolApplyFilter
 from tasks.logs import TaskFilter
@@ -35,16 +35,16 @@ class Runtime:
 
     settings: Settings
     accounts: dict[str, AccountConfig]
-    send: SendContext
+    services: Services
     redis: Any | None
 
     @property
     def engine(self):  # type: ignore[no-untyped-def]
-        return self.send.engine
+        return self.services.engine
 
     @property
     def clock(self):  # type: ignore[no-untyped-def]
-        return self.send.clock
+        return self.services.clock
 
     def secrets(self) -> list[str]:
         """Every secret value of every account, for log scrubbing."""
@@ -76,8 +76,8 @@ def build_runtime(settings: Settings) -> Runtime:
         limiter: Any = RedisLimiter(redis_client)
     else:
         limiter = MemoryLimiter()
-    send = SendContext(engine, accounts, limiter, Transport(), settings, make_clock(settings.clock_file))
-    return Runtime(settings, accounts, send, redis_client)
+    services = Services(engine, accounts, limiter, Transport(), settings, make_clock(settings.clock_file))
+    return Runtime(settings, accounts, services, redis_client)
 
 
 def reset() -> None:
@@ -85,7 +85,7 @@ def reset() -> None:
     global _runtime
     with _lock:
         if _runtime is not None:
-            _runtime.send.engine.dispose(close=False)
+            _runtime.services.engine.dispose(close=False)
         _runtime = None
 
 

@@ -1,4 +1,8 @@
-"""The Python door: ``dispatcher.submit_job(job)`` stores a job and queues what is due."""
+"""The Python door: ``tasks.submit_job(job)`` stores a job and queues what is due on the broker.
+
+Below it, ``dispatcher.submit_job`` knows no broker: it hands the job's account to the ``Queue``
+it is given.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from dispatcher import submit_job
+import dispatcher
+from dispatcher.clock import SystemClock
+from dispatcher.config import Settings
 from dispatcher.db import make_engine, migrate
 from dispatcher.models import Batch, Message
-from tests.conftest import REDIS_URL
+from dispatcher.ratelimit import MemoryLimiter
+from dispatcher.services import Services
+from dispatcher.transport import Transport
+from tasks import submit_job
+from tests.conftest import REDIS_URL, make_accounts
 
 
 @pytest.fixture
@@ -59,3 +69,32 @@ def test_submit_job_returns_the_id_of_a_rejected_job(configured) -> None:  # typ
 
     status = job_status(configured, job_id)
     assert status["state"] == "rejected" and "unknown account" in status["reason"]
+
+
+class ListQueue:
+    """The library's ``Queue`` in a list: the accounts it was asked to release, in order."""
+
+    def __init__(self) -> None:
+        self.released: list[str | None] = []
+
+    def release(self, account: str | None) -> None:
+        self.released.append(account)
+
+
+def test_the_library_hands_a_stored_job_to_the_queue_it_is_given(tmp_path: Path) -> None:
+    # Given the library's services on a database of its own, and a queue that is no broker
+    url = f"sqlite:///{tmp_path / 'port.db'}"
+    migrate(url)
+    engine = make_engine(url)
+    accounts = make_accounts("http://127.0.0.1:9/itcloud")
+    services = Services(engine, accounts, MemoryLimiter(), Transport(), Settings(DATABASE_URL=url), SystemClock())
+    queue = ListQueue()
+    job = {"account": "co-main", "text": "Hola", "recipients": ["+573001234567"], "idempotency_key": "k1"}
+    # When the same job is submitted twice, and a job for an unknown account once
+    job_id = dispatcher.submit_job(job, services=services, queue=queue)
+    assert dispatcher.submit_job(job, services=services, queue=queue) == job_id
+    dispatcher.submit_job({"account": "nobody", "text": "x", "recipients": ["1"]}, services=services, queue=queue)
+    # Then its account was handed to the queue once: not for the repeat, not for the rejected job
+    assert queue.released == ["co-main"]
+    with engine.connect() as conn:
+        assert conn.execute(select(Batch.state)).scalar_one() == "waiting"  # nothing queued it for real

@@ -21,7 +21,8 @@ from dispatcher.ratelimit import MemoryLimiter
 from dispatcher.release import release_due
 from dispatcher.sandbox.core import Progress
 from dispatcher.sandbox.world import SECRETS, SMSCLICK_RULE, build_world
-from dispatcher.sending import SendContext, send_batch
+from dispatcher.sending import send_batch
+from dispatcher.services import Services
 from dispatcher.transport import Transport
 from dispatcher.vendors.base import DeliveryState, Inbound, StatusReport
 from dispatcher.webhooks import make_app
@@ -86,9 +87,7 @@ JOBS = {
 def test_polls_and_pushes_bring_back_reports_replies_and_opt_outs(engine: Engine, world: Any) -> None:
     # Given one job per vendor, sent, and the webhook app the simulators push to
     accounts = parse_accounts(tomllib.loads(world.accounts_toml()), SECRETS)
-    ctx = SendContext(
-        engine, accounts, MemoryLimiter(), Transport(), Settings(DATABASE_URL="sqlite://"), world.clock
-    )
+    ctx = Services(engine, accounts, MemoryLimiter(), Transport(), Settings(DATABASE_URL="sqlite://"), world.clock)
     for account, (phones, options) in JOBS.items():
         ingest_job(
             engine,

@@ -23,7 +23,8 @@ from dispatcher.ratelimit import MemoryLimiter
 from dispatcher.release import release_due
 from dispatcher.sandbox.core import Progress
 from dispatcher.sandbox.world import SECRETS, build_world
-from dispatcher.sending import SendContext, send_batch
+from dispatcher.sending import send_batch
+from dispatcher.services import Services
 from dispatcher.transport import Transport
 from dispatcher.vendors.base import DeliveryState, StatusReport
 from tests.conftest import BOGOTA_10AM, FakeClock
@@ -41,19 +42,19 @@ def world() -> Iterator[Any]:
     world.stop()
 
 
-def context(engine: Engine, world: Any) -> SendContext:
+def context(engine: Engine, world: Any) -> Services:
     """A fresh context, as a restarted worker builds it (nothing carried over but the database)."""
     extra = {"status_poll_seconds": INTERVAL, "reply_poll_seconds": INTERVAL}
     accounts = parse_accounts(tomllib.loads(world.accounts_toml()), SECRETS)
     for key, config in accounts.items():
         spec = {"vendor": config.vendor, **config.account.params, "base_url": config.account.base_url, **extra}
         accounts[key] = parse_accounts({"accounts": {key: spec}}, {})[key]
-    return SendContext(
+    return Services(
         engine, accounts, MemoryLimiter(), Transport(), Settings(DATABASE_URL="sqlite://"), world.clock
     )
 
 
-def send(ctx: SendContext, account: str, phones: list[str], **options: str) -> str:
+def send(ctx: Services, account: str, phones: list[str], **options: str) -> str:
     """Store a job and send it through the simulator; return the job id."""
     job = ingest_job(
         ctx.engine,
@@ -81,7 +82,7 @@ def rows_of(engine: Engine, model: Any) -> int:
         return conn.execute(select(func.count()).select_from(model)).scalar_one()
 
 
-def poll_every_interval(ctx: SendContext, config: AccountConfig, times: int) -> None:
+def poll_every_interval(ctx: Services, config: AccountConfig, times: int) -> None:
     for _ in range(times):
         ctx.clock.advance(INTERVAL)
         poll_account(ctx, config)

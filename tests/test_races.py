@@ -28,7 +28,8 @@ from dispatcher.release import expire_stale_sending
 from dispatcher.sandbox.core import Faults, Ledger, SandboxServer, SimRequest, SimResponse
 from dispatcher.sandbox.smsclick import SmsclickSim
 from dispatcher.sandbox.smsclouds import SmscloudsSim
-from dispatcher.sending import SendContext, SendReport, send_batch
+from dispatcher.sending import SendReport, send_batch
+from dispatcher.services import Services
 from dispatcher.transport import Transport
 from tests.conftest import FakeClock
 
@@ -69,10 +70,10 @@ def accounts_of(server: SandboxServer) -> dict[str, AccountConfig]:
     return parse_accounts({"accounts": spec}, SECRETS)
 
 
-def sender(url: str, accounts: Mapping[str, AccountConfig], clock: FakeClock) -> SendContext:
+def sender(url: str, accounts: Mapping[str, AccountConfig], clock: FakeClock) -> Services:
     """What one worker process holds: its own engine and HTTP client."""
     settings = Settings(DATABASE_URL=url)
-    return SendContext(make_engine(url), accounts, MemoryLimiter(), Transport(), settings, clock)
+    return Services(make_engine(url), accounts, MemoryLimiter(), Transport(), settings, clock)
 
 
 def url_of(engine: Engine) -> str:
@@ -92,7 +93,7 @@ def submit(
     return job_id, list(batches)
 
 
-def send_every_batch(ctx: SendContext, batches: Sequence[int], barrier) -> list[SendReport]:  # type: ignore[no-untyped-def]
+def send_every_batch(ctx: Services, batches: Sequence[int], barrier) -> list[SendReport]:  # type: ignore[no-untyped-def]
     """Send each batch once the other senders are at the same batch, so they start together."""
     reports = []
     try:
@@ -247,9 +248,7 @@ def test_a_late_reply_does_not_change_a_row_declared_unknown(engine: Engine) -> 
     server = SandboxServer({"smsclick": sim}).start()
     try:
         accounts = accounts_of(server)
-        ctx = SendContext(
-            engine, accounts, MemoryLimiter(), Transport(), Settings(DATABASE_URL="sqlite://"), clock
-        )
+        ctx = Services(engine, accounts, MemoryLimiter(), Transport(), Settings(DATABASE_URL="sqlite://"), clock)
         job_id, (batch,) = submit(engine, accounts, "mx-smsclick", 1)
         worker = threading.Thread(target=send_batch, args=(ctx, batch))
         worker.start()

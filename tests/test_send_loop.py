@@ -24,7 +24,8 @@ from dispatcher.ratelimit import MemoryLimiter
 from dispatcher.release import expire_stale_sending, release_due
 from dispatcher.sandbox.core import Ledger, SandboxServer
 from dispatcher.sandbox.smsclick import SmsclickSim
-from dispatcher.sending import SendContext, send_batch
+from dispatcher.sending import send_batch
+from dispatcher.services import Services
 from dispatcher.transport import Transport
 from tests.conftest import BOGOTA_10AM, FakeClock
 from tests.test_sending import context, sends, states, submit
@@ -39,7 +40,7 @@ def batch_row(engine: Engine, batch_id: int):  # type: ignore[no-untyped-def]
         ).one()
 
 
-def release(ctx: SendContext) -> list[int]:
+def release(ctx: Services) -> list[int]:
     queued: list[int] = []
     release_due(ctx.engine, ctx.settings, ctx.clock.now(), lambda batch, _p: queued.append(batch))
     return queued
@@ -137,7 +138,7 @@ def test_a_running_task_is_not_queued_again_by_the_sweep(engine: Engine, smsclic
     clock = FakeClock(BOGOTA_10AM)
     spec = {"vendor": "smsclick", "base_url": server.url("smsclick"), "apikey": APIKEY}
     accounts = parse_accounts({"accounts": {"mx-click": spec}}, {})
-    ctx = SendContext(
+    ctx = Services(
         engine,
         accounts,
         MemoryLimiter(),
@@ -165,7 +166,7 @@ def test_a_task_stops_starting_requests_when_its_budget_is_spent(engine: Engine,
     accounts = parse_accounts({"accounts": {"mx-click": spec}}, {})
     transport = SlowVendorTransport(clock, 30.0)
     settings = Settings(DATABASE_URL="sqlite://")
-    ctx = SendContext(engine, accounts, MemoryLimiter(), transport, settings, clock)
+    ctx = Services(engine, accounts, MemoryLimiter(), transport, settings, clock)
     recipients = [{"phone": f"+52552663{i:04d}"} for i in range(20)]
     job = ingest_job(
         engine, accounts, {"account": "mx-click", "text": "Hola", "recipients": recipients}, clock.now()

@@ -17,7 +17,8 @@ from dispatcher.models import AccountState, Batch, Message, MessageEvent, OptOut
 from dispatcher.outcomes import Claimed, record
 from dispatcher.ratelimit import MemoryLimiter
 from dispatcher.release import expire_stale_sending, release_due
-from dispatcher.sending import SendContext, send_batch
+from dispatcher.sending import send_batch
+from dispatcher.services import Services
 from dispatcher.transport import Transport
 from dispatcher.vendors.base import Outcome, Result
 from tests.conftest import make_accounts
@@ -25,14 +26,14 @@ from tests.conftest import make_accounts
 TOKEN = "s3cr3t-token-xyz"
 
 
-def context(engine: Engine, sandbox, **policy: object) -> SendContext:  # type: ignore[no-untyped-def]
+def context(engine: Engine, sandbox, **policy: object) -> Services:  # type: ignore[no-untyped-def]
     accounts = make_accounts(sandbox.url("itcloud"), **policy)
-    return SendContext(
+    return Services(
         engine, accounts, MemoryLimiter(), Transport(), Settings(DATABASE_URL="sqlite://"), sandbox.clock
     )
 
 
-def submit(ctx: SendContext, count: int = 3, **fields: object) -> tuple[str, list[int]]:
+def submit(ctx: Services, count: int = 3, **fields: object) -> tuple[str, list[int]]:
     """Ingest a job and return its id and the batches release_due queued."""
     recipients = [{"phone": f"+57300{i:07d}"} for i in range(count)]
     result = ingest_job(
@@ -120,7 +121,7 @@ def test_a_batch_queued_just_before_closing_waits_instead_of_sending(engine: Eng
     assert {s for s, _ in states(engine, job_id)} == {"pending"}
 
 
-def run_until_settled(ctx: SendContext, batch: int, rounds: int = 10) -> None:
+def run_until_settled(ctx: Services, batch: int, rounds: int = 10) -> None:
     """Run a batch like the task would, moving the fake clock over each short wait."""
     for _ in range(rounds):
         report = send_batch(ctx, batch)
@@ -158,7 +159,7 @@ def test_retries_stop_at_the_attempt_budget_with_the_reason(engine: Engine, sand
 def test_a_connect_error_is_retried(engine: Engine, sandbox) -> None:
     # Given the vendor cannot be reached (nothing listens on port 9)
     accounts = make_accounts("http://127.0.0.1:9/itcloud")
-    ctx = SendContext(
+    ctx = Services(
         engine, accounts, MemoryLimiter(), Transport(), Settings(DATABASE_URL="sqlite://"), sandbox.clock
     )
     job_id, queued = submit(ctx, 1)

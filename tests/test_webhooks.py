@@ -26,7 +26,8 @@ from dispatcher.ratelimit import MemoryLimiter
 from dispatcher.release import release_due
 from dispatcher.sandbox.core import Progress
 from dispatcher.sandbox.world import SECRETS, SMSCLICK_RULE, VOIP_NUMBER, build_world
-from dispatcher.sending import SendContext, send_batch
+from dispatcher.sending import send_batch
+from dispatcher.services import Services
 from dispatcher.transport import Transport
 from dispatcher.vendors import VENDORS
 from dispatcher.vendors.push import PushReceiver
@@ -199,10 +200,8 @@ JOBS = {
 }
 
 
-def send_jobs(engine: Engine, world: Any, accounts: dict[str, AccountConfig]) -> SendContext:
-    ctx = SendContext(
-        engine, accounts, MemoryLimiter(), Transport(), Settings(DATABASE_URL="sqlite://"), world.clock
-    )
+def send_jobs(engine: Engine, world: Any, accounts: dict[str, AccountConfig]) -> Services:
+    ctx = Services(engine, accounts, MemoryLimiter(), Transport(), Settings(DATABASE_URL="sqlite://"), world.clock)
     for account, (phones, options) in JOBS.items():
         job = {"account": account, "text": "Hola", "recipients": phones, "options": options}
         ingest_job(engine, accounts, job, world.clock.now())
