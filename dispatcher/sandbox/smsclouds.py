@@ -18,27 +18,17 @@ Where the manual is silent this simulator chooses, and says so where it does:
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import phonenumbers
 
-from dispatcher.sandbox.core import (
-    MessageStore,
-    Progress,
-    Push,
-    PushQueue,
-    SimMessage,
-    SimRequest,
-    SimResponse,
-    Simulator,
-)
+from dispatcher.sandbox.core import SimRequest, SimResponse
+from dispatcher.sandbox.messages import Push, SimMessage
+from dispatcher.sandbox.skeleton import Customer, Simulator, bearer_token, json_reply, read_date
 
-MEXICO = ZoneInfo("America/Mexico_City")  #: the vendor's dates are Mexico City wall time
 #: the manual's country table: ``country`` id -> region
 ROUTES = {1: "MX", 2: "US", 3: "CO", 6: "BR", 7: "PE", 14: "AR", 18: "CL", 21: "ES"}
 PLAIN_MAX, ENCODED_MAX, LARGE_MAX = 160, 70, 306  #: characters of ``message``
@@ -55,18 +45,19 @@ SCHEDULE_FORMATS = ("%Y-%m-%d %H:%M", DATE)  #: the manual's example: "2018-08-0
 
 
 @dataclass
-class SmscloudsAccount:
-    """A simulated customer: token, profile, credit, routes and the MO push URL."""
+class SmscloudsSettings:
+    """A customer's own fields: its profile, the routes it may send by, the services it has."""
 
-    user: str
-    token: str
-    credit: int = 500
     name: str = "John"
     surname: str = "Dow"
     routes: frozenset[int] = frozenset(ROUTES)
-    mo_url: str | None = None
     email_service: bool = True
     voice_service: bool = True
+
+
+#: a customer: key is the ``user`` (an email), secret its Personal Access Token; replies are
+#: pushed to its callback URL
+SmscloudsAccount = Customer[SmscloudsSettings]
 
 
 @dataclass
@@ -86,34 +77,29 @@ class Refusal(Exception):
         self.status, self.information = status, information
 
 
-class SmscloudsSim(Simulator):
+class SmscloudsSim(Simulator[SmscloudsSettings]):
     """Api Smsclouds V1: user, message, status, response, email and voice, per account token."""
 
     key = "smsclouds"
     handset_receipts = False  #: its best news is "sent"
+    settings_type = SmscloudsSettings
+    default_credit = 500
+    timezone = "America/Mexico_City"  #: the vendor's dates are Mexico City wall time
 
-    def __init__(self, *args: Any, progress: Progress | None = None, pushes: PushQueue | None = None, **kw: Any):
+    def __init__(self, *args: Any, **kw: Any):
         super().__init__(*args, **kw)
-        self.store = MessageStore(progress)
-        self.pushes = pushes
-        self.accounts: dict[str, SmscloudsAccount] = {}
         self.sent: dict[str, SentRecord] = {}
         self.campaigns: list[tuple[str, dict[str, Any]]] = []  #: email and voice campaigns taken
         self._ids = itertools.count(40)
         self._campaign_ids = itertools.count(14)
 
-    def add_account(self, user: str, token: str, credit: int = 500, **settings: Any) -> SmscloudsAccount:
-        """Create a customer whose Personal Access Token is ``token``."""
-        self.accounts[token] = SmscloudsAccount(user, token, credit, **settings)
-        return self.accounts[token]
-
     def handle(self, request: SimRequest) -> SimResponse:
         """Route, authenticate, then answer as the manual does, errors as error JSON."""
         try:
-            return json_response(self._route(request))
+            return json_reply(self._route(request))
         except Refusal as refusal:
             error = {"error": {"information": refusal.information, "status_code": refusal.status}}
-            return json_response(error, refusal.status)
+            return json_reply(error, refusal.status)
 
     def _route(self, request: SimRequest) -> dict[str, Any]:
         endpoint = ENDPOINTS.get((request.method, request.path.rstrip("/")))
@@ -130,14 +116,14 @@ class SmscloudsSim(Simulator):
         return endpoint(self, account, body)
 
     def _authenticate(self, request: SimRequest) -> SmscloudsAccount:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        account = self.accounts.get(token.strip()) if scheme.lower() == "bearer" else None
+        token = bearer_token(request)
+        account = None if token is None else self.authenticate(None, token)
         if account is None:
             raise Refusal(401, "Unauthenticated.")
         return account
 
     def _user(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
-        user = {"user": account.user, "name": account.name, "surname": account.surname}
+        user = {"user": account.key, "name": account.settings.name, "surname": account.settings.surname}
         return {"data": {"information": "User Found", **user, "credit": account.credit}}
 
     def _message(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
@@ -147,9 +133,9 @@ class SmscloudsSim(Simulator):
             raise Refusal(422, "The allow responses field is required.")
         two_way = body["allow_responses"] is True
         if not two_way:
-            self.ledger.violation(f"smsclouds {account.user}: allow_responses is not true")
+            self.ledger.violation(f"smsclouds {account.key}: allow_responses is not true")
         if not _flag(body, "encode") and not all(t.isascii() for t in texts):
-            self.ledger.violation(f"smsclouds {account.user}: accents sent without encode")
+            self.ledger.violation(f"smsclouds {account.key}: accents sent without encode")
         # large_message is "2 messages": every number costs two credits.
         cost = len(numbers) * (2 if len(text) > PLAIN_MAX else 1)
         with self.lock:
@@ -160,9 +146,9 @@ class SmscloudsSim(Simulator):
             ids = [next(self._ids) for _ in numbers]
         now = self.now()
         for vendor_id, (national, e164), final in zip(ids, numbers, texts, strict=True):
-            message = self.store.accept(str(vendor_id), e164, final, now, two_way, account.user)
+            message = self.store.accept(str(vendor_id), e164, final, now, two_way, account.key)
             self._keep(account, SentRecord(campaign, national, message))
-        stamp = _local(now)
+        stamp = self.wall(now).strftime(DATE)
         added = {"added": len(ids), "date_start_add": stamp, "date_finish_add": stamp}
         info = {"information": "Messages Added Correctly", **added, "campaign_id": campaign}
         return {"data": {**info, "messages_ids": ids}}
@@ -172,11 +158,15 @@ class SmscloudsSim(Simulator):
         with self.lock:
             self.sent[message.vendor_id] = record
         self.ledger.sent(message.phone)
-        if message.reply and account.mo_url and self.pushes is not None:
+        if message.reply and account.callback_url and self.pushes is not None:
             # Drawn now, sent when the reply arrives by the sandbox clock.
             at = message.accepted_at + timedelta(seconds=self.store.progress.reply_after)
-            params = {"response": message.reply, "cellphone": record.cellphone, "date": _local(at)}
-            push = Push(at, "GET", account.mo_url, {**params, "message_id": message.vendor_id})
+            params = {
+                "response": message.reply,
+                "cellphone": record.cellphone,
+                "date": self.wall(at).strftime(DATE),
+            }
+            push = Push(at, "GET", account.callback_url, {**params, "message_id": message.vendor_id})
             self.pushes.schedule(push)
 
     def _status(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
@@ -201,19 +191,19 @@ class SmscloudsSim(Simulator):
         return 3 if state == "failed" else 2
 
     def _responses(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
-        wanted = _reply_filter(body, _local_naive(self.now()))
-        replied = {m.vendor_id for m in self.store.replies(self.now(), account.user)}
+        wanted = _reply_filter(body, self.wall(self.now()))
+        replied = {m.vendor_id for m in self.store.replies(self.now(), account.key)}
         after = timedelta(seconds=self.store.progress.reply_after)
         items = []
         for vendor_id, record in self._records(account):
-            received = _local_naive(record.message.accepted_at + after)
+            received = self.wall(record.message.accepted_at + after)
             if vendor_id in replied and wanted(vendor_id, record, received):
                 reply = {"response": record.message.reply, "received_at": received.strftime(DATE)}
                 items.append({**_item(vendor_id, record), **reply})
         return {"data": {"information": "Responses Found", "count": len(items), "responses": items}}
 
     def _email(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
-        if not account.email_service:
+        if not account.settings.email_service:
             raise Refusal(422, "The email service is not active on this account.")
         for name in ("body", "subject"):
             _required_text(body, name)
@@ -226,7 +216,7 @@ class SmscloudsSim(Simulator):
         return {"message": "Email campaign created correctly."}
 
     def _voice(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
-        if not account.voice_service:
+        if not account.settings.voice_service:
             raise Refusal(422, "The blaster service is not active on this account.")
         kind = body.get("type")
         if kind not in (1, 2, "1", "2"):
@@ -248,7 +238,7 @@ class SmscloudsSim(Simulator):
 
     def _records(self, account: SmscloudsAccount) -> list[tuple[str, SentRecord]]:
         with self.lock:
-            return [(i, r) for i, r in self.sent.items() if r.message.account == account.user]
+            return [(i, r) for i, r in self.sent.items() if r.message.account == account.key]
 
 
 Endpoint = Callable[[SmscloudsSim, SmscloudsAccount, dict[str, Any]], dict[str, Any]]
@@ -271,7 +261,7 @@ def _message_fields(body: dict[str, Any], account: SmscloudsAccount) -> tuple[st
     if len(text) > limit:
         raise Refusal(422, f"The message may not be greater than {limit} characters.")
     country = body.get("country")
-    if isinstance(country, bool) or str(country) not in {str(c) for c in account.routes}:
+    if isinstance(country, bool) or str(country) not in {str(c) for c in account.settings.routes}:
         raise Refusal(422, "The selected country is invalid (check your routes).")
     phones = body.get("cellphones", body.get("cellphone"))  # the prose's bullet says "cellphone"
     if not isinstance(phones, list) or not phones:
@@ -339,20 +329,11 @@ def _reply_filter(body: dict[str, Any], now: datetime) -> Callable[[str, SentRec
 def _date(value: Any, name: str, default: datetime | None = None) -> datetime:
     if value in (None, "") and default is not None:
         return default  # "to": if not specified will search until actual date
-    when = _parse(value, DATE, "%Y-%m-%d")
+    when = read_date(value, DATE, "%Y-%m-%d")
     if when is None:
         raise Refusal(422, f"The {name} is not a valid date (YYYY-MM-DD HH:mm:ss).")
     # A bare day as "to" takes the whole day in (the manual's examples give bare days).
     return when + timedelta(days=1, seconds=-1) if name == "to" and len(str(value)) == 10 else when
-
-
-def _parse(value: Any, *formats: str) -> datetime | None:
-    for fmt in formats:
-        try:
-            return datetime.strptime(str(value), fmt)
-        except ValueError:
-            continue
-    return None
 
 
 def _ids(body: dict[str, Any], *names: str) -> set[int]:
@@ -400,7 +381,7 @@ def _recipients(body: dict[str, Any], required: str) -> list[dict[str, Any]]:
 
 def _schedule(body: dict[str, Any]) -> None:
     value = body.get("scheduledDate")
-    if value is not None and _parse(value, *SCHEDULE_FORMATS) is None:
+    if value is not None and read_date(value, *SCHEDULE_FORMATS) is None:
         raise Refusal(422, "The scheduled date is not a valid date.")
 
 
@@ -412,16 +393,3 @@ def _item(vendor_id: str, record: SentRecord) -> dict[str, Any]:
         "cellphone": record.cellphone,
         "message": record.message.text,
     }
-
-
-def _local_naive(when: datetime) -> datetime:
-    return when.astimezone(MEXICO).replace(tzinfo=None)
-
-
-def _local(when: datetime) -> str:
-    return _local_naive(when).strftime(DATE)
-
-
-def json_response(body: dict[str, Any], status: int = 200) -> SimResponse:
-    """A JSON answer, accents written as they are."""
-    return SimResponse(status, json.dumps(body, ensure_ascii=False), "application/json; charset=utf-8")

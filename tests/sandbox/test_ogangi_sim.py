@@ -16,15 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from dispatcher.sandbox.core import (
-    STOP_WORDS,
-    Faults,
-    Ledger,
-    MessageStore,
-    Progress,
-    PushQueue,
-    SandboxServer,
-)
+from dispatcher.sandbox.core import Faults, Ledger, SandboxServer
+from dispatcher.sandbox.messages import STOP_WORDS, MessageStore, Progress, PushQueue
 from dispatcher.sandbox.ogangi import OgangiSim, sign
 from dispatcher.vendors import ogangi
 from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient, StatusReport

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from dispatcher.errors import VendorAccountError, VendorRejectedRequest
-from dispatcher.sandbox.core import REPLY_WORDS, STOP_WORDS, Faults, Ledger, Progress, SandboxServer
+from dispatcher.sandbox.core import Faults, Ledger, SandboxServer
+from dispatcher.sandbox.messages import REPLY_WORDS, STOP_WORDS, Progress
 from dispatcher.sandbox.smsclick import SmsclickSim
 from dispatcher.vendors import smsclick
 from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient, Result

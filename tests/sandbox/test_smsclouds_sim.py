@@ -14,15 +14,8 @@ import httpx
 import pytest
 
 from dispatcher.errors import VendorAccountError
-from dispatcher.sandbox.core import (
-    REPLY_WORDS,
-    STOP_WORDS,
-    Faults,
-    Ledger,
-    Progress,
-    PushQueue,
-    SandboxServer,
-)
+from dispatcher.sandbox.core import Faults, Ledger, SandboxServer
+from dispatcher.sandbox.messages import REPLY_WORDS, STOP_WORDS, Progress, PushQueue
 from dispatcher.sandbox.smsclouds import SmscloudsSim
 from dispatcher.vendors import smsclouds
 from dispatcher.vendors.base import Account, Batch, DeliveryState, Outcome, Recipient, Result

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from dispatcher.errors import VendorAccountError
-from dispatcher.sandbox.core import Faults, Ledger, MessageStore, Progress, PushQueue, SandboxServer
+from dispatcher.sandbox.core import Faults, Ledger, SandboxServer
+from dispatcher.sandbox.messages import MessageStore, Progress, PushQueue
 from dispatcher.sandbox.voipcomms import PAGE_SIZE, VoipcommsSim
 from dispatcher.vendors import voipcomms
 from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient
