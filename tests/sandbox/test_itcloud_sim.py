@@ -91,7 +91,9 @@ def test_it_counts_what_the_manual_asks_not_to_do(itcloud: Box) -> None:
 
 def test_a_reply_to_a_2via_message_is_pushed_to_the_customer(itcloud: Box, customer: Any) -> None:
     # Given a customer URL on loopback
-    itcloud.sim.add_customer(USER, TOKEN, callback_url=f"http://127.0.0.1:{customer.server_address[1]}/recepcionsms")
+    itcloud.sim.add_customer(
+        USER, TOKEN, callback_url=f"http://127.0.0.1:{customer.server_address[1]}/recepcionsms"
+    )
     send(itcloud, "573152338956", metodo_envio="2via")
     # When the reply's time comes
     assert itcloud.pushes.run_due() == 0
