@@ -12,12 +12,13 @@ import httpx
 import pytest
 
 from dispatcher.errors import VendorAccountError, VendorRejectedRequest
-from dispatcher.sandbox.core import Faults, Ledger, SandboxServer
+from dispatcher.sandbox.core import Faults
 from dispatcher.sandbox.messages import REPLY_WORDS, STOP_WORDS, Progress
 from dispatcher.sandbox.smsclick import SmsclickSim
 from dispatcher.vendors import smsclick
 from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient, Result
-from tests.conftest import FakeClock
+from tests.sandbox.harness import Box as Running
+from tests.sandbox.harness import Boxes
 
 APIKEY = "1EgdzRnSFX83mPh2WK7yTIyJTUZPVmA6puXwU4GK"  # the manual's sample key
 NOON = datetime(2018, 1, 15, 18, 0, tzinfo=UTC)  # 12:00 in Mexico City, inside the manual's report range
@@ -74,14 +75,8 @@ CREDITS_ANSWERS = {
 
 
 @dataclass
-class Box:
-    """One running sandbox: the simulator, its server, clock, ledger and a client."""
-
-    sim: SmsclickSim
-    server: SandboxServer
-    clock: FakeClock
-    ledger: Ledger
-    http: httpx.Client
+class Box(Running):
+    """The SMSClick simulator running, with the manual's requests and the project's account."""
 
     def post(self, path: str, **fields: str) -> dict[str, Any]:
         """POST a form as the manual's PHP examples do; return the JSON answer."""
@@ -108,24 +103,17 @@ class Box:
 
 
 @pytest.fixture
-def make() -> Iterator[Callable[..., Box]]:
-    """Start sandboxes with a progress, faults and one account's settings; stop them afterwards."""
-    boxes: list[Box] = []
+def make(boxes: Boxes) -> Callable[..., Box]:
+    """Start sandboxes with a progress, faults and one customer's settings."""
 
     def start(
         progress: Progress | None = None, faults: Faults | None = None, first_id: int = 123, **settings: Any
     ) -> Box:
-        ledger, clock = Ledger(), FakeClock(NOON)
-        sim = SmsclickSim(ledger, clock, faults, progress=progress, first_id=first_id)
-        sim.add_account("mx-click", APIKEY, **{"credits": 1200232, "rules": (RULE,), **settings})
-        server = SandboxServer({"smsclick": sim}).start()
-        boxes.append(Box(sim, server, clock, ledger, httpx.Client(base_url=server.url("smsclick"), timeout=5)))
-        return boxes[-1]
+        box = boxes.start(SmsclickSim, NOON, progress, faults, box=Box, first_id=first_id)
+        box.sim.add_customer("mx-click", APIKEY, **{"credit": 1200232, "rules": (RULE,), **settings})
+        return box
 
-    yield start
-    for box in boxes:
-        box.http.close()
-        box.server.stop()
+    return start
 
 
 def test_send_the_manual_php_example(make: Callable[..., Box]) -> None:
@@ -156,7 +144,7 @@ def test_send_errors_are_the_manual_answers(make: Callable[..., Box], codigo: in
     box = make()
     assert box.post(SEND, **fields) == json.loads(SEND_ANSWERS[codigo])
     # A refused message costs nothing and is not sent
-    assert box.sim.accounts[APIKEY].credits == 1200232 and not box.ledger.sends
+    assert box.sim.customers["mx-click"].credit == 1200232 and not box.ledger.sends
 
 
 def test_credits_the_manual_example(make: Callable[..., Box]) -> None:
@@ -175,7 +163,7 @@ def test_credits_are_charged_per_150_characters(make: Callable[..., Box], length
 
 def test_credits_run_out(make: Callable[..., Box]) -> None:
     # Given one credit left
-    box = make(credits=1)
+    box = make(credit=1)
     # When a message needs two, it is refused with -104 and costs nothing
     assert box.send(mensaje="x" * 151) == json.loads(SEND_ANSWERS[-104])
     # Then a one-credit message goes, and the next is refused
@@ -224,7 +212,7 @@ def test_getmsg_errors_are_the_manual_answers(make: Callable[..., Box], codigo: 
 
 def test_another_account_cannot_read_our_messages(make: Callable[..., Box]) -> None:
     box = make()
-    box.sim.add_account("other", "other-key")
+    box.sim.add_customer("other", "other-key")
     box.send()
     assert box.post(GET, APIKEY="other-key", ID_MENSAJE="123") == json.loads(GET_ANSWERS[-201])
     assert box.post(REPORT, APIKEY="other-key", **RANGE)["mensajes"] == []
@@ -406,7 +394,7 @@ def test_round_trip_with_the_adapter(
 
 
 def test_round_trip_errors(make: Callable[..., Box], adapter_for: Callable[..., Adapter]) -> None:
-    box = make(credits=1)
+    box = make(credit=1)
     adapter = adapter_for(box)
     one = Batch([Recipient(1, "+525526632636", TEXT)])
     assert [r.outcome for r in adapter.send(one)] == [Outcome.ACCEPTED]
