@@ -17,45 +17,26 @@ from dispatcher.sandbox.messages import REPLY_WORDS, STOP_WORDS, Progress
 from dispatcher.sandbox.smsclick import SmsclickSim
 from dispatcher.vendors import smsclick
 from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient, Result
+from tests.manuals import smsclick as manual
+from tests.manuals.smsclick import APIKEY, CREDITS, GET, PROMO, RANGE, REPORT, SEND, TEXT
 from tests.sandbox.harness import Box as Running
 from tests.sandbox.harness import Boxes
 
-APIKEY = "1EgdzRnSFX83mPh2WK7yTIyJTUZPVmA6puXwU4GK"  # the manual's sample key
 NOON = datetime(2018, 1, 15, 18, 0, tzinfo=UTC)  # 12:00 in Mexico City, inside the manual's report range
 SENT_AT = "15-01-2018 12:00:00"
-TEXT = "Prueba de envio desde la API"
-PROMO = "Felicidades: Responde SI para usar tus puntos en tu compra"
 RULE = "77"
-SEND, GET, REPORT, CREDITS = (f"/sms-services/{name}.json" for name in ("sendMsg", "getMsg", "report", "credits"))
-RANGE = {"FECHA_INICIO": "01-01-2018 00:00:00", "FECHA_FIN": "30-03-2018 23:59:59"}
 
-# The manual's answers, word for word.
-SEND_ANSWERS = {
-    1: '{"codigo":1, "descripcion":"Mensaje enviado", "id_mensaje":123, "creditosUsados":1}',
-    -100: '{"codigo": -100, "descripcion":"Parámetro APIKEY no definido"}',
-    -101: '{"codigo": -101, "descripcion":"APIKEY incorrecta"}',
-    -102: '{"codigo": -102, "descripcion":"Parametro TELEFONO no valido"}',
-    -103: '{"codigo": -103, "descripcion":"Parametro MENSAJE vacio"}',
-    -104: '{"codigo": -104, "descripcion":"Saldo insuficiente"}',
-    -105: '{"codigo": -105, "descripcion":"El valor ID_REGLA_INTERACTIVA no existe"}',
-}
-NULLS = '"estatus_mensaje":null, "fecha_recepcion":null, "respuesta":null}'
-GET_ANSWERS = {
-    -100: '{"codigo":-100, "descripcion":"Apikey no definida", ' + NULLS,
-    -101: '{"codigo":-101, "descripcion":"Apikey incorrecta", ' + NULLS,
-    -200: '{"codigo":-200, "descripcion":"Identificador de mensaje no válido", ' + NULLS,
-    -201: '{"codigo":-201, "descripcion":"Identificador de mensaje no existe", ' + NULLS,
-}
+
+def by_code(answers: dict[str, str]) -> dict[int, str]:
+    """The manual's answers keyed by their codigo as a number."""
+    return {int(code): answer for code, answer in answers.items()}
+
+
+SEND_ANSWERS = {1: manual.SENT} | by_code(manual.SEND_ERRORS)
+GET_ANSWERS = by_code(manual.GET_ERRORS)
 GET_KEYS = {"codigo", "descripcion", "estatus_mensaje", "telefono", "mensaje", "fecha_envio", "respuesta"}
 GET_KEYS |= {"fecha_respuesta"}
-REPORT_ANSWERS = {
-    -100: '{"codigo":-100, "descripcion":"Apikey no definida", "mensajes":null}',
-    -101: '{"codigo":-101, "descripcion":"Apikey incorrecta", "mensajes":null}',
-    -300: '{"codigo":-300, "descripcion":"Parametro FECHA_INICIO vacío o formato incorrecto", "mensajes":null}',
-    -301: '{"codigo":-301, "descripcion":"Parametro FECHA_FIN vacío formato incorrecto", "mensajes":null}',
-    -302: '{"codigo":-302, "descripcion":"Parametro ESTATUS_MENSAJE formato incorrecto", "mensajes":null}',
-    -303: '{"codigo":-303, "descripcion":"Parametro ID_CAMPANIA formato incorrecto", "mensajes":null}',
-}
+REPORT_ANSWERS = by_code(manual.REPORT_ERRORS)
 REPORT_ITEM_KEYS = {
     "id_mensaje",
     "telefono",
@@ -67,11 +48,7 @@ REPORT_ITEM_KEYS = {
     "fecha_respuesta",
     "respuesta_cliente",
 }
-CREDITS_ANSWERS = {
-    1: '{"codigo":1, "descripcion":"ok", "creditos":1200232}',
-    -100: '{"codigo":-100, "descripcion":"Apikey no definida", "mensajes":null}',
-    -101: '{"codigo":-101, "descripcion":"Apikey incorrecta", "mensajes":null}',
-}
+CREDITS_ANSWERS = {1: manual.CREDITS_OK} | by_code(manual.CREDITS_ERRORS)
 
 
 @dataclass
