@@ -18,83 +18,26 @@ from dispatcher.sandbox.messages import REPLY_WORDS, STOP_WORDS, Progress
 from dispatcher.sandbox.smsclouds import SmscloudsSim
 from dispatcher.vendors import smsclouds
 from dispatcher.vendors.base import Account, Batch, DeliveryState, Outcome, Recipient, Result
+from tests.manuals.smsclouds import (
+    BASH_SEND,
+    EMAIL,
+    JAVA_SEND,
+    JS_SEND,
+    JSON_SEND,
+    RESPONSE_EXAMPLE,
+    STATUS_EXAMPLE,
+    USER,
+    VOICE,
+    reply,
+)
 from tests.sandbox.harness import Box as Running
 from tests.sandbox.harness import Boxes
 
 TOKEN = "tok-sandbox-7c1d9e"
-USER = "johndoe@mycompany.com"
 NOON = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)  # 12:00 in Mexico City
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
 MANUAL_KEYS = {"information", "added", "date_start_add", "date_finish_add", "campaign_id", "messages_ids"}
 ITEM_KEYS = {"campaign_id", "message_id", "cellphone", "message"}
-
-# The manual's example requests, as written (with its own values).
-PROMO = "Hello <+B+> receive this promo code and get some free drinks <+C+>"
-BASH_SEND = {
-    "message": PROMO,
-    "cellphones": ["1234567890", "1234567891", "1234567892"],
-    "combination": [
-        {"names": ["John", "Joe", "Dave"], "field1": ["7SADAS6D786A", "7SADAS6D786B", "7SADAS6D786C"]}
-    ],
-    "country": "1",
-    "allow_responses": True,
-}
-JSON_SEND = {
-    "message": "Hello <+B+> receive this promo code <+C+> and get some free drinks",
-    "cellphones": ["4498987282", "4492799694"],
-    "combination": [{"names": ["John", "Joe"], "field1": ["7SADAS6D786A", "7SADAS6D786B"]}],
-    "country": "1",
-    "allow_responses": True,
-}
-JS_SEND = {
-    "message": "This is a text, hello",
-    "cellphones": ["4498987282"],
-    "country": 1,
-    "encode": True,
-    "allow_responses": True,
-}
-JAVA_SEND = {
-    "message": "Hello receive this promo code and get some free drinks <+B+>",
-    "cellphones": "4498987282",
-    "country": 1,
-    "combination": "5F2G5J5",
-    "allow_responses": True,
-    "encode": True,
-}
-RESPONSE_EXAMPLE = {
-    "type": 9,
-    "from": "1978-03-25",
-    "to": "1978-03-25",
-    "message_id": "quia",
-    "campaign_id": 9,
-    "cellphone": 9,
-}
-EMAIL = {
-    "body": "Hi <+NAME+> <+FIELD1+>, please pay <+FIELD2+> <+FIELD3+> for order <+FIELD4+>",
-    "subject": "pay order",
-    "recipients": [
-        {
-            "email": "jack@example.com",
-            "name": "Jack",
-            "field1": "Doe",
-            "field2": "$500",
-            "field3": "USD",
-            "field4": "8545fabb52cd",
-        }
-    ],
-    "attachment": 20,
-    "scheduledDate": "2018-08-07 14:26",
-}
-VOICE = {
-    "type": 1,
-    "campaign_name": "test api audio",
-    "recipients": [{"cellphone": "1234445697"}],
-    "audio": 22,
-    "remittent": "9998886666",
-    "transfer_num": "4499157710",
-    "transfer_key": "5",
-    "scheduledDate": "2018-08-14 12:50",
-}
 
 
 @dataclass
@@ -140,15 +83,7 @@ def test_user_answers_the_manual_example(make: Callable[..., Box]) -> None:
     response = box.http.get("/api/v1/user")
     # Then it gets the manual's answer, word for word
     assert response.status_code == 200
-    assert response.json() == {
-        "data": {
-            "information": "User Found",
-            "user": "johndoe@mycompany.com",
-            "name": "John",
-            "surname": "Dow",
-            "credit": 500,
-        }
-    }
+    assert response.json() == reply("user_reply.json")
 
 
 def test_send_bash_example(make: Callable[..., Box]) -> None:
@@ -303,8 +238,7 @@ def test_a_body_that_is_not_json_is_400(make: Callable[..., Box]) -> None:
 
 def test_status_examples_values_are_422(make: Callable[..., Box]) -> None:
     box = make()
-    body = {"message_ids": "consequatur", "campaign_ids": "consequatur"}  # javascript / java
-    error_of(box.http.post("/api/v1/status", json=body), 422)
+    error_of(box.http.post("/api/v1/status", json=STATUS_EXAMPLE), 422)
     error_of(box.http.post("/api/v1/status", json={}), 422)
 
 
