@@ -12,10 +12,8 @@ from dispatcher.sandbox.core import Faults
 from dispatcher.sandbox.itcloud import ItCloudSim
 from dispatcher.sandbox.messages import Progress
 from tests.conftest import BOGOTA_10AM, BOGOTA_2130
+from tests.manuals.itcloud import FOUR_GSM, FOUR_REPLY, TEXT, TOKEN, USER, WEB_GSM
 from tests.sandbox.harness import Box, Boxes
-
-USER, TOKEN = "miusuario@hotmail.com", "59k45nabeeqvi8wn2ja9"
-TEXT = "mensaje de prueba enviado por metodo WEB"
 
 
 @pytest.fixture
@@ -31,18 +29,17 @@ def send(box: Box, gsm: str, text: str = TEXT, **extra: str) -> str:
 def test_the_manual_four_number_example(itcloud: Box) -> None:
     # Given credit for exactly one message, as in the manual's fourth line
     itcloud.sim.add_customer(USER, TOKEN, credit=1)
-    body = send(itcloud, "584142871901,57111,573802338546,573002333333")
-    lines = body.splitlines()
-    assert lines[0].startswith("584142871901,") and int(lines[0].split(",")[1]) > 0
-    assert lines[1:] == ["57111,-4", "573802338546,0", "573002333333,-3"]
+    body = send(itcloud, FOUR_GSM)
+    # Then it gets the manual's reply, its id included
+    assert body.splitlines() == FOUR_REPLY.splitlines()
     assert itcloud.sim.ledger.sends == {"+584142871901": 1}
 
 
 def test_the_manual_web_example_also_works_as_a_get(itcloud: Box) -> None:
     itcloud.sim.add_customer(USER, TOKEN)
-    params = {"user": USER, "token": TOKEN, "GSM": "573117807125", "SMSText": TEXT, "metodo_envio": "2via"}
+    params = {"user": USER, "token": TOKEN, "GSM": WEB_GSM, "SMSText": TEXT, "metodo_envio": "2via"}
     body = httpx.get(itcloud.server.url("itcloud") + "/api/sendsms", params=params).text
-    assert body.startswith("573117807125,") and int(body.split(",")[1]) > 0
+    assert body.startswith(f"{WEB_GSM},") and int(body.split(",")[1]) > 0
 
 
 @pytest.mark.parametrize(
