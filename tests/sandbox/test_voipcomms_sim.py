@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from http.server import ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,13 +20,12 @@ from dispatcher.sandbox.messages import Progress
 from dispatcher.sandbox.voipcomms import PAGE_SIZE, VoipcommsSim
 from dispatcher.vendors import voipcomms
 from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient
+from tests.manuals.voipcomms import DELIVERY_DATE, SEND_LOG, TEXT, TO
 from tests.sandbox.harness import Box, Boxes
 
-MANUAL = json.loads((Path(__file__).parents[1] / "vendors/fixtures/voipcomms/send_log.json").read_text())
+MANUAL = json.loads(SEND_LOG)
 KEY, PASSWORD = "AK4821f0c9", "pw-7Hq2-zX9v-Lm3k"
 AUTH = (KEY, PASSWORD)
-TEXT = "It is a SMS message"
-TO = "12812345678"
 OURS = "17135550100"  #: the account's SMS-enabled number
 API = "/api-v2/index.php/sms/"
 SEND, SUMMARY, CHAT = API + "send", API + "summary", API + "chat"
@@ -69,7 +67,7 @@ def box(make: Callable[..., Sandbox]) -> Sandbox:
 def test_manual_curl_example_scheduled_gets_the_manuals_send_log(box: Sandbox) -> None:
     # Given the manual's example: bulk (no from), delivered on 2019-10-01 00:00
     # When it is sent the day before
-    response = box.send(to=TO, msg=TEXT, delivery_date="2019-10-01 00:00")
+    response = box.send(to=TO, msg=TEXT, delivery_date=DELIVERY_DATE)
     # Then the answer is the manual's, field for field, under a fresh smsid
     assert response.status_code == 200
     entry = response.json()["send_log"][0]
@@ -82,7 +80,7 @@ def test_manual_curl_example_scheduled_gets_the_manuals_send_log(box: Sandbox) -
 
 
 def test_manual_php_example_with_our_number_is_two_way(box: Sandbox) -> None:
-    response = box.send(**{"from": OURS, "to": TO, "msg": TEXT, "delivery_date": "2019-10-01 00:00"})
+    response = box.send(**{"from": OURS, "to": TO, "msg": TEXT, "delivery_date": DELIVERY_DATE})
     entry = response.json()["send_log"][0]
     assert (entry["from"], entry["type"], entry["status"]) == (OURS, "2WAYSMS", "SCHEDULED")
     assert entry["sale"] == 0.02  # the 2-way rate: bulk is "lower rate"
@@ -151,7 +149,7 @@ def test_balance_runs_out_request_by_request(box: Sandbox) -> None:
 
 def test_a_scheduled_message_without_balance_when_due_fails(box: Sandbox) -> None:
     # Given a message scheduled for tomorrow, and the balance spent meanwhile
-    smsid = box.send(to=TO, msg=TEXT, delivery_date="2019-10-01 00:00").json()["send_log"][0]["smsid"]
+    smsid = box.send(to=TO, msg=TEXT, delivery_date=DELIVERY_DATE).json()["send_log"][0]["smsid"]
     for _ in range(100):
         box.send(to="12812345679", msg=TEXT)
     # When its time comes
@@ -163,7 +161,7 @@ def test_a_scheduled_message_without_balance_when_due_fails(box: Sandbox) -> Non
 
 
 def test_statuses_progress_by_the_clock(box: Sandbox) -> None:
-    smsid = box.send(to=TO, msg=TEXT, delivery_date="2019-10-01 00:00").json()["send_log"][0]["smsid"]
+    smsid = box.send(to=TO, msg=TEXT, delivery_date=DELIVERY_DATE).json()["send_log"][0]["smsid"]
 
     def status() -> tuple[str, str]:
         row = next(r for r in box.rows(SUMMARY) if r["smsid"] == smsid)
@@ -251,7 +249,7 @@ def test_round_trip_through_the_adapter(make: Callable[..., Sandbox]) -> None:
     # Given a 2-way batch sent by the adapter, scheduled for tomorrow
     batch = Batch(
         [Recipient(1, "+12812345678", TEXT), Recipient(2, "+12812345679", TEXT)],
-        voipcomms.validate_options({"from": "+" + OURS, "delivery_date": "2019-10-01 00:00"}),
+        voipcomms.validate_options({"from": "+" + OURS, "delivery_date": DELIVERY_DATE}),
     )
     results = []
     for sent in voipcomms.build_send(acct, batch):
