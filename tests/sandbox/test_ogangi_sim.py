@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,27 +20,31 @@ from dispatcher.sandbox.messages import STOP_WORDS, Progress
 from dispatcher.sandbox.ogangi import OgangiSim, sign
 from dispatcher.vendors import ogangi
 from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient, StatusReport
+from tests.manuals import sample
+from tests.manuals.ogangi import (
+    FIRE_TEXT,
+    LONG,
+    MANUAL_ID,
+    MOBILE,
+    MOBILE64,
+    PIN_TEXT,
+    PRIVATE_KEY,
+    PUBLIC_KEY,
+    SEND_SMS_CALL,
+    SIGNATURE_EXAMPLE,
+    TEXT,
+    TEXT64,
+)
 from tests.sandbox.harness import Box, Boxes
 
-FIXTURES = Path(__file__).parents[1] / "vendors" / "fixtures" / "ogangi"
-PRIVATE_KEY = "FBF3-4310-909C-C4BBC26F886F"
-PUBLIC_KEY = "d1F2T3Y4N56"
-SHORT, LONG = "19893143924", "19893653744"  #: the workspace's codes, as the manual's examples use them
-TEXT = "OGANGI TEST MESSAGE"
-TEXT64 = "T0dBTkdJIFRFU1QgTUVTU0FHRQ=="
-MOBILE, MOBILE64 = "13056708084", "MTMwNTY3MDgwODQ="
-MANUAL_ID = "-8174720676710228700"
+SHORT = "19893143924"  #: the workspace's short code, beside the manual's long one
 SEND_SMS_DATE = datetime(2013, 9, 17, 14, 43, 59, 176000, tzinfo=UTC)  # 10:13:59.176-04:30 in Caracas
 MO_DATE = datetime(2014, 10, 13, 15, 0, 51, 922000, tzinfo=UTC)  # 10:30:51.922 in Caracas
-# The manual's sendSMS call signed by hand (as in tests/vendors/test_ogangi.py), not by the sandbox.
-SEND_SMS_PATH = (
-    f"/rest/api/tools/sendSMS/8/carrierName/{LONG}/{MOBILE64}/{TEXT64}/{PUBLIC_KEY}/"
-    "8e0d2311168efd743af1154e07bbee0e7e8de02755bbf73564c5e9c788f242fc"
-)
+SEND_SMS_PATH = "/rest/api/" + SEND_SMS_CALL  # the manual's call signed by hand, not by the sandbox
 
 
 def fixture(name: str) -> str:
-    return (FIXTURES / name).read_text().strip()
+    return sample("ogangi", name).strip()
 
 
 def b64(text: str) -> str:
@@ -96,9 +99,7 @@ def box(make: Callable[..., Sandbox]) -> Sandbox:
 
 
 def test_the_signature_test_vector() -> None:
-    assert sign("8/peter/peterpassword", PRIVATE_KEY) == (
-        "954221dc7ba612b2633c0ff1e0f5c4058f2bf982902faada38c78c4f044f5ef4"
-    )
+    assert sign(SIGNATURE_EXAMPLE[0], PRIVATE_KEY) == (SIGNATURE_EXAMPLE[1])
 
 
 def test_manual_send_sms_gets_the_manuals_reply(box: Sandbox) -> None:
@@ -192,9 +193,7 @@ def test_unknown_methods_and_shapes(box: Sandbox) -> None:
 
 
 def test_manual_pin_example(box: Sandbox) -> None:
-    body = box.get(
-        signed("tools/sendSMSPinMobileNumberConfirm", "carrierName", LONG, MOBILE, b64("Tu código es"), "6")
-    )
+    body = box.get(signed("tools/sendSMSPinMobileNumberConfirm", "carrierName", LONG, MOBILE, b64(PIN_TEXT), "6"))
     pin = re.search(r"<pin>(\d{6})</pin>", body)
     assert pin is not None
     assert body == fixture("sendSMSPinMobileNumberConfirm.xml").replace("846547", pin[1])
@@ -210,7 +209,7 @@ def test_pin_length_must_be_a_small_number(box: Sandbox, length: str) -> None:
 
 def test_manual_fire_message_example(box: Sandbox) -> None:
     # The GET example prints activateCampaign (a slip); the answer is its POST twin's
-    text = b64("Test qa API fireMessage.")
+    text = b64(FIRE_TEXT)
     body = box.get(signed("fireMessage", "1200000001", text, instance="43", key="private-43", public="pk-43"))
     assert body == fixture("fireMessage.xml").replace("activateCampaign", "fireMessage")
 
@@ -361,7 +360,7 @@ def test_round_trip_through_the_adapter(make: Callable[..., Sandbox], customer: 
     assert [(r.phone, r.text, r.to) for r in polled] == [(r.phone, r.text, r.to) for r in pushed]
     assert all(isinstance(r, Inbound) and r.keyword == "^OGANGI.*" for r in polled)
     # And a PIN comes back as the one texted
-    pin = ogangi.parse_pin(httpx.Client().send(ogangi.build_pin(acct, "+13056708086", "Tu código es", 4)))
+    pin = ogangi.parse_pin(httpx.Client().send(ogangi.build_pin(acct, "+13056708086", PIN_TEXT, 4)))
     assert re.fullmatch(r"\d{4}", pin)
     assert any(m.text == f"Tu código es {pin}" for m in box.sim.store.messages.values())
     # And a fired MO is echoed
