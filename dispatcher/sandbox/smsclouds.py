@@ -23,25 +23,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import phonenumbers
-
 from dispatcher.sandbox.core import SimRequest, SimResponse
 from dispatcher.sandbox.messages import Push, SimMessage
-from dispatcher.sandbox.skeleton import Customer, Simulator, bearer_token, json_reply, read_date
-
-#: the manual's country table: ``country`` id -> region
-ROUTES = {1: "MX", 2: "US", 3: "CO", 6: "BR", 7: "PE", 14: "AR", 18: "CL", 21: "ES"}
-PLAIN_MAX, ENCODED_MAX, LARGE_MAX = 160, 70, 306  #: characters of ``message``
-#: marker -> the ``combination`` keys that fill it (the manual writes both "name" and "names")
-MARKERS = {
-    "<+B+>": ("names", "name"),
-    "<+C+>": ("field1",),
-    "<+D+>": ("field2",),
-    "<+E+>": ("field3",),
-    "<+F+>": ("field4",),
-}
-DATE = "%Y-%m-%d %H:%M:%S"
-SCHEDULE_FORMATS = ("%Y-%m-%d %H:%M", DATE)  #: the manual's example: "2018-08-07 14:26"
+from dispatcher.sandbox.skeleton import Customer, Simulator, bearer_token, json_reply
+from dispatcher.sandbox.smsclouds_fields import (
+    DATE,
+    PLAIN_MAX,
+    ROUTES,
+    Refusal,
+    check_schedule,
+    flag,
+    ids_of,
+    message_fields,
+    optional_int,
+    personalise,
+    read_field_date,
+    recipients_of,
+    required_text,
+)
 
 
 @dataclass
@@ -67,14 +66,6 @@ class SentRecord:
     campaign: int
     cellphone: str  #: national digits, as the vendor answers them
     message: SimMessage
-
-
-class Refusal(Exception):
-    """A request the vendor refuses, with its HTTP status and information."""
-
-    def __init__(self, status: int, information: str):
-        super().__init__(status, information)
-        self.status, self.information = status, information
 
 
 class SmscloudsSim(Simulator[SmscloudsSettings]):
@@ -127,14 +118,14 @@ class SmscloudsSim(Simulator[SmscloudsSettings]):
         return {"data": {"information": "User Found", **user, "credit": account.credit}}
 
     def _message(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
-        text, numbers = _message_fields(body, account)
+        text, numbers = message_fields(body, account.settings.routes)
         texts = personalise(text, body.get("combination"), len(numbers))
         if "allow_responses" not in body:
             raise Refusal(422, "The allow responses field is required.")
         two_way = body["allow_responses"] is True
         if not two_way:
             self.ledger.violation(f"smsclouds {account.key}: allow_responses is not true")
-        if not _flag(body, "encode") and not all(t.isascii() for t in texts):
+        if not flag(body, "encode") and not all(t.isascii() for t in texts):
             self.ledger.violation(f"smsclouds {account.key}: accents sent without encode")
         # large_message is "2 messages": every number costs two credits.
         cost = len(numbers) * (2 if len(text) > PLAIN_MAX else 1)
@@ -171,8 +162,8 @@ class SmscloudsSim(Simulator[SmscloudsSettings]):
 
     def _status(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
         # The parameter table writes message_ids / campaign_ids, the prose messages_ids / campaigns_ids.
-        ids = _ids(body, "message_ids", "messages_ids")
-        campaigns = _ids(body, "campaign_ids", "campaigns_ids")
+        ids = ids_of(body, "message_ids", "messages_ids")
+        campaigns = ids_of(body, "campaign_ids", "campaigns_ids")
         if not ids and not campaigns:
             raise Refusal(422, "The message ids or the campaign ids are required.")
         now = self.now()
@@ -206,12 +197,12 @@ class SmscloudsSim(Simulator[SmscloudsSettings]):
         if not account.settings.email_service:
             raise Refusal(422, "The email service is not active on this account.")
         for name in ("body", "subject"):
-            _required_text(body, name)
-        people = _recipients(body, "email")
+            required_text(body, name)
+        people = recipients_of(body, "email")
         if not all("@" in p["email"] for p in people):
             raise Refusal(422, "The recipients.*.email must be a valid email address.")
-        _optional_int(body, "attachment")
-        _schedule(body)
+        optional_int(body, "attachment")
+        check_schedule(body)
         self.campaigns.append(("email", body))
         return {"message": "Email campaign created correctly."}
 
@@ -221,18 +212,18 @@ class SmscloudsSim(Simulator[SmscloudsSettings]):
         kind = body.get("type")
         if kind not in (1, 2, "1", "2"):
             raise Refusal(422, "The selected type is invalid.")
-        if int(kind) == 1 and _optional_int(body, "audio") is None:
+        if int(kind) == 1 and optional_int(body, "audio") is None:
             raise Refusal(422, "The audio field is required when type is 1.")
         if int(kind) == 2:
-            _required_text(body, "text")
-        _required_text(body, "campaign_name")
-        if not all(str(p["cellphone"]).isdigit() for p in _recipients(body, "cellphone")):
+            required_text(body, "text")
+        required_text(body, "campaign_name")
+        if not all(str(p["cellphone"]).isdigit() for p in recipients_of(body, "cellphone")):
             raise Refusal(422, "The recipients.*.cellphone must be digits.")
         if body.get("transfer_num") is not None and body.get("transfer_key") is None:
             raise Refusal(422, "The transfer key field is required when transfer num is present.")
         if body.get("transfer_key") is not None and str(body["transfer_key"]) not in "0123456789":
             raise Refusal(422, "The transfer key must be an integer.")
-        _schedule(body)
+        check_schedule(body)
         self.campaigns.append(("voice", body))
         return {"message": "Voice campaign created correctly."}
 
@@ -253,63 +244,13 @@ ENDPOINTS: dict[tuple[str, str], Endpoint] = {
 }
 
 
-def _message_fields(body: dict[str, Any], account: SmscloudsAccount) -> tuple[str, list[tuple[str, str]]]:
-    text = body.get("message")
-    if not isinstance(text, str) or not text:
-        raise Refusal(422, "The message field is required.")
-    limit = ENCODED_MAX if _flag(body, "encode") else LARGE_MAX if _flag(body, "large_message") else PLAIN_MAX
-    if len(text) > limit:
-        raise Refusal(422, f"The message may not be greater than {limit} characters.")
-    country = body.get("country")
-    if isinstance(country, bool) or str(country) not in {str(c) for c in account.settings.routes}:
-        raise Refusal(422, "The selected country is invalid (check your routes).")
-    phones = body.get("cellphones", body.get("cellphone"))  # the prose's bullet says "cellphone"
-    if not isinstance(phones, list) or not phones:
-        raise Refusal(422, "The cellphones must be an array.")
-    return text, [_cellphone(p, ROUTES[int(country)]) for p in phones]
-
-
-def _cellphone(value: Any, region: str) -> tuple[str, str]:
-    digits = str(value)
-    try:
-        number = phonenumbers.parse(digits, region)
-        possible = digits.isdigit() and phonenumbers.is_possible_number(number)
-    except phonenumbers.NumberParseException:
-        possible = False
-    if not possible:
-        raise Refusal(422, f"The cellphone {digits[:20]!r} is not valid for the country.")
-    return digits, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def personalise(text: str, combination: Any, count: int) -> list[str]:
-    """Each number's text, its markers filled from the ``combination`` arrays."""
-    if combination is None:
-        return [text] * count
-    if isinstance(combination, dict):
-        combination = [combination]
-    if not isinstance(combination, list) or not all(isinstance(c, dict) for c in combination):
-        raise Refusal(422, "The combination must be an array.")
-    values = {name: v for c in combination for name, v in c.items()}
-    if any(not isinstance(v, list) or len(v) != count for v in values.values()):
-        raise Refusal(422, "The combination arrays must be as long as cellphones.")
-    texts = []
-    for i in range(count):
-        final = text
-        for marker, names in MARKERS.items():
-            column = next((values[n] for n in names if n in values), None)
-            if column is not None:
-                final = final.replace(marker, str(column[i]))
-        texts.append(final)
-    return texts
-
-
 def _reply_filter(body: dict[str, Any], now: datetime) -> Callable[[str, SentRecord, datetime], bool]:
     kind = str(body.get("type"))
     if kind == "1":
-        start, end = _date(body.get("from"), "from"), _date(body.get("to"), "to", now)
+        start, end = read_field_date(body.get("from"), "from"), read_field_date(body.get("to"), "to", now)
         return lambda _i, _r, received: start <= received <= end
     if kind == "2":
-        ids = _ids(body, "message_id", "messages_ids", "message_ids")
+        ids = ids_of(body, "message_id", "messages_ids", "message_ids")
         if not ids:
             raise Refusal(422, "The message id field is required when type is 2.")
         return lambda vendor_id, _r, _d: int(vendor_id) in ids
@@ -319,70 +260,11 @@ def _reply_filter(body: dict[str, Any], now: datetime) -> Callable[[str, SentRec
             raise Refusal(422, "The cellphone field is required when type is 3.")
         return lambda _i, record, _d: record.cellphone == phone
     if kind == "4":
-        campaign = _optional_int(body, "campaign_id")
+        campaign = optional_int(body, "campaign_id")
         if campaign is None:
             raise Refusal(422, "The campaign id field is required when type is 4.")
         return lambda _i, record, _d: record.campaign == campaign
     raise Refusal(422, "The selected type is invalid.")
-
-
-def _date(value: Any, name: str, default: datetime | None = None) -> datetime:
-    if value in (None, "") and default is not None:
-        return default  # "to": if not specified will search until actual date
-    when = read_date(value, DATE, "%Y-%m-%d")
-    if when is None:
-        raise Refusal(422, f"The {name} is not a valid date (YYYY-MM-DD HH:mm:ss).")
-    # A bare day as "to" takes the whole day in (the manual's examples give bare days).
-    return when + timedelta(days=1, seconds=-1) if name == "to" and len(str(value)) == 10 else when
-
-
-def _ids(body: dict[str, Any], *names: str) -> set[int]:
-    name = next((n for n in names if n in body), None)
-    if name is None:
-        return set()
-    values = body[name]
-    if not isinstance(values, list) or not all(_is_int(v) for v in values):
-        raise Refusal(422, f"The {name} must be an array of ids.")
-    return {int(v) for v in values}
-
-
-def _optional_int(body: dict[str, Any], name: str) -> int | None:
-    if body.get(name) is None:
-        return None
-    if not _is_int(body[name]):
-        raise Refusal(422, f"The {name} must be an integer.")
-    return int(body[name])
-
-
-def _is_int(value: Any) -> bool:
-    return not isinstance(value, bool) and str(value).isdigit()
-
-
-def _flag(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, False)
-    if value not in (True, False, 0, 1, "0", "1"):  # Laravel's boolean rule
-        raise Refusal(422, f"The {name} field must be true or false.")
-    return value in (True, 1, "1")
-
-
-def _required_text(body: dict[str, Any], name: str) -> None:
-    if not isinstance(body.get(name), str) or not body[name].strip():
-        raise Refusal(422, f"The {name} field is required.")
-
-
-def _recipients(body: dict[str, Any], required: str) -> list[dict[str, Any]]:
-    people = body.get("recipients")
-    if not isinstance(people, list) or not people or not all(isinstance(p, dict) for p in people):
-        raise Refusal(422, "The recipients must be an array.")
-    if not all(p.get(required) for p in people):
-        raise Refusal(422, f"The recipients.*.{required} field is required.")
-    return people
-
-
-def _schedule(body: dict[str, Any]) -> None:
-    value = body.get("scheduledDate")
-    if value is not None and read_date(value, *SCHEDULE_FORMATS) is None:
-        raise Refusal(422, "The scheduled date is not a valid date.")
 
 
 def _item(vendor_id: str, record: SentRecord) -> dict[str, Any]:
