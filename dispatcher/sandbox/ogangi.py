@@ -13,9 +13,6 @@ Status changes and replies (MO) are POSTed as forms to the account's callback UR
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
 import math
 import re
@@ -23,26 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
-from xml.sax.saxutils import escape
 
 from dispatcher.sandbox.core import SimRequest, SimResponse
 from dispatcher.sandbox.messages import STOP_WORDS, Push, SimMessage
-from dispatcher.sandbox.skeleton import Customer, Simulator, plain_reply, xml_reply
+from dispatcher.sandbox.ogangi_wire import METHODS, element, envelope, from_b64, mo_filters, parse_call, sign
+from dispatcher.sandbox.skeleton import Customer, Simulator, plain_reply
 
-#: method -> its values after the instance id, in the manual's order ("64": base64 in the path)
-METHODS = {
-    "tools/sendSMS": ("carrier", "from", "mobile64", "text64"),
-    "sendMT": ("from", "carrier", "mobile", "text64"),  # then an optional {flags}
-    "tools/sendSMSPinMobileNumberConfirm": ("carrier", "from", "mobile", "text64", "length"),
-    "fireMessage": ("mobile", "text64"),
-    "tools/getMOMessages": ("page", "per_page", "parameters"),
-}
-#: the envelope's <description> per <status>; the ERROR text is the vendor's
-DESCRIPTIONS = {
-    "OK": "Completed",
-    "BAD_SIGNATURE": "Invalid signature, access denied",
-    "ERROR": "Internal error, please report this to support@messangi.com",
-}
 #: the message status words this sandbox produces, with their <statusDescription>
 MESSAGE_WORDS = {
     "SENT_TO_CARRIER": "Sent to Carrier",  # the manual's example at origination
@@ -58,8 +41,6 @@ MESSAGE_WORDS = {
 }
 #: store state -> the STATUS of the callback sent when a message reaches it
 CALLBACK_WORDS = {"sent": "DELIVERED_TO_CARRIER", "delivered": "DELIVERED_TO_DEVICE", "failed": "UNDELIVERED"}
-MO_FILTERS = ("carrier", "to", "from", "keyword", "order")
-_B64 = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
 _NUMBER = re.compile(r"^\d{8,15}$")
 
 
@@ -106,7 +87,7 @@ class OgangiSim(Simulator[OgangiSettings]):
 
     def handle(self, request: SimRequest) -> SimResponse:
         """Route a signed method call after checking its signature."""
-        call = _parse(request.path)
+        call = parse_call(request.path)
         if call is None:
             return plain_reply("Not Found", 404)
         method, values, public_key, signature = call
@@ -121,9 +102,9 @@ class OgangiSim(Simulator[OgangiSettings]):
             or values[0] != account.settings.instance_id
             or not _signed_by(account, values, signature)
         ):
-            return _xml(name, "BAD_SIGNATURE")
+            return envelope(name, "BAD_SIGNATURE")
         if self.faults.maintenance:
-            return _xml(name, "ERROR", "Service under maintenance, try again later")
+            return envelope(name, "ERROR", "Service under maintenance, try again later")
         # sendMT's optional flags are taken and ignored: what they do is the vendor's backend's business.
         args = dict(zip(METHODS[method], values[1:], strict=False))
         handlers = {"sendSMS": self._send, "sendMT": self._send, "fireMessage": self._fire}
@@ -132,15 +113,15 @@ class OgangiSim(Simulator[OgangiSettings]):
             return handlers[name](account, name, args)
 
     def _send(self, account: OgangiAccount, name: str, args: dict[str, str]) -> SimResponse:
-        mobile = _b64(args["mobile64"]) if "mobile64" in args else unquote(args["mobile"])
-        text, sender, carrier = _b64(args["text64"]), unquote(args["from"]), unquote(args["carrier"])
+        mobile = from_b64(args["mobile64"]) if "mobile64" in args else unquote(args["mobile"])
+        text, sender, carrier = from_b64(args["text64"]), unquote(args["from"]), unquote(args["carrier"])
         word = self._check(account, sender, carrier, mobile, text)
         vendor_id = str(-self.rng.randrange(1, 2**63))  # the manual's ids are negative longs
         if word == "SENT_TO_CARRIER":
             self._accept(account, vendor_id, (sender, carrier), mobile or "", text or "", two_way=True)
         if name == "sendMT":
             # The manual shows sendMT's bare envelope; a refusal has no documented form, so ERROR says it.
-            return _xml(name) if word == "SENT_TO_CARRIER" else _xml(name, "ERROR", _refusal(word))
+            return envelope(name) if word == "SENT_TO_CARRIER" else envelope(name, "ERROR", _refusal(word))
         date = self.local(self.now(), account).isoformat(timespec="milliseconds")
         message = {
             "id": vendor_id, "carrier": self._carrier(account, carrier), "from": sender,
@@ -148,26 +129,26 @@ class OgangiSim(Simulator[OgangiSettings]):
             "statusDescription": MESSAGE_WORDS[word], "encoding": "UTF-8", "date": date,
             "timezone": account.timezone, "clientId": account.settings.client_id,
         }  # fmt: skip
-        return _xml(name, result=f"<messages> {_element('message', message)} </messages>")
+        return envelope(name, result=f"<messages> {element('message', message)} </messages>")
 
     def _pin(self, account: OgangiAccount, name: str, args: dict[str, str]) -> SimResponse:
-        length, mobile, text = args["length"], unquote(args["mobile"]), _b64(args["text64"])
+        length, mobile, text = args["length"], unquote(args["mobile"]), from_b64(args["text64"])
         if not length.isdigit() or not 1 <= int(length) <= 12:
-            return _xml(name, "ERROR", f"Invalid length {length!r}")
+            return envelope(name, "ERROR", f"Invalid length {length!r}")
         sender, carrier = unquote(args["from"]), unquote(args["carrier"])
         word = self._check(account, sender, carrier, mobile, text)
         if word != "SENT_TO_CARRIER":
-            return _xml(name, "ERROR", _refusal(word))
+            return envelope(name, "ERROR", _refusal(word))
         pin = "".join(str(self.rng.randrange(10)) for _ in range(int(length)))
         # Where the PIN goes in the text is not documented: after it.
         vendor_id = str(-self.rng.randrange(1, 2**63))
         self._accept(account, vendor_id, (sender, carrier), mobile, f"{text} {pin}", two_way=False)
-        return _xml(name, result=f"<PinSMSConfirmation> <pin>{pin}</pin> </PinSMSConfirmation>")
+        return envelope(name, result=f"<PinSMSConfirmation> <pin>{pin}</pin> </PinSMSConfirmation>")
 
     def _fire(self, account: OgangiAccount, name: str, args: dict[str, str]) -> SimResponse:
-        mobile, text, settings = unquote(args["mobile"]), _b64(args["text64"]), account.settings
+        mobile, text, settings = unquote(args["mobile"]), from_b64(args["text64"]), account.settings
         if not _NUMBER.match(mobile) or text is None:
-            return _xml(name, "ERROR", "Invalid mobileNumber or text")
+            return envelope(name, "ERROR", "Invalid mobileNumber or text")
         # The manual gives a fired MO no carrier: it takes the workspace's first.
         mo = MoMessage(text, mobile, settings.codes[0], settings.carriers[0], self.now(), _keyword(account, text))
         self.fired.append((settings.instance_id, mo))
@@ -175,13 +156,13 @@ class OgangiSim(Simulator[OgangiSettings]):
         fields = {"instanceId": settings.instance_id, "mobileNumber": mobile, "text": text}
         # The GET example prints <input>activateCampaign</input> and no result (a slip of the manual):
         # this answers as its POST twin does, echoing the MO taken.
-        return _xml(name, result=_element("mo", fields))
+        return envelope(name, result=element("mo", fields))
 
     def _mo_messages(self, account: OgangiAccount, name: str, args: dict[str, str]) -> SimResponse:
         page, per_page = args["page"], args["per_page"]
-        filters = _filters(args["parameters"])
+        filters = mo_filters(args["parameters"])
         if not page.isdigit() or not per_page.isdigit() or int(per_page) < 1 or filters is None:
-            return _xml(name, "ERROR", "Invalid page, resultsPerPage or parameters")
+            return envelope(name, "ERROR", "Invalid page, resultsPerPage or parameters")
         rows = sorted((mo for mo in self._mos(account) if _matches(mo, filters)), key=lambda mo: mo.at)
         if filters.get("order", ["asc"])[0].lower() == "desc":
             rows.reverse()
@@ -190,7 +171,7 @@ class OgangiSim(Simulator[OgangiSettings]):
         listed = " ".join(self._mo_element(account, mo) for mo in rows[start : start + int(per_page)])
         # The manual's example never closes <MOMessageList> (it repeats the opening tag); this closes it.
         listing = f"<MOMessageList> <records>{len(rows)}</records> <MessageList> {listed} </MessageList>"
-        return _xml(name, result=listing + " </MOMessageList>")
+        return envelope(name, result=listing + " </MOMessageList>")
 
     def _check(
         self, account: OgangiAccount, sender: str, carrier: str, mobile: str | None, text: str | None
@@ -284,52 +265,14 @@ class OgangiSim(Simulator[OgangiSettings]):
             "text": mo.text, "from": mo.phone, "to": mo.to, "encoding": "UTF-8", "keyword": mo.keyword,
             "carrier": mo.carrier, "sendDate": local,
         }  # fmt: skip
-        return _element("MOMessage", fields)
+        return element("MOMessage", fields)
 
     def _carrier(self, account: OgangiAccount, carrier: str) -> str:
         return account.settings.carriers[0] if carrier == "null" else carrier
 
 
-def sign(message: str, private_key: str) -> str:
-    """HMAC-SHA256 of the signed path values under the private key, lowercase hex."""
-    return hmac.new(private_key.encode(), message.encode(), hashlib.sha256).hexdigest()
-
-
 def _signed_by(account: OgangiAccount, values: list[str], signature: str) -> bool:
     return hmac.compare_digest(sign("/".join(values), account.secret), signature)
-
-
-def _parse(path: str) -> tuple[str, list[str], str, str] | None:
-    """(method, values from the instance id on, public key, signature), or None for no such method."""
-    rest = path.removeprefix("/rest/api/")
-    if rest == path:
-        return None
-    parts = rest.split("/")
-    cut = 2 if parts[0] == "tools" else 1
-    method, segments = "/".join(parts[:cut]), parts[cut:]
-    names = METHODS.get(method)
-    if names is None:
-        return None
-    counts = {len(names) + 3} | ({len(names) + 4} if method == "sendMT" else set())
-    if len(segments) not in counts:
-        return None
-    return method, segments[:-2], segments[-2], segments[-1]
-
-
-def _filters(search: str) -> dict[str, list[str]] | None:
-    """The MO inline search string as {filter: values}, or None when it is not one."""
-    filters: dict[str, list[str]] = {}
-    for part in filter(None, search.split("&")):
-        name, sep, value = part.partition("=")
-        if not sep or name not in MO_FILTERS:
-            return None
-        filters[name] = [unquote(v) for v in value.split(",")]
-    try:
-        for pattern in filters.get("keyword", []):
-            re.compile(pattern)
-    except re.error:
-        return None
-    return filters
 
 
 def _matches(mo: MoMessage, filters: dict[str, list[str]]) -> bool:
@@ -356,29 +299,5 @@ def _parts(text: str) -> int:
     return 1 if len(text) <= 160 else math.ceil(len(text) / 153)
 
 
-def _b64(value: str) -> str | None:
-    """URL-safe base64 with its padding, decoded as UTF-8; None when it is not that."""
-    value = unquote(value)
-    if len(value) % 4 or not _B64.match(value):
-        return None
-    try:
-        return base64.urlsafe_b64decode(value).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-
-
 def _refusal(word: str) -> str:
     return f"{word}: {MESSAGE_WORDS[word]}"
-
-
-def _element(tag: str, fields: dict[str, str]) -> str:
-    inner = " ".join(f"<{name}>{escape(value)}</{name}>" for name, value in fields.items())
-    return f"<{tag}> {inner} </{tag}>"
-
-
-def _xml(method: str, status: str = "OK", description: str = "", result: str = "") -> SimResponse:
-    body = (
-        f"<input>{method}</input> <status>{status}</status> "
-        f"<description>{escape(description or DESCRIPTIONS[status])}</description>"
-    )
-    return xml_reply(body + (f" <result> {result} </result>" if result else ""))

@@ -17,7 +17,8 @@ import pytest
 
 from dispatcher.sandbox.core import Faults
 from dispatcher.sandbox.messages import STOP_WORDS, Progress
-from dispatcher.sandbox.ogangi import OgangiSim, sign
+from dispatcher.sandbox.ogangi import OgangiSim
+from dispatcher.sandbox.ogangi_wire import sign
 from dispatcher.vendors import ogangi
 from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient, StatusReport
 from tests.manuals import sample
