@@ -15,7 +15,6 @@ Sample reply (the manual's), one entry per number::
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -23,22 +22,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
-
-import phonenumbers
 
 from dispatcher.sandbox.core import SimRequest, SimResponse
 from dispatcher.sandbox.messages import STOP_WORDS, Push, SimMessage
-from dispatcher.sandbox.skeleton import Customer, Simulator, basic_credentials, json_reply, read_date, wall_clock
+from dispatcher.sandbox.skeleton import Customer, Simulator, basic_credentials, wall_clock
+from dispatcher.sandbox.voipcomms_wire import (
+    BULK,
+    TWO_WAY,
+    bad_number,
+    country_of,
+    delivery_date,
+    json_answer,
+    paged,
+    problem_of,
+    refusal,
+)
 
 #: characters of a single SMS; longer texts go in parts of PART_CHARS (the manual's numbers)
 SINGLE_CHARS, PART_CHARS = 160, 153
-#: rows per page of sms/summary and sms/chat (not documented; the app only pages until empty)
-PAGE_SIZE = 20
-#: the manual's example prints BULKSMS; the 2-way word is not documented
-BULK, TWO_WAY = "BULKSMS", "2WAYSMS"
-#: "YYYY-MM-DD HH:MM or any valid date format": the common ones
-DATE_INPUTS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%m/%d/%Y %H:%M", "%m/%d/%Y")
 #: store state -> status word; only SCHEDULED is documented, the rest are this sandbox's choice
 WORDS = {"queued": "QUEUED", "sent": "SENT", "delivered": "DELIVERED", "failed": "FAILED"}
 DAY = "%Y-%m-%d %H:%M:%S"
@@ -110,15 +111,15 @@ class VoipcommsSim(Simulator[VoipSettings]):
         method = request.path.rstrip("/").removeprefix("/api-v2/index.php/")
         routes = {"sms/send": self._send, "sms/summary": self._summary, "sms/chat": self._chat}
         if method not in routes:
-            return _json({"error": True, "error_message": f"Unknown method {method}"}, 404)
+            return json_answer({"error": True, "error_message": f"Unknown method {method}"}, 404)
         if request.method != "POST":
-            return _json({"error": True, "error_message": "Use POST"}, 405)
+            return json_answer({"error": True, "error_message": "Use POST"}, 405)
         credentials = basic_credentials(request)
         account = None if credentials is None else self.authenticate(*credentials)
         if account is None:
-            return _json({"error": True, "error_message": "Invalid api credentials"}, 401)
+            return json_answer({"error": True, "error_message": "Invalid api credentials"}, 401)
         if self.faults.maintenance:
-            return _json({"error": True, "error_message": "Service under maintenance, try later"}, 503)
+            return json_answer({"error": True, "error_message": "Service under maintenance, try later"}, 503)
         with self.lock:
             self._settle(account)
             return routes[method](account, request.params())
@@ -126,23 +127,23 @@ class VoipcommsSim(Simulator[VoipSettings]):
     def _send(self, account: VoipAccount, form: dict[str, str]) -> SimResponse:
         numbers = [n.strip().lstrip("+") for n in form.get("to", "").split(",") if n.strip()]
         text, sender = form.get("msg", ""), form.get("from", "").strip().lstrip("+")
-        problem = _problem(account, numbers, text, sender)
+        problem = problem_of(account, numbers, text, sender)
         now = self.now()
-        send_at = _delivery_date(form.get("delivery_date", ""), account, now)
+        send_at = delivery_date(form.get("delivery_date", ""), account, now)
         if problem or send_at is None:
-            return _refusal(problem or "Invalid delivery_date, use YYYY-MM-DD HH:MM")
+            return refusal(problem or "Invalid delivery_date, use YYYY-MM-DD HH:MM")
         parts = 1 if len(text) <= SINGLE_CHARS else math.ceil(len(text) / PART_CHARS)
         sale = parts * (account.settings.two_way_rate if sender else account.settings.bulk_rate)
-        valid = [n for n in numbers if _country(n)]
+        valid = [n for n in numbers if country_of(n)]
         # Charged now unless scheduled ("the charge will be applied just at the moment of the message
         # be sent"): then _settle charges it when its time comes, or fails it for want of balance.
         if send_at <= now and sale * len(valid) > account.credit:
-            return _refusal("Not enough balance")
+            return refusal("Not enough balance")
         status = "SCHEDULED" if send_at > now else WORDS["queued"]
         entries = []
         for number in numbers:
             if number not in valid:
-                entries.append(_bad_number(number, text, sender or self.bulk_number, bool(sender)))
+                entries.append(bad_number(number, text, sender or self.bulk_number, bool(sender)))
                 continue
             sms = VoipSms(
                 f"{send_at.year}{self.rng.getrandbits(92):023x}", next(self._rows), account.key,
@@ -150,7 +151,7 @@ class VoipcommsSim(Simulator[VoipSettings]):
             )  # fmt: skip
             self._accept(account, sms, now)
             entries.append(_entry(sms, account, status))
-        return _json({"send_log": entries})
+        return json_answer({"send_log": entries})
 
     def _accept(self, account: VoipAccount, sms: VoipSms, now: datetime) -> None:
         phone = "+" + sms.to
@@ -199,13 +200,13 @@ class VoipcommsSim(Simulator[VoipSettings]):
 
     def _summary(self, account: VoipAccount, form: dict[str, str]) -> SimResponse:
         rows = self._rows_of(account, lambda sms: True)
-        return _paged("summary", rows, form.get("page", "0"))
+        return paged("summary", rows, form.get("page", "0"))
 
     def _chat(self, account: VoipAccount, form: dict[str, str]) -> SimResponse:
         # Either number may be left out: the rows of every conversation matching the other.
         internal, external = form.get("internal", "").lstrip("+"), form.get("external", "").lstrip("+")
         rows = self._rows_of(account, lambda sms: internal in ("", sms.sender) and external in ("", sms.to))
-        return _paged("chat", rows, form.get("page", "0"))
+        return paged("chat", rows, form.get("page", "0"))
 
     def _rows_of(self, account: VoipAccount, wanted: Callable[[VoipSms], bool]) -> list[dict[str, Any]]:
         """OUT rows of the account's messages and IN rows of the replies that arrived, newest first."""
@@ -237,7 +238,7 @@ def _entry(sms: VoipSms, account: VoipAccount, status: str) -> dict[str, Any]:
         "code_desc": "",
         "from": sms.sender,
         "to": sms.to,
-        "country": _country(sms.to),
+        "country": country_of(sms.to),
         "msg": sms.text,
         "delivery_date": _local(sms.send_at, account),
         "sale": float(sms.sale),
@@ -245,27 +246,6 @@ def _entry(sms: VoipSms, account: VoipAccount, status: str) -> dict[str, Any]:
         "status": status,
         "smsid": sms.smsid,
     }
-
-
-def _problem(account: VoipAccount, numbers: list[str], text: str, sender: str) -> str:
-    """Why the whole request is refused, or ''."""
-    if not numbers:
-        return "The to parameter is required"
-    if not text:
-        return "The msg parameter is required"
-    owned = account.settings.numbers.get(sender)
-    if sender and (owned is None or not owned.sms_enabled):
-        return f"The number {sender} does not belong to you or is not SMS enabled"
-    return ""
-
-
-def _bad_number(number: str, text: str, sender: str, two_way: bool) -> dict[str, Any]:
-    # Not documented: a number that is not an international number is logged with its own code.
-    return {
-        "code": 400, "code_desc": "Invalid number", "from": sender, "to": number, "country": "",
-        "msg": text, "delivery_date": "", "sale": 0, "type": TWO_WAY if two_way else BULK,
-        "status": "FAILED", "smsid": "",
-    }  # fmt: skip
 
 
 def _in_row(sms: VoipSms, account: VoipAccount, reply_after: float) -> dict[str, Any]:
@@ -281,7 +261,7 @@ def _row(
     return {
         "sms_id": row_id or sms.row_id,
         "smsid": sms.smsid,
-        "sms_country": _country(sms.to),
+        "sms_country": country_of(sms.to),
         "sms_status": word,
         "sms_internal": sms.sender,
         "sms_external": sms.to,
@@ -291,46 +271,5 @@ def _row(
     }
 
 
-def _paged(name: str, rows: list[dict[str, Any]], page: str) -> SimResponse:
-    if not page.strip().isdigit():
-        return _refusal("Invalid page")
-    start = int(page) * PAGE_SIZE
-    return _json({name: rows[start : start + PAGE_SIZE]})
-
-
-def _delivery_date(text: str, account: VoipAccount, now: datetime) -> datetime | None:
-    """When to send: now if empty or past, else the date read in the account's time zone."""
-    text = text.strip()
-    if not text:
-        return now
-    when = read_date(text, *DATE_INPUTS)
-    if when is None:
-        return None
-    # A date already past is sent at once (not documented; the plausible reading).
-    return max(when.replace(tzinfo=ZoneInfo(account.timezone)), now)
-
-
-def _country(number: str) -> str:
-    """ISO country of international digits, or '' when they are not a number."""
-    if not number.isdigit() or not 8 <= len(number) <= 15:
-        return ""
-    try:
-        parsed = phonenumbers.parse("+" + number)
-    except phonenumbers.NumberParseException:
-        return ""
-    # Not validated further: test ranges (555...) and new ranges still belong to their country.
-    region = phonenumbers.region_code_for_number(parsed)
-    region = region or phonenumbers.region_code_for_country_code(parsed.country_code)
-    return "" if region in (None, "ZZ") else region
-
-
 def _local(at: datetime, account: VoipAccount) -> str:
     return wall_clock(at, account.timezone).strftime(DAY)
-
-
-def _refusal(message: str) -> SimResponse:
-    return _json({"error": True, "error_message": message})
-
-
-#: the vendor's JSON escapes accents and names no charset
-_json = functools.partial(json_reply, content_type="application/json", ascii_only=True)

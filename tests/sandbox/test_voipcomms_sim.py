@@ -17,7 +17,8 @@ import pytest
 from dispatcher.errors import VendorAccountError
 from dispatcher.sandbox.core import Faults
 from dispatcher.sandbox.messages import Progress
-from dispatcher.sandbox.voipcomms import PAGE_SIZE, VoipcommsSim
+from dispatcher.sandbox.voipcomms import VoipcommsSim
+from dispatcher.sandbox.voipcomms_wire import PAGE_SIZE
 from dispatcher.vendors import voipcomms
 from dispatcher.vendors.base import Account, Batch, DeliveryState, Inbound, Outcome, Recipient
 from tests.manuals.voipcomms import DELIVERY_DATE, SEND_LOG, TEXT, TO
