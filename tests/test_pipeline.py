@@ -24,8 +24,8 @@ from dispatcher.clock import FileClock
 from dispatcher.config import load_accounts
 from dispatcher.models import Batch, InboundMessage, Job, Message, OptOut
 from dispatcher.sandbox.core import Ledger, SandboxServer
-from dispatcher.sandbox.messages import Progress
 from dispatcher.sandbox.itcloud import ItCloudSim
+from dispatcher.sandbox.messages import Progress
 from dispatcher.sandbox.world import OGANGI_CODE, SECRETS, SMSCLICK_RULE, VOIP_NUMBER, build_world
 from dispatcher.webhooks import make_app
 from tests.conftest import BOGOTA_10AM, REDIS_URL
