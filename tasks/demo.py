@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
-    from dispatcher.sandbox.core import SampleJob
+    from dispatcher.sandbox.world import SampleJob
     from dispatcher.windows import Window
 
 #: recipients of the job that arrives after its account's window has closed
@@ -68,7 +68,7 @@ def run_demo(recipients: int | None = None) -> int:
     from dispatcher.clock import FileClock
     from dispatcher.config import load_accounts
     from dispatcher.db import migrate
-    from dispatcher.sandbox.core import Progress
+    from dispatcher.sandbox.messages import Progress
     from dispatcher.sandbox.world import SECRETS, build_world
 
     os.environ.update(SECRETS)

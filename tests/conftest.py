@@ -245,7 +245,7 @@ def sandbox():  # type: ignore[no-untyped-def]
     ledger = Ledger()
     clock = FakeClock(BOGOTA_10AM)
     sim = ItCloudSim(ledger, clock)
-    sim.add_user("ops@example.com", "s3cr3t-token-xyz")
+    sim.add_customer("ops@example.com", "s3cr3t-token-xyz")
     server = SandboxServer({"itcloud": sim}).start()
     server.ledger, server.sim, server.clock = ledger, sim, clock
     yield server

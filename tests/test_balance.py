@@ -19,7 +19,7 @@ def paused(engine: Engine) -> AccountState | None:
 def test_no_credit_pauses_then_a_passing_balance_check_resumes(engine: Engine, sandbox) -> None:
     # Given an account that ran out of credit mid-job
     ctx = context(engine, sandbox, balance_url=sandbox.url("itcloud") + "/query.php")
-    sandbox.sim.users["ops@example.com"].balance = 0
+    sandbox.sim.customers["ops@example.com"].credit = 0
     job_id, queued = submit(ctx, 3)
     send_batch(ctx, queued[0])
     assert paused(engine).paused_until is not None
@@ -27,7 +27,7 @@ def test_no_credit_pauses_then_a_passing_balance_check_resumes(engine: Engine, s
     assert resume_paused(ctx, ctx.clock.now()) == []
     assert "no credit left (balance 0)" in paused(engine).pause_reason
     # When credit is added and the check runs again
-    sandbox.sim.users["ops@example.com"].balance = 100
+    sandbox.sim.customers["ops@example.com"].credit = 100
     assert resume_paused(ctx, ctx.clock.now()) == ["co-main"]
     assert paused(engine).paused_until is None
     # Then the waiting rows go out at their next release, none of them failed
@@ -43,7 +43,7 @@ def test_no_credit_pauses_then_a_passing_balance_check_resumes(engine: Engine, s
 
 def test_a_failing_balance_check_keeps_the_pause_without_leaking_the_token(engine: Engine, sandbox) -> None:
     ctx = context(engine, sandbox, balance_url=sandbox.url("itcloud") + "/query.php")
-    sandbox.sim.users["ops@example.com"].balance = 0
+    sandbox.sim.customers["ops@example.com"].credit = 0
     _, queued = submit(ctx, 1)
     send_batch(ctx, queued[0])
     sandbox.sim.script({"status": 502, "body": "bad gateway for s3cr3t-token-xyz"})
@@ -55,12 +55,12 @@ def test_a_failing_balance_check_keeps_the_pause_without_leaking_the_token(engin
 def test_a_resumed_account_sends_its_waiting_messages_at_once(engine: Engine, sandbox) -> None:
     # Given an account paused for no credit, its messages waiting for the pause to end
     ctx = context(engine, sandbox, balance_url=sandbox.url("itcloud") + "/query.php")
-    sandbox.sim.users["ops@example.com"].balance = 0
+    sandbox.sim.customers["ops@example.com"].credit = 0
     job_id, queued = submit(ctx, 3)
     send_batch(ctx, queued[0])
     pause_end = paused(engine).paused_until
     # When credit is added and the balance check resumes it, long before the pause would end
-    sandbox.sim.users["ops@example.com"].balance = 100
+    sandbox.sim.customers["ops@example.com"].credit = 100
     ctx.clock.advance(60)
     assert resume_paused(ctx, ctx.clock.now()) == ["co-main"]
     assert ctx.clock.now() < pause_end

@@ -10,10 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from dispatcher.config import parse_accounts
 from dispatcher.jobs import ingest_job
 from dispatcher.sandbox.world import SECRETS
 from tests.conftest import BOGOTA_10AM, REDIS_URL, wipe_redis
-from tests.sandbox.test_sandbox_command import free_port
+from tests.sandbox.harness import sandbox_command
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_ACCOUNTS = ROOT / "deploy" / "sandbox-accounts.toml"
@@ -40,20 +38,9 @@ def test_the_demo_accounts_file_is_what_the_sandbox_service_writes(tmp_path: Pat
     public_url = option(SERVICES["sandbox"]["command"], "--public-url")
     assert public_url == f"http://sandbox:{option(SERVICES['sandbox']['command'], '--port')}"
     written = tmp_path / "accounts.toml"
-    args = ["sandbox", "--port", str(free_port()), "--public-url", public_url, "--accounts-out", str(written)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dispatcher.cli", *args],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while not written.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+    with sandbox_command(written, "--public-url", public_url):
         # Then the committed demo accounts file says the same
         assert tomllib.loads(DEMO_ACCOUNTS.read_text()) == tomllib.loads(written.read_text())
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
     # And each secret it names reaches every service that reads accounts
     names = set(SECRETS)
     for service in ("worker", "beat", "webhooks"):

@@ -19,7 +19,7 @@ from dispatcher.models import InboundMessage, Message, OptOut
 from dispatcher.polling import poll_account
 from dispatcher.ratelimit import MemoryLimiter
 from dispatcher.release import release_due
-from dispatcher.sandbox.core import Progress
+from dispatcher.sandbox.messages import Progress
 from dispatcher.sandbox.world import SECRETS, SMSCLICK_RULE, build_world
 from dispatcher.sending import send_batch
 from dispatcher.services import Services

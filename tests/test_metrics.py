@@ -113,7 +113,7 @@ def test_a_task_finding_the_slot_taken_counts_a_rate_limit_wait(engine: Engine, 
 
 def test_a_balance_query_sets_the_balance_gauge(engine: Engine, sandbox) -> None:
     ctx = context(engine, sandbox, balance_url=sandbox.url("itcloud") + "/query.php")
-    sandbox.sim.users["ops@example.com"].balance = 4321
+    sandbox.sim.customers["ops@example.com"].credit = 4321
     query_balance(ctx, ctx.accounts["co-main"])
     assert value("smsdispatch_balance", account="co-main", vendor="itcloud") == 4321
 

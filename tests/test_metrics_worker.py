@@ -86,8 +86,8 @@ def test_the_worker_serves_the_counts_the_database_and_the_vendor_agree_on(serve
         "co-main": [f"+5730012300{i:02d}" for i in range(6)],
         "co-alt": [f"+5730045600{i:02d}" for i in range(4)],
     }
-    sim.users["ops@example.com"].blocked.update({"573001230004", "573001230005"})
-    sim.users["alt@example.com"].blocked.add("573004560003")
+    sim.customers["ops@example.com"].blocked.update({"573001230004", "573001230005"})
+    sim.customers["alt@example.com"].blocked.add("573004560003")
     jobs = {account: submit(account, numbers) for account, numbers in phones.items()}
 
     def settled() -> bool:

@@ -23,8 +23,9 @@ from sqlalchemy import Engine, func, select
 from dispatcher.clock import FileClock
 from dispatcher.config import load_accounts
 from dispatcher.models import Batch, InboundMessage, Job, Message, OptOut
-from dispatcher.sandbox.core import Ledger, Progress, SandboxServer
+from dispatcher.sandbox.core import Ledger, SandboxServer
 from dispatcher.sandbox.itcloud import ItCloudSim
+from dispatcher.sandbox.messages import Progress
 from dispatcher.sandbox.world import OGANGI_CODE, SECRETS, SMSCLICK_RULE, VOIP_NUMBER, build_world
 from dispatcher.webhooks import make_app
 from tests.conftest import BOGOTA_10AM, REDIS_URL
@@ -90,7 +91,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     world = build_world(clock, progress, webhook_url=f"http://127.0.0.1:{hook_port}")
     ledger, sim = world.ledger, world.sims["itcloud"]
     for user in USERS:
-        sim.add_user(f"{user}@example.com", "tok-pipeline-1234")
+        sim.add_customer(f"{user}@example.com", "tok-pipeline-1234")
     down_port = free_port()
     write_accounts(tmp / "accounts.toml", world.url("itcloud"), f"http://127.0.0.1:{down_port}/itcloud")
     with (tmp / "accounts.toml").open("a") as accounts:
@@ -381,7 +382,7 @@ def _vendor_ids(stack: Stack, job_id: str) -> list[str]:
 
 def test_a_salir_pushed_to_the_webhook_app_blocks_the_next_job_in_the_real_worker(stack: Stack) -> None:
     # Given the push URL (with its secret) the smsclouds customer's vendor calls
-    url = stack.world.sims["smsclouds"].accounts[SECRETS["SANDBOX_SMSCLOUDS_TOKEN"]].mo_url
+    url = stack.world.sims["smsclouds"].customers["demo@example.com"].callback_url
     sends = dict(stack.ledger.sends)
     # When a phone answers SALIR, pushed over HTTP to the webhook app
     fields = {"response": "SALIR", "cellphone": "4493334455", "message_id": "1", "date": "2026-11-23 10:00:00"}

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from dispatcher.clock import FileClock
 from dispatcher.models import DeliveryReport, Message, MessageEvent, PollCursor
-from dispatcher.sandbox.core import Progress
+from dispatcher.sandbox.messages import Progress
 from dispatcher.sandbox.world import SECRETS, build_world
 from tests.conftest import BOGOTA_10AM, REDIS_URL
 from tests.workers import accounts_env, wait_for, worker_stack

@@ -48,9 +48,9 @@ def vendors() -> Iterator[SandboxServer]:
     """SMSClick and smsclouds on loopback, one customer each, answering after a short latency."""
     ledger, clock = Ledger(), FakeClock(MX_10AM)
     smsclick = SmsclickSim(ledger, clock, faults=Faults(latency=SMSCLICK_LATENCY))
-    smsclick.add_account("race", SECRETS["SMSCLICK_APIKEY"], credits=100_000)
+    smsclick.add_customer("race", SECRETS["SMSCLICK_APIKEY"], credit=100_000)
     smsclouds = SmscloudsSim(ledger, clock, faults=Faults(latency=SMSCLOUDS_LATENCY))
-    smsclouds.add_account("race@example.com", SECRETS["SMSCLOUDS_TOKEN"], credit=100_000)
+    smsclouds.add_customer("race@example.com", SECRETS["SMSCLOUDS_TOKEN"], credit=100_000)
     server = SandboxServer({"smsclick": smsclick, "smsclouds": smsclouds}).start()
     server.ledger, server.clock = ledger, clock
     yield server
@@ -244,7 +244,7 @@ def test_a_late_reply_does_not_change_a_row_declared_unknown(engine: Engine) -> 
     # Given SMSClick takes a message but its reply is held up
     ledger, clock = Ledger(), FakeClock(MX_10AM)
     sim = HeldSmsclick(ledger, clock)
-    sim.add_account("race", SECRETS["SMSCLICK_APIKEY"])
+    sim.add_customer("race", SECRETS["SMSCLICK_APIKEY"])
     server = SandboxServer({"smsclick": sim}).start()
     try:
         accounts = accounts_of(server)

@@ -35,7 +35,7 @@ def expired(engine: Engine, job_id: str) -> list[tuple[str, str | None, list[tup
 def test_messages_of_a_paused_account_expire_at_their_deadline(engine: Engine, sandbox) -> None:
     # Given an account paused for no credit, its two messages waiting, due to expire in a minute
     ctx = context(engine, sandbox)
-    sandbox.sim.users["ops@example.com"].balance = 0
+    sandbox.sim.customers["ops@example.com"].credit = 0
     job_id, queued = submit(ctx, 2)
     send_batch(ctx, queued[0])
     set_deadline(engine, ctx.clock.now() + timedelta(seconds=60))

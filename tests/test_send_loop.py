@@ -108,7 +108,7 @@ class SlowVendorTransport(Transport):
 def smsclick() -> Iterator[tuple[SandboxServer, SmsclickSim]]:
     ledger = Ledger()
     sim = SmsclickSim(ledger, FakeClock(BOGOTA_10AM))
-    sim.add_account("mx-click", APIKEY, credits=10_000)
+    sim.add_customer("mx-click", APIKEY, credit=10_000)
     server = SandboxServer({"smsclick": sim}).start()
     yield server, sim
     server.stop()

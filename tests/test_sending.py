@@ -189,7 +189,7 @@ def test_a_read_timeout_leaves_unknown_and_is_never_resent(engine: Engine, sandb
 
 def test_no_credit_pauses_the_account_and_fails_nothing(engine: Engine, sandbox) -> None:
     ctx = context(engine, sandbox)
-    sandbox.sim.users["ops@example.com"].balance = 0
+    sandbox.sim.customers["ops@example.com"].credit = 0
     job_id, queued = submit(ctx, 2)
     send_batch(ctx, queued[0])
     assert {s for s, _ in states(engine, job_id)} == {"pending"}
@@ -303,7 +303,7 @@ def _job_of(engine: Engine) -> str:
 def test_a_blocklisted_number_is_opted_out_and_refused_by_the_next_job(engine: Engine, sandbox) -> None:
     # Given the vendor's block list holds one of the numbers (the person answered SALIR)
     ctx = context(engine, sandbox)
-    sandbox.sim.users["ops@example.com"].blocked.add("573000000001")
+    sandbox.sim.customers["ops@example.com"].blocked.add("573000000001")
     job_id, queued = submit(ctx, 3)
     # When the job is sent
     send_batch(ctx, queued[0])

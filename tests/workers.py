@@ -110,7 +110,7 @@ def itcloud_vendor(
     ledger = Ledger()
     sim = ItCloudSim(ledger, clock)
     for user, _, secret in users.values():
-        sim.add_user(user, secret)
+        sim.add_customer(user, secret)
     server = SandboxServer({"itcloud": sim}).start()
     url = server.url("itcloud")
     accounts = tmp_path / "accounts.toml"

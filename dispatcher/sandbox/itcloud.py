@@ -7,97 +7,91 @@ apart, and requests of more than 1000 numbers.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from dispatcher.sandbox.core import MessageStore, Push, PushQueue, SimRequest, SimResponse, Simulator
+from dispatcher.sandbox.core import SimRequest, SimResponse
+from dispatcher.sandbox.messages import Push
+from dispatcher.sandbox.skeleton import Customer, Simulator, plain_reply
 
-BOGOTA = ZoneInfo("America/Bogota")
 METHODS = ("1via", "2via", "flash")
 
 
 @dataclass
-class ItCloudUser:
-    """A simulated customer: token, password (balance queries) and credit."""
+class ItCloudSettings:
+    """An IT Cloud customer's own field: the password its balance queries may give instead of the token."""
 
-    token: str
     password: str = ""
-    balance: int = 1_000_000
-    blocked: set[str] = field(default_factory=set)
-    #: where replies to 2via messages are pushed (GET mensaje, celular), if anywhere
-    mo_url: str | None = None
 
 
-class ItCloudSim(Simulator):
+#: a customer: key is the ``user``, secret the ``token``; replies to 2via messages go to its
+#: callback URL as GET mensaje, celular
+ItCloudUser = Customer[ItCloudSettings]
+
+
+class ItCloudSim(Simulator[ItCloudSettings]):
+    """IT Cloud: sendsms and the balance query, per user and token."""
+
     key = "itcloud"
     handset_receipts = False  #: the manual offers no delivery report
+    settings_type = ItCloudSettings
+    timezone = "America/Bogota"
     #: seconds the manual asks between two requests
     min_interval = 2.0
     #: numbers the manual asks per request
     batch_size = 1000
 
-    def __init__(
-        self, *args: Any, store: MessageStore | None = None, pushes: PushQueue | None = None, **kwargs: Any
-    ):
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.store = store or MessageStore()
-        self.pushes = pushes
-        self.users: dict[str, ItCloudUser] = {}
         self._ids = itertools.count(12102253)
         self._last: dict[str, float] = {}
 
-    def add_user(
-        self, user: str, token: str, password: str = "", balance: int = 1_000_000, mo_url: str | None = None
-    ) -> ItCloudUser:
-        """Create a customer with a token, a password for balance queries, credit and an MO URL."""
-        self.users[user] = ItCloudUser(token, password, balance, mo_url=mo_url)
-        return self.users[user]
-
     def handle(self, request: SimRequest) -> SimResponse:
+        """Route sendsms and query.php; anything else is 404."""
         if request.path.rstrip("/").endswith("/api/sendsms"):
             return self._send(request)
         if request.path.endswith("query.php"):
             return self._balance(request)
-        return SimResponse(404, "Not Found")
+        return plain_reply("Not Found", 404)
 
     def _balance(self, request: SimRequest) -> SimResponse:
         params = request.params()
-        user = self.users.get(params.get("user", ""))
+        user = self.customers.get(params.get("user", ""))
+        # The manual's query gives the password; the token opens it too.
         secret = params.get("password") or params.get("token")
-        if user is None or secret not in (user.password, user.token):
-            return SimResponse(body="-1")
-        return SimResponse(body=str(user.balance))
+        if user is None or secret is None or secret not in (user.settings.password, user.secret):
+            return plain_reply("-1")
+        return plain_reply(str(user.credit))
 
     def _send(self, request: SimRequest) -> SimResponse:
         params = request.params()
         name = params.get("user", "")
-        user = self.users.get(name)
-        if user is None or params.get("token") != user.token:
-            return SimResponse(body="-1")
+        user = self.authenticate(name, params.get("token", ""))
+        if user is None:
+            return plain_reply("-1")
         numbers = [n.strip() for n in params.get("GSM", "").split(",") if n.strip()]
         self._check_pace(name, request, len(numbers))
         if len(numbers) > 5000:
-            return SimResponse(body="-7")
+            return plain_reply("-7")
         if self.faults.maintenance:
-            return SimResponse(body="\n".join(f"{n},-6" for n in numbers))
+            return plain_reply("\n".join(f"{n},-6" for n in numbers))
         text = params.get("SMSText", "")
         method = params.get("metodo_envio", "1via")
-        local = self.now().astimezone(BOGOTA)
-        lines = [f"{n},{self._code(user, n, text, method, local.hour)}" for n in numbers]
-        return SimResponse(body="\n".join(lines))
+        hour = self.local(self.now()).hour
+        lines = [f"{n},{self._code(user, n, text, method, hour)}" for n in numbers]
+        return plain_reply("\n".join(lines))
 
     def _accept(self, user: ItCloudUser, number: str, text: str, method: str) -> str:
         vendor_id = str(next(self._ids))
         phone = "+" + number.removeprefix("0")
         message = self.store.accept(vendor_id, phone, text, self.now(), two_way=method == "2via")
         self.ledger.sent(phone)
-        if message.reply and user.mo_url and self.pushes:
+        if message.reply and user.callback_url and self.pushes:
             # The manual: replies reach the customer's URL as GET mensaje, celular.
             at = message.accepted_at + timedelta(seconds=self.store.progress.reply_after)
             self.pushes.schedule(
-                Push(at, "GET", user.mo_url, params={"mensaje": message.reply, "celular": number})
+                Push(at, "GET", user.callback_url, params={"mensaje": message.reply, "celular": number})
             )
         return vendor_id
 
@@ -114,9 +108,9 @@ class ItCloudSim(Simulator):
             return "-8"
         if number.startswith("57380"):
             return "0"
-        if user.balance <= 0:
+        if user.credit <= 0:
             return "-3"
-        user.balance -= 1
+        user.credit -= 1
         return self._accept(user, number, text, method)
 
     def _check_pace(self, user: str, request: SimRequest, count: int) -> None:

@@ -13,9 +13,6 @@ Status changes and replies (MO) are POSTed as forms to the account's callback UR
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
 import math
 import re
@@ -23,34 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
-from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
-from dispatcher.sandbox.core import (
-    STOP_WORDS,
-    MessageStore,
-    Push,
-    PushQueue,
-    SimMessage,
-    SimRequest,
-    SimResponse,
-    Simulator,
-)
+from dispatcher.sandbox.core import SimRequest, SimResponse
+from dispatcher.sandbox.messages import STOP_WORDS, Push, SimMessage
+from dispatcher.sandbox.ogangi_wire import METHODS, element, envelope, from_b64, mo_filters, parse_call, sign
+from dispatcher.sandbox.skeleton import Customer, Simulator, plain_reply
 
-#: method -> its values after the instance id, in the manual's order ("64": base64 in the path)
-METHODS = {
-    "tools/sendSMS": ("carrier", "from", "mobile64", "text64"),
-    "sendMT": ("from", "carrier", "mobile", "text64"),  # then an optional {flags}
-    "tools/sendSMSPinMobileNumberConfirm": ("carrier", "from", "mobile", "text64", "length"),
-    "fireMessage": ("mobile", "text64"),
-    "tools/getMOMessages": ("page", "per_page", "parameters"),
-}
-#: the envelope's <description> per <status>; the ERROR text is the vendor's
-DESCRIPTIONS = {
-    "OK": "Completed",
-    "BAD_SIGNATURE": "Invalid signature, access denied",
-    "ERROR": "Internal error, please report this to support@messangi.com",
-}
 #: the message status words this sandbox produces, with their <statusDescription>
 MESSAGE_WORDS = {
     "SENT_TO_CARRIER": "Sent to Carrier",  # the manual's example at origination
@@ -66,25 +41,23 @@ MESSAGE_WORDS = {
 }
 #: store state -> the STATUS of the callback sent when a message reaches it
 CALLBACK_WORDS = {"sent": "DELIVERED_TO_CARRIER", "delivered": "DELIVERED_TO_DEVICE", "failed": "UNDELIVERED"}
-MO_FILTERS = ("carrier", "to", "from", "keyword", "order")
-_B64 = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
 _NUMBER = re.compile(r"^\d{8,15}$")
 
 
 @dataclass
-class OgangiAccount:
-    """A workspace: instance id, key pair, its short/long codes and carriers, credit, callback URL."""
+class OgangiSettings:
+    """A workspace's own fields: its instance id, short/long codes, carriers, client id, keywords."""
 
     instance_id: str
-    public_key: str
-    private_key: str
     codes: tuple[str, ...] = ("19893653744",)
     carriers: tuple[str, ...] = ("Movistar", "Digitel", "Movilnet")  #: case sensitive, as the manual says
-    balance: int = 1_000_000  #: messages (SMS parts)
     client_id: str = "As223sdadq8d8287v5v"
-    callback_url: str = ""
-    timezone: str = "America/Caracas"
     keywords: tuple[str, ...] = ()  #: campaign keyword regexes an MO is filed under
+
+
+#: a workspace: key is its public key, secret its private key (signatures), credit counts SMS parts;
+#: status changes and MOs are POSTed to its callback URL
+OgangiAccount = Customer[OgangiSettings]
 
 
 @dataclass(frozen=True)
@@ -99,43 +72,39 @@ class MoMessage:
     keyword: str
 
 
-class OgangiSim(Simulator):
+class OgangiSim(Simulator[OgangiSettings]):
     """Ogangi's signed GET methods: sendSMS, sendMT, the PIN, fireMessage, getMOMessages."""
 
     key = "ogangi"
+    settings_type = OgangiSettings
+    timezone = "America/Caracas"
 
-    def __init__(
-        self, *args: Any, store: MessageStore | None = None, pushes: PushQueue | None = None, **kwargs: Any
-    ):
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.store = store or MessageStore()
-        self.pushes = pushes
-        self.accounts: dict[str, OgangiAccount] = {}  #: by public key
         self.fired: list[tuple[str, MoMessage]] = []  #: (instance id, MO) injected by fireMessage
         self.routes: dict[str, tuple[str, str]] = {}  #: vendor id -> (from, carrier) it left by
         self._stops: dict[tuple[str, str], datetime] = {}  #: (instance, handset) -> when it said STOP
 
-    def add_account(self, instance_id: str, public_key: str, private_key: str, **kwargs: Any) -> OgangiAccount:
-        """Register a workspace reachable with this key pair."""
-        self.accounts[public_key] = OgangiAccount(instance_id, public_key, private_key, **kwargs)
-        return self.accounts[public_key]
-
     def handle(self, request: SimRequest) -> SimResponse:
         """Route a signed method call after checking its signature."""
-        call = _parse(request.path)
+        call = parse_call(request.path)
         if call is None:
-            return SimResponse(404, "Not Found")
+            return plain_reply("Not Found", 404)
         method, values, public_key, signature = call
         name = method.rsplit("/", 1)[-1]
         if request.method != "GET":
             # Only the GET methods are simulated (fireMessage's POST takes an undocumented descriptor).
-            return SimResponse(405, "Method Not Allowed")
-        account = self.accounts.get(unquote(public_key))
+            return plain_reply("Method Not Allowed", 405)
+        account = self.customers.get(unquote(public_key))
         # An unknown public key, or a workspace the key pair does not open, is a bad signature too.
-        if account is None or values[0] != account.instance_id or not _signed_by(account, values, signature):
-            return _xml(name, "BAD_SIGNATURE")
+        if (
+            account is None
+            or values[0] != account.settings.instance_id
+            or not _signed_by(account, values, signature)
+        ):
+            return envelope(name, "BAD_SIGNATURE")
         if self.faults.maintenance:
-            return _xml(name, "ERROR", "Service under maintenance, try again later")
+            return envelope(name, "ERROR", "Service under maintenance, try again later")
         # sendMT's optional flags are taken and ignored: what they do is the vendor's backend's business.
         args = dict(zip(METHODS[method], values[1:], strict=False))
         handlers = {"sendSMS": self._send, "sendMT": self._send, "fireMessage": self._fire}
@@ -144,56 +113,56 @@ class OgangiSim(Simulator):
             return handlers[name](account, name, args)
 
     def _send(self, account: OgangiAccount, name: str, args: dict[str, str]) -> SimResponse:
-        mobile = _b64(args["mobile64"]) if "mobile64" in args else unquote(args["mobile"])
-        text, sender, carrier = _b64(args["text64"]), unquote(args["from"]), unquote(args["carrier"])
+        mobile = from_b64(args["mobile64"]) if "mobile64" in args else unquote(args["mobile"])
+        text, sender, carrier = from_b64(args["text64"]), unquote(args["from"]), unquote(args["carrier"])
         word = self._check(account, sender, carrier, mobile, text)
         vendor_id = str(-self.rng.randrange(1, 2**63))  # the manual's ids are negative longs
         if word == "SENT_TO_CARRIER":
             self._accept(account, vendor_id, (sender, carrier), mobile or "", text or "", two_way=True)
         if name == "sendMT":
             # The manual shows sendMT's bare envelope; a refusal has no documented form, so ERROR says it.
-            return _xml(name) if word == "SENT_TO_CARRIER" else _xml(name, "ERROR", _refusal(word))
-        date = self.now().astimezone(ZoneInfo(account.timezone)).isoformat(timespec="milliseconds")
+            return envelope(name) if word == "SENT_TO_CARRIER" else envelope(name, "ERROR", _refusal(word))
+        date = self.local(self.now(), account).isoformat(timespec="milliseconds")
         message = {
             "id": vendor_id, "carrier": self._carrier(account, carrier), "from": sender,
             "to": mobile if mobile is not None else args["mobile64"], "text": text or "", "status": word,
             "statusDescription": MESSAGE_WORDS[word], "encoding": "UTF-8", "date": date,
-            "timezone": account.timezone, "clientId": account.client_id,
+            "timezone": account.timezone, "clientId": account.settings.client_id,
         }  # fmt: skip
-        return _xml(name, result=f"<messages> {_element('message', message)} </messages>")
+        return envelope(name, result=f"<messages> {element('message', message)} </messages>")
 
     def _pin(self, account: OgangiAccount, name: str, args: dict[str, str]) -> SimResponse:
-        length, mobile, text = args["length"], unquote(args["mobile"]), _b64(args["text64"])
+        length, mobile, text = args["length"], unquote(args["mobile"]), from_b64(args["text64"])
         if not length.isdigit() or not 1 <= int(length) <= 12:
-            return _xml(name, "ERROR", f"Invalid length {length!r}")
+            return envelope(name, "ERROR", f"Invalid length {length!r}")
         sender, carrier = unquote(args["from"]), unquote(args["carrier"])
         word = self._check(account, sender, carrier, mobile, text)
         if word != "SENT_TO_CARRIER":
-            return _xml(name, "ERROR", _refusal(word))
+            return envelope(name, "ERROR", _refusal(word))
         pin = "".join(str(self.rng.randrange(10)) for _ in range(int(length)))
         # Where the PIN goes in the text is not documented: after it.
         vendor_id = str(-self.rng.randrange(1, 2**63))
         self._accept(account, vendor_id, (sender, carrier), mobile, f"{text} {pin}", two_way=False)
-        return _xml(name, result=f"<PinSMSConfirmation> <pin>{pin}</pin> </PinSMSConfirmation>")
+        return envelope(name, result=f"<PinSMSConfirmation> <pin>{pin}</pin> </PinSMSConfirmation>")
 
     def _fire(self, account: OgangiAccount, name: str, args: dict[str, str]) -> SimResponse:
-        mobile, text = unquote(args["mobile"]), _b64(args["text64"])
+        mobile, text, settings = unquote(args["mobile"]), from_b64(args["text64"]), account.settings
         if not _NUMBER.match(mobile) or text is None:
-            return _xml(name, "ERROR", "Invalid mobileNumber or text")
+            return envelope(name, "ERROR", "Invalid mobileNumber or text")
         # The manual gives a fired MO no carrier: it takes the workspace's first.
-        mo = MoMessage(text, mobile, account.codes[0], account.carriers[0], self.now(), _keyword(account, text))
-        self.fired.append((account.instance_id, mo))
+        mo = MoMessage(text, mobile, settings.codes[0], settings.carriers[0], self.now(), _keyword(account, text))
+        self.fired.append((settings.instance_id, mo))
         self._take_mo(account, mo)
-        fields = {"instanceId": account.instance_id, "mobileNumber": mobile, "text": text}
+        fields = {"instanceId": settings.instance_id, "mobileNumber": mobile, "text": text}
         # The GET example prints <input>activateCampaign</input> and no result (a slip of the manual):
         # this answers as its POST twin does, echoing the MO taken.
-        return _xml(name, result=_element("mo", fields))
+        return envelope(name, result=element("mo", fields))
 
     def _mo_messages(self, account: OgangiAccount, name: str, args: dict[str, str]) -> SimResponse:
         page, per_page = args["page"], args["per_page"]
-        filters = _filters(args["parameters"])
+        filters = mo_filters(args["parameters"])
         if not page.isdigit() or not per_page.isdigit() or int(per_page) < 1 or filters is None:
-            return _xml(name, "ERROR", "Invalid page, resultsPerPage or parameters")
+            return envelope(name, "ERROR", "Invalid page, resultsPerPage or parameters")
         rows = sorted((mo for mo in self._mos(account) if _matches(mo, filters)), key=lambda mo: mo.at)
         if filters.get("order", ["asc"])[0].lower() == "desc":
             rows.reverse()
@@ -202,16 +171,16 @@ class OgangiSim(Simulator):
         listed = " ".join(self._mo_element(account, mo) for mo in rows[start : start + int(per_page)])
         # The manual's example never closes <MOMessageList> (it repeats the opening tag); this closes it.
         listing = f"<MOMessageList> <records>{len(rows)}</records> <MessageList> {listed} </MessageList>"
-        return _xml(name, result=listing + " </MOMessageList>")
+        return envelope(name, result=listing + " </MOMessageList>")
 
     def _check(
         self, account: OgangiAccount, sender: str, carrier: str, mobile: str | None, text: str | None
     ) -> str:
         """The status word a new message gets at origination."""
-        if sender not in account.codes:
+        if sender not in account.settings.codes:
             return "BAD_FROM"
         # 'null' (let the CM pick) is documented for sendMT only; taken everywhere (not documented).
-        if carrier != "null" and carrier not in account.carriers:
+        if carrier != "null" and carrier not in account.settings.carriers:
             return "BAD_CARRIER/FROM"
         if mobile is None or not _NUMBER.match(mobile):
             return "BAD_TO"
@@ -219,7 +188,7 @@ class OgangiSim(Simulator):
             return "BAD_ENCODING"
         if not text:
             return "NOT_SENT"
-        return "SENT_TO_CARRIER" if account.balance >= _parts(text) else "NOT_ENOUGH_FUNDS"
+        return "SENT_TO_CARRIER" if account.credit >= _parts(text) else "NOT_ENOUGH_FUNDS"
 
     def _accept(
         self,
@@ -232,12 +201,13 @@ class OgangiSim(Simulator):
     ) -> None:
         """Charge, store and count a message leaving by ``route`` (from, carrier); plan its callbacks."""
         phone, now = "+" + mobile, self.now()
-        stopped = self._stops.get((account.instance_id, mobile))
+        instance = account.settings.instance_id
+        stopped = self._stops.get((instance, mobile))
         if stopped is not None and stopped <= now:
-            self.ledger.violation(f"ogangi {account.instance_id}: sent to {phone} after it answered STOP")
-        account.balance -= _parts(text)
+            self.ledger.violation(f"ogangi {instance}: sent to {phone} after it answered STOP")
+        account.credit -= _parts(text)
         # Any code takes replies, so every message but a PIN may draw one.
-        message = self.store.accept(vendor_id, phone, text, now, two_way, account.instance_id)
+        message = self.store.accept(vendor_id, phone, text, now, two_way, instance)
         self.routes[vendor_id] = (route[0], self._carrier(account, route[1]))
         self.ledger.sent(phone)
         self._schedule_reports(account, message, route[0])
@@ -253,7 +223,7 @@ class OgangiSim(Simulator):
         final = "delivered" if message.delivered else "failed"
         for after, state in ((progress.to_sent, "sent"), (progress.to_final, final)):
             form = {
-                "TYPE": "SMS", "CLIENT_ID": account.client_id, "MESSANGI_ID": message.vendor_id,
+                "TYPE": "SMS", "CLIENT_ID": account.settings.client_id, "MESSANGI_ID": message.vendor_id,
                 "STATUS": CALLBACK_WORDS[state], "FROM": sender, "TO": message.phone.lstrip("+"),
                 "MESSAGE_BODY": message.text,
             }  # fmt: skip
@@ -263,7 +233,7 @@ class OgangiSim(Simulator):
     def _take_mo(self, account: OgangiAccount, mo: MoMessage) -> None:
         """Note a stop word, and push the MO to the callback URL when it arrives."""
         if mo.text.strip().upper() in STOP_WORDS:
-            key = (account.instance_id, mo.phone)
+            key = (account.settings.instance_id, mo.phone)
             self._stops[key] = min(mo.at, self._stops.get(key, mo.at))
         if self.pushes is not None and account.callback_url:
             form = {"FROM": mo.phone, "TO": mo.to, "TEXT": mo.text, "ENCODING": "UTF-8", "TYPE": "MO_MESSAGE"}
@@ -281,66 +251,28 @@ class OgangiSim(Simulator):
 
     def _mos(self, account: OgangiAccount) -> list[MoMessage]:
         """Replies arrived by now and MOs fired, of this workspace."""
-        arrived = self.store.replies(self.now(), account.instance_id)
+        arrived = self.store.replies(self.now(), account.settings.instance_id)
         replies = [self._reply_mo(account, m) for m in arrived]
         return [mo for mo in replies if mo] + [
-            mo for instance, mo in self.fired if instance == account.instance_id
+            mo for instance, mo in self.fired if instance == account.settings.instance_id
         ]
 
     def _mo_element(self, account: OgangiAccount, mo: MoMessage) -> str:
         # 'from' is the handset as in the manual's example (its field table says the opposite).
         # sendDate as the example writes it (2014-10-13 10:30:51.922), not as the field table does.
-        local = mo.at.astimezone(ZoneInfo(account.timezone)).isoformat(" ", "milliseconds")[:23]
+        local = self.local(mo.at, account).isoformat(" ", "milliseconds")[:23]
         fields = {
             "text": mo.text, "from": mo.phone, "to": mo.to, "encoding": "UTF-8", "keyword": mo.keyword,
             "carrier": mo.carrier, "sendDate": local,
         }  # fmt: skip
-        return _element("MOMessage", fields)
+        return element("MOMessage", fields)
 
     def _carrier(self, account: OgangiAccount, carrier: str) -> str:
-        return account.carriers[0] if carrier == "null" else carrier
-
-
-def sign(message: str, private_key: str) -> str:
-    """HMAC-SHA256 of the signed path values under the private key, lowercase hex."""
-    return hmac.new(private_key.encode(), message.encode(), hashlib.sha256).hexdigest()
+        return account.settings.carriers[0] if carrier == "null" else carrier
 
 
 def _signed_by(account: OgangiAccount, values: list[str], signature: str) -> bool:
-    return hmac.compare_digest(sign("/".join(values), account.private_key), signature)
-
-
-def _parse(path: str) -> tuple[str, list[str], str, str] | None:
-    """(method, values from the instance id on, public key, signature), or None for no such method."""
-    rest = path.removeprefix("/rest/api/")
-    if rest == path:
-        return None
-    parts = rest.split("/")
-    cut = 2 if parts[0] == "tools" else 1
-    method, segments = "/".join(parts[:cut]), parts[cut:]
-    names = METHODS.get(method)
-    if names is None:
-        return None
-    counts = {len(names) + 3} | ({len(names) + 4} if method == "sendMT" else set())
-    if len(segments) not in counts:
-        return None
-    return method, segments[:-2], segments[-2], segments[-1]
-
-
-def _filters(search: str) -> dict[str, list[str]] | None:
-    """The MO inline search string as {filter: values}, or None when it is not one."""
-    filters: dict[str, list[str]] = {}
-    for part in filter(None, search.split("&")):
-        name, sep, value = part.partition("=")
-        if not sep or name not in MO_FILTERS:
-            return None
-        filters[name] = [unquote(v) for v in value.split(",")]
-    try:
-        for pattern in filters.get("keyword", []):
-            re.compile(pattern)
-    except re.error:
-        return None
-    return filters
+    return hmac.compare_digest(sign("/".join(values), account.secret), signature)
 
 
 def _matches(mo: MoMessage, filters: dict[str, list[str]]) -> bool:
@@ -357,8 +289,9 @@ def _matches(mo: MoMessage, filters: dict[str, list[str]]) -> bool:
 def _keyword(account: OgangiAccount, text: str) -> str:
     # An MO matching no keyword is filed under the first (default) campaign, as the manual's example
     # files 'Test' under ^OGANGI.*.
-    default = account.keywords[0] if account.keywords else ""
-    return next((k for k in account.keywords if re.match(k, text, re.IGNORECASE)), default)
+    keywords = account.settings.keywords
+    default = keywords[0] if keywords else ""
+    return next((k for k in keywords if re.match(k, text, re.IGNORECASE)), default)
 
 
 def _parts(text: str) -> int:
@@ -366,31 +299,5 @@ def _parts(text: str) -> int:
     return 1 if len(text) <= 160 else math.ceil(len(text) / 153)
 
 
-def _b64(value: str) -> str | None:
-    """URL-safe base64 with its padding, decoded as UTF-8; None when it is not that."""
-    value = unquote(value)
-    if len(value) % 4 or not _B64.match(value):
-        return None
-    try:
-        return base64.urlsafe_b64decode(value).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-
-
 def _refusal(word: str) -> str:
     return f"{word}: {MESSAGE_WORDS[word]}"
-
-
-def _element(tag: str, fields: dict[str, str]) -> str:
-    inner = " ".join(f"<{name}>{escape(value)}</{name}>" for name, value in fields.items())
-    return f"<{tag}> {inner} </{tag}>"
-
-
-def _xml(method: str, status: str = "OK", description: str = "", result: str = "") -> SimResponse:
-    body = (
-        f"<input>{method}</input> <status>{status}</status> "
-        f"<description>{escape(description or DESCRIPTIONS[status])}</description>"
-    )
-    return SimResponse(
-        body=body + (f" <result> {result} </result>" if result else ""), content_type="application/xml"
-    )

@@ -19,18 +19,17 @@ Where the manual is silent this simulator chooses, and says so where it does:
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from dispatcher.sandbox.core import MessageStore, Progress, SimMessage, SimRequest, SimResponse, Simulator
+from dispatcher.sandbox.core import SimRequest, SimResponse
+from dispatcher.sandbox.messages import SimMessage
+from dispatcher.sandbox.skeleton import Customer, Simulator, html_reply, json_reply, read_date
 
-MEXICO = ZoneInfo("America/Mexico_City")
 DATE = "%d-%m-%Y %H:%M:%S"  #: DD-MM-AAAA HH:mm:ss
 CHARS_PER_CREDIT = 150
 #: each endpoint's answers to a missing / wrong APIKEY, and the null fields its errors carry
@@ -42,16 +41,21 @@ _STATUSES = re.compile(r"[0-4](,[0-4])*")
 
 
 @dataclass
-class SmsclickAccount:
-    """A simulated customer: API key, credits, interactive rules and its API campaign."""
+class SmsclickSettings:
+    """A customer's own fields: its interactive rules and the campaign its API messages fall in."""
 
-    name: str
-    apikey: str
-    credits: int = 1000
     rules: frozenset[str] = frozenset()  #: known ID_REGLA_INTERACTIVA values
     campaign_id: int = 1
     campaign_name: str | None = None
     portfolio: str | None = None
+
+    def __post_init__(self) -> None:
+        # Rule ids arrive as form text: "77" however they were given.
+        self.rules = frozenset(map(str, self.rules))
+
+
+#: a customer: key is its name, secret its APIKEY; credit counts its créditos
+SmsclickAccount = Customer[SmsclickSettings]
 
 
 @dataclass
@@ -72,45 +76,38 @@ class Refusal(Exception):
         self.codigo, self.descripcion = codigo, descripcion
 
 
-class SmsclickSim(Simulator):
+class SmsclickSim(Simulator[SmsclickSettings]):
     """SMSClick: sendMsg, getMsg, report and credits, per APIKEY."""
 
     key = "smsclick"
+    settings_type = SmsclickSettings
+    default_credit = 1000
+    timezone = "America/Mexico_City"
 
-    def __init__(self, *args: Any, progress: Progress | None = None, first_id: int = 123, **kw: Any):
+    def __init__(self, *args: Any, first_id: int = 123, **kw: Any):
         super().__init__(*args, **kw)
-        self.store = MessageStore(progress)
-        self.accounts: dict[str, SmsclickAccount] = {}
         self.sent: dict[str, SentRecord] = {}
         self._ids = itertools.count(first_id)  # the manual's example answers id_mensaje 123
-
-    def add_account(
-        self, name: str, apikey: str, credits: int = 1000, rules: tuple[str, ...] = (), **settings: Any
-    ) -> SmsclickAccount:
-        """Create a customer; ``rules`` are the interactive rule ids it has defined."""
-        account = SmsclickAccount(name, apikey, credits, frozenset(map(str, rules)), **settings)
-        self.accounts[apikey] = account
-        return account
 
     def handle(self, request: SimRequest) -> SimResponse:
         """Route by path, then answer as the manual does."""
         route = ENDPOINTS.get(request.path.rstrip("/"))
         if route is None or request.method != "POST":
-            return SimResponse(404, "<html><body><h1>404 Not Found</h1></body></html>", "text/html")
+            return html_reply("<html><body><h1>404 Not Found</h1></body></html>", 404)
         if self.faults.maintenance:
-            return SimResponse(503, "<html><body>Sitio en mantenimiento</body></html>", "text/html")
+            return html_reply("<html><body>Sitio en mantenimiento</body></html>", 503)
         endpoint, auth, nulls = route
         params = request.params()
         try:
-            return answer(endpoint(self, self._authenticate(params, auth), params))
+            return json_reply(endpoint(self, self._authenticate(params, auth), params))
         except Refusal as refusal:
-            return answer({"codigo": refusal.codigo, "descripcion": refusal.descripcion, **nulls})
+            return json_reply({"codigo": refusal.codigo, "descripcion": refusal.descripcion, **nulls})
 
     def _authenticate(self, params: dict[str, str], auth: tuple[str, str]) -> SmsclickAccount:
         apikey = params.get("APIKEY", "").strip()
         if not apikey:
             raise Refusal(-100, auth[0])
-        account = self.accounts.get(apikey)
+        account = self.authenticate(None, apikey)
         if account is None:
             raise Refusal(-101, auth[1])
         return account
@@ -123,16 +120,16 @@ class SmsclickSim(Simulator):
         if not text.strip():
             raise Refusal(-103, "Parametro MENSAJE vacio")
         rule = params.get("ID_REGLA_INTERACTIVA", "").strip()
-        if rule and rule not in account.rules:
+        if rule and rule not in account.settings.rules:
             raise Refusal(-105, "El valor ID_REGLA_INTERACTIVA no existe")
         cost = max(1, math.ceil(len(text) / CHARS_PER_CREDIT))
         with self.lock:
-            if account.credits < cost:
+            if account.credit < cost:
                 raise Refusal(-104, "Saldo insuficiente")
-            account.credits -= cost
+            account.credit -= cost
             vendor_id = next(self._ids)
         phone = "+52" + telefono
-        message = self.store.accept(str(vendor_id), phone, text, self.now(), bool(rule), account.name)
+        message = self.store.accept(str(vendor_id), phone, text, self.now(), bool(rule), account.key)
         with self.lock:
             self.sent[str(vendor_id)] = SentRecord(account, telefono, bool(rule), message)
         self.ledger.sent(phone)
@@ -175,8 +172,8 @@ class SmsclickSim(Simulator):
             records = [(i, r) for i, r in self.sent.items() if r.account is account]
         items = []
         for vendor_id, record in records:
-            sent_at = _local(record.message.accepted_at)
-            if not start <= sent_at <= end or (campaign and int(campaign) != account.campaign_id):
+            sent_at = self.wall(record.message.accepted_at)
+            if not start <= sent_at <= end or (campaign and int(campaign) != account.settings.campaign_id):
                 continue
             item = {"id_mensaje": int(vendor_id), **self._common(record)}
             if wanted is None or item["estatus_mensaje"] in wanted:
@@ -184,7 +181,7 @@ class SmsclickSim(Simulator):
         return {"codigo": 1, "descripcion": "ok", "mensajes": items}
 
     def _credits(self, account: SmsclickAccount, params: dict[str, str]) -> dict[str, Any]:
-        return {"codigo": 1, "descripcion": "ok", "creditos": account.credits}
+        return {"codigo": 1, "descripcion": "ok", "creditos": account.credit}
 
     def _common(self, record: SentRecord) -> dict[str, Any]:
         """The fields getMsg and report share, in the manual's order."""
@@ -192,14 +189,14 @@ class SmsclickSim(Simulator):
             "estatus_mensaje": self.status_code(record.message, self.now()),
             "telefono": int(record.telefono),
             "mensaje": record.message.text,
-            "fecha_envio": _local(record.message.accepted_at).strftime(DATE),
+            "fecha_envio": self.wall(record.message.accepted_at).strftime(DATE),
         }
 
     def _report_extra(self, record: SentRecord) -> dict[str, Any]:
         reply, replied_at = self._reply(record)
         return {
-            "nombre_campania": record.account.campaign_name,  # "solo si aplica"
-            "portafolio": record.account.portfolio,
+            "nombre_campania": record.account.settings.campaign_name,  # "solo si aplica"
+            "portafolio": record.account.settings.portfolio,
             "fecha_respuesta": replied_at,
             "respuesta_cliente": reply,
         }
@@ -220,7 +217,7 @@ class SmsclickSim(Simulator):
         arrives = message.accepted_at + timedelta(seconds=self.store.progress.reply_after)
         if message.reply is None or self.now() < arrives:
             return None, None
-        return message.reply, _local(arrives).strftime(DATE)
+        return message.reply, self.wall(arrives).strftime(DATE)
 
 
 Endpoint = Callable[[SmsclickSim, SmsclickAccount, dict[str, str]], dict[str, Any]]
@@ -234,16 +231,7 @@ ENDPOINTS: dict[str, tuple[Endpoint, tuple[str, str], dict[str, None]]] = {
 
 
 def _date(value: str | None, codigo: int, descripcion: str) -> datetime:
-    try:
-        return datetime.strptime((value or "").strip(), DATE)
-    except ValueError:
-        raise Refusal(codigo, descripcion) from None
-
-
-def _local(when: datetime) -> datetime:
-    return when.astimezone(MEXICO).replace(tzinfo=None)
-
-
-def answer(body: dict[str, Any]) -> SimResponse:
-    """A JSON answer (always HTTP 200: SMSClick speaks through ``codigo``)."""
-    return SimResponse(200, json.dumps(body, ensure_ascii=False), "application/json; charset=utf-8")
+    when = read_date((value or "").strip(), DATE)
+    if when is None:
+        raise Refusal(codigo, descripcion)
+    return when

@@ -18,55 +18,45 @@ Where the manual is silent this simulator chooses, and says so where it does:
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import phonenumbers
-
-from dispatcher.sandbox.core import (
-    MessageStore,
-    Progress,
-    Push,
-    PushQueue,
-    SimMessage,
-    SimRequest,
-    SimResponse,
-    Simulator,
+from dispatcher.sandbox.core import SimRequest, SimResponse
+from dispatcher.sandbox.messages import Push, SimMessage
+from dispatcher.sandbox.skeleton import Customer, Simulator, bearer_token, json_reply
+from dispatcher.sandbox.smsclouds_fields import (
+    DATE,
+    PLAIN_MAX,
+    ROUTES,
+    Refusal,
+    check_schedule,
+    flag,
+    ids_of,
+    message_fields,
+    optional_int,
+    personalise,
+    read_field_date,
+    recipients_of,
+    required_text,
 )
-
-MEXICO = ZoneInfo("America/Mexico_City")  #: the vendor's dates are Mexico City wall time
-#: the manual's country table: ``country`` id -> region
-ROUTES = {1: "MX", 2: "US", 3: "CO", 6: "BR", 7: "PE", 14: "AR", 18: "CL", 21: "ES"}
-PLAIN_MAX, ENCODED_MAX, LARGE_MAX = 160, 70, 306  #: characters of ``message``
-#: marker -> the ``combination`` keys that fill it (the manual writes both "name" and "names")
-MARKERS = {
-    "<+B+>": ("names", "name"),
-    "<+C+>": ("field1",),
-    "<+D+>": ("field2",),
-    "<+E+>": ("field3",),
-    "<+F+>": ("field4",),
-}
-DATE = "%Y-%m-%d %H:%M:%S"
-SCHEDULE_FORMATS = ("%Y-%m-%d %H:%M", DATE)  #: the manual's example: "2018-08-07 14:26"
 
 
 @dataclass
-class SmscloudsAccount:
-    """A simulated customer: token, profile, credit, routes and the MO push URL."""
+class SmscloudsSettings:
+    """A customer's own fields: its profile, the routes it may send by, the services it has."""
 
-    user: str
-    token: str
-    credit: int = 500
     name: str = "John"
     surname: str = "Dow"
     routes: frozenset[int] = frozenset(ROUTES)
-    mo_url: str | None = None
     email_service: bool = True
     voice_service: bool = True
+
+
+#: a customer: key is the ``user`` (an email), secret its Personal Access Token; replies are
+#: pushed to its callback URL
+SmscloudsAccount = Customer[SmscloudsSettings]
 
 
 @dataclass
@@ -78,42 +68,29 @@ class SentRecord:
     message: SimMessage
 
 
-class Refusal(Exception):
-    """A request the vendor refuses, with its HTTP status and information."""
-
-    def __init__(self, status: int, information: str):
-        super().__init__(status, information)
-        self.status, self.information = status, information
-
-
-class SmscloudsSim(Simulator):
+class SmscloudsSim(Simulator[SmscloudsSettings]):
     """Api Smsclouds V1: user, message, status, response, email and voice, per account token."""
 
     key = "smsclouds"
     handset_receipts = False  #: its best news is "sent"
+    settings_type = SmscloudsSettings
+    default_credit = 500
+    timezone = "America/Mexico_City"  #: the vendor's dates are Mexico City wall time
 
-    def __init__(self, *args: Any, progress: Progress | None = None, pushes: PushQueue | None = None, **kw: Any):
+    def __init__(self, *args: Any, **kw: Any):
         super().__init__(*args, **kw)
-        self.store = MessageStore(progress)
-        self.pushes = pushes
-        self.accounts: dict[str, SmscloudsAccount] = {}
         self.sent: dict[str, SentRecord] = {}
         self.campaigns: list[tuple[str, dict[str, Any]]] = []  #: email and voice campaigns taken
         self._ids = itertools.count(40)
         self._campaign_ids = itertools.count(14)
 
-    def add_account(self, user: str, token: str, credit: int = 500, **settings: Any) -> SmscloudsAccount:
-        """Create a customer whose Personal Access Token is ``token``."""
-        self.accounts[token] = SmscloudsAccount(user, token, credit, **settings)
-        return self.accounts[token]
-
     def handle(self, request: SimRequest) -> SimResponse:
         """Route, authenticate, then answer as the manual does, errors as error JSON."""
         try:
-            return json_response(self._route(request))
+            return json_reply(self._route(request))
         except Refusal as refusal:
             error = {"error": {"information": refusal.information, "status_code": refusal.status}}
-            return json_response(error, refusal.status)
+            return json_reply(error, refusal.status)
 
     def _route(self, request: SimRequest) -> dict[str, Any]:
         endpoint = ENDPOINTS.get((request.method, request.path.rstrip("/")))
@@ -130,26 +107,26 @@ class SmscloudsSim(Simulator):
         return endpoint(self, account, body)
 
     def _authenticate(self, request: SimRequest) -> SmscloudsAccount:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        account = self.accounts.get(token.strip()) if scheme.lower() == "bearer" else None
+        token = bearer_token(request)
+        account = None if token is None else self.authenticate(None, token)
         if account is None:
             raise Refusal(401, "Unauthenticated.")
         return account
 
     def _user(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
-        user = {"user": account.user, "name": account.name, "surname": account.surname}
+        user = {"user": account.key, "name": account.settings.name, "surname": account.settings.surname}
         return {"data": {"information": "User Found", **user, "credit": account.credit}}
 
     def _message(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
-        text, numbers = _message_fields(body, account)
+        text, numbers = message_fields(body, account.settings.routes)
         texts = personalise(text, body.get("combination"), len(numbers))
         if "allow_responses" not in body:
             raise Refusal(422, "The allow responses field is required.")
         two_way = body["allow_responses"] is True
         if not two_way:
-            self.ledger.violation(f"smsclouds {account.user}: allow_responses is not true")
-        if not _flag(body, "encode") and not all(t.isascii() for t in texts):
-            self.ledger.violation(f"smsclouds {account.user}: accents sent without encode")
+            self.ledger.violation(f"smsclouds {account.key}: allow_responses is not true")
+        if not flag(body, "encode") and not all(t.isascii() for t in texts):
+            self.ledger.violation(f"smsclouds {account.key}: accents sent without encode")
         # large_message is "2 messages": every number costs two credits.
         cost = len(numbers) * (2 if len(text) > PLAIN_MAX else 1)
         with self.lock:
@@ -160,9 +137,9 @@ class SmscloudsSim(Simulator):
             ids = [next(self._ids) for _ in numbers]
         now = self.now()
         for vendor_id, (national, e164), final in zip(ids, numbers, texts, strict=True):
-            message = self.store.accept(str(vendor_id), e164, final, now, two_way, account.user)
+            message = self.store.accept(str(vendor_id), e164, final, now, two_way, account.key)
             self._keep(account, SentRecord(campaign, national, message))
-        stamp = _local(now)
+        stamp = self.wall(now).strftime(DATE)
         added = {"added": len(ids), "date_start_add": stamp, "date_finish_add": stamp}
         info = {"information": "Messages Added Correctly", **added, "campaign_id": campaign}
         return {"data": {**info, "messages_ids": ids}}
@@ -172,17 +149,21 @@ class SmscloudsSim(Simulator):
         with self.lock:
             self.sent[message.vendor_id] = record
         self.ledger.sent(message.phone)
-        if message.reply and account.mo_url and self.pushes is not None:
+        if message.reply and account.callback_url and self.pushes is not None:
             # Drawn now, sent when the reply arrives by the sandbox clock.
             at = message.accepted_at + timedelta(seconds=self.store.progress.reply_after)
-            params = {"response": message.reply, "cellphone": record.cellphone, "date": _local(at)}
-            push = Push(at, "GET", account.mo_url, {**params, "message_id": message.vendor_id})
+            params = {
+                "response": message.reply,
+                "cellphone": record.cellphone,
+                "date": self.wall(at).strftime(DATE),
+            }
+            push = Push(at, "GET", account.callback_url, {**params, "message_id": message.vendor_id})
             self.pushes.schedule(push)
 
     def _status(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
         # The parameter table writes message_ids / campaign_ids, the prose messages_ids / campaigns_ids.
-        ids = _ids(body, "message_ids", "messages_ids")
-        campaigns = _ids(body, "campaign_ids", "campaigns_ids")
+        ids = ids_of(body, "message_ids", "messages_ids")
+        campaigns = ids_of(body, "campaign_ids", "campaigns_ids")
         if not ids and not campaigns:
             raise Refusal(422, "The message ids or the campaign ids are required.")
         now = self.now()
@@ -201,54 +182,54 @@ class SmscloudsSim(Simulator):
         return 3 if state == "failed" else 2
 
     def _responses(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
-        wanted = _reply_filter(body, _local_naive(self.now()))
-        replied = {m.vendor_id for m in self.store.replies(self.now(), account.user)}
+        wanted = _reply_filter(body, self.wall(self.now()))
+        replied = {m.vendor_id for m in self.store.replies(self.now(), account.key)}
         after = timedelta(seconds=self.store.progress.reply_after)
         items = []
         for vendor_id, record in self._records(account):
-            received = _local_naive(record.message.accepted_at + after)
+            received = self.wall(record.message.accepted_at + after)
             if vendor_id in replied and wanted(vendor_id, record, received):
                 reply = {"response": record.message.reply, "received_at": received.strftime(DATE)}
                 items.append({**_item(vendor_id, record), **reply})
         return {"data": {"information": "Responses Found", "count": len(items), "responses": items}}
 
     def _email(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
-        if not account.email_service:
+        if not account.settings.email_service:
             raise Refusal(422, "The email service is not active on this account.")
         for name in ("body", "subject"):
-            _required_text(body, name)
-        people = _recipients(body, "email")
+            required_text(body, name)
+        people = recipients_of(body, "email")
         if not all("@" in p["email"] for p in people):
             raise Refusal(422, "The recipients.*.email must be a valid email address.")
-        _optional_int(body, "attachment")
-        _schedule(body)
+        optional_int(body, "attachment")
+        check_schedule(body)
         self.campaigns.append(("email", body))
         return {"message": "Email campaign created correctly."}
 
     def _voice(self, account: SmscloudsAccount, body: dict[str, Any]) -> dict[str, Any]:
-        if not account.voice_service:
+        if not account.settings.voice_service:
             raise Refusal(422, "The blaster service is not active on this account.")
         kind = body.get("type")
         if kind not in (1, 2, "1", "2"):
             raise Refusal(422, "The selected type is invalid.")
-        if int(kind) == 1 and _optional_int(body, "audio") is None:
+        if int(kind) == 1 and optional_int(body, "audio") is None:
             raise Refusal(422, "The audio field is required when type is 1.")
         if int(kind) == 2:
-            _required_text(body, "text")
-        _required_text(body, "campaign_name")
-        if not all(str(p["cellphone"]).isdigit() for p in _recipients(body, "cellphone")):
+            required_text(body, "text")
+        required_text(body, "campaign_name")
+        if not all(str(p["cellphone"]).isdigit() for p in recipients_of(body, "cellphone")):
             raise Refusal(422, "The recipients.*.cellphone must be digits.")
         if body.get("transfer_num") is not None and body.get("transfer_key") is None:
             raise Refusal(422, "The transfer key field is required when transfer num is present.")
         if body.get("transfer_key") is not None and str(body["transfer_key"]) not in "0123456789":
             raise Refusal(422, "The transfer key must be an integer.")
-        _schedule(body)
+        check_schedule(body)
         self.campaigns.append(("voice", body))
         return {"message": "Voice campaign created correctly."}
 
     def _records(self, account: SmscloudsAccount) -> list[tuple[str, SentRecord]]:
         with self.lock:
-            return [(i, r) for i, r in self.sent.items() if r.message.account == account.user]
+            return [(i, r) for i, r in self.sent.items() if r.message.account == account.key]
 
 
 Endpoint = Callable[[SmscloudsSim, SmscloudsAccount, dict[str, Any]], dict[str, Any]]
@@ -263,63 +244,13 @@ ENDPOINTS: dict[tuple[str, str], Endpoint] = {
 }
 
 
-def _message_fields(body: dict[str, Any], account: SmscloudsAccount) -> tuple[str, list[tuple[str, str]]]:
-    text = body.get("message")
-    if not isinstance(text, str) or not text:
-        raise Refusal(422, "The message field is required.")
-    limit = ENCODED_MAX if _flag(body, "encode") else LARGE_MAX if _flag(body, "large_message") else PLAIN_MAX
-    if len(text) > limit:
-        raise Refusal(422, f"The message may not be greater than {limit} characters.")
-    country = body.get("country")
-    if isinstance(country, bool) or str(country) not in {str(c) for c in account.routes}:
-        raise Refusal(422, "The selected country is invalid (check your routes).")
-    phones = body.get("cellphones", body.get("cellphone"))  # the prose's bullet says "cellphone"
-    if not isinstance(phones, list) or not phones:
-        raise Refusal(422, "The cellphones must be an array.")
-    return text, [_cellphone(p, ROUTES[int(country)]) for p in phones]
-
-
-def _cellphone(value: Any, region: str) -> tuple[str, str]:
-    digits = str(value)
-    try:
-        number = phonenumbers.parse(digits, region)
-        possible = digits.isdigit() and phonenumbers.is_possible_number(number)
-    except phonenumbers.NumberParseException:
-        possible = False
-    if not possible:
-        raise Refusal(422, f"The cellphone {digits[:20]!r} is not valid for the country.")
-    return digits, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def personalise(text: str, combination: Any, count: int) -> list[str]:
-    """Each number's text, its markers filled from the ``combination`` arrays."""
-    if combination is None:
-        return [text] * count
-    if isinstance(combination, dict):
-        combination = [combination]
-    if not isinstance(combination, list) or not all(isinstance(c, dict) for c in combination):
-        raise Refusal(422, "The combination must be an array.")
-    values = {name: v for c in combination for name, v in c.items()}
-    if any(not isinstance(v, list) or len(v) != count for v in values.values()):
-        raise Refusal(422, "The combination arrays must be as long as cellphones.")
-    texts = []
-    for i in range(count):
-        final = text
-        for marker, names in MARKERS.items():
-            column = next((values[n] for n in names if n in values), None)
-            if column is not None:
-                final = final.replace(marker, str(column[i]))
-        texts.append(final)
-    return texts
-
-
 def _reply_filter(body: dict[str, Any], now: datetime) -> Callable[[str, SentRecord, datetime], bool]:
     kind = str(body.get("type"))
     if kind == "1":
-        start, end = _date(body.get("from"), "from"), _date(body.get("to"), "to", now)
+        start, end = read_field_date(body.get("from"), "from"), read_field_date(body.get("to"), "to", now)
         return lambda _i, _r, received: start <= received <= end
     if kind == "2":
-        ids = _ids(body, "message_id", "messages_ids", "message_ids")
+        ids = ids_of(body, "message_id", "messages_ids", "message_ids")
         if not ids:
             raise Refusal(422, "The message id field is required when type is 2.")
         return lambda vendor_id, _r, _d: int(vendor_id) in ids
@@ -329,79 +260,11 @@ def _reply_filter(body: dict[str, Any], now: datetime) -> Callable[[str, SentRec
             raise Refusal(422, "The cellphone field is required when type is 3.")
         return lambda _i, record, _d: record.cellphone == phone
     if kind == "4":
-        campaign = _optional_int(body, "campaign_id")
+        campaign = optional_int(body, "campaign_id")
         if campaign is None:
             raise Refusal(422, "The campaign id field is required when type is 4.")
         return lambda _i, record, _d: record.campaign == campaign
     raise Refusal(422, "The selected type is invalid.")
-
-
-def _date(value: Any, name: str, default: datetime | None = None) -> datetime:
-    if value in (None, "") and default is not None:
-        return default  # "to": if not specified will search until actual date
-    when = _parse(value, DATE, "%Y-%m-%d")
-    if when is None:
-        raise Refusal(422, f"The {name} is not a valid date (YYYY-MM-DD HH:mm:ss).")
-    # A bare day as "to" takes the whole day in (the manual's examples give bare days).
-    return when + timedelta(days=1, seconds=-1) if name == "to" and len(str(value)) == 10 else when
-
-
-def _parse(value: Any, *formats: str) -> datetime | None:
-    for fmt in formats:
-        try:
-            return datetime.strptime(str(value), fmt)
-        except ValueError:
-            continue
-    return None
-
-
-def _ids(body: dict[str, Any], *names: str) -> set[int]:
-    name = next((n for n in names if n in body), None)
-    if name is None:
-        return set()
-    values = body[name]
-    if not isinstance(values, list) or not all(_is_int(v) for v in values):
-        raise Refusal(422, f"The {name} must be an array of ids.")
-    return {int(v) for v in values}
-
-
-def _optional_int(body: dict[str, Any], name: str) -> int | None:
-    if body.get(name) is None:
-        return None
-    if not _is_int(body[name]):
-        raise Refusal(422, f"The {name} must be an integer.")
-    return int(body[name])
-
-
-def _is_int(value: Any) -> bool:
-    return not isinstance(value, bool) and str(value).isdigit()
-
-
-def _flag(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, False)
-    if value not in (True, False, 0, 1, "0", "1"):  # Laravel's boolean rule
-        raise Refusal(422, f"The {name} field must be true or false.")
-    return value in (True, 1, "1")
-
-
-def _required_text(body: dict[str, Any], name: str) -> None:
-    if not isinstance(body.get(name), str) or not body[name].strip():
-        raise Refusal(422, f"The {name} field is required.")
-
-
-def _recipients(body: dict[str, Any], required: str) -> list[dict[str, Any]]:
-    people = body.get("recipients")
-    if not isinstance(people, list) or not people or not all(isinstance(p, dict) for p in people):
-        raise Refusal(422, "The recipients must be an array.")
-    if not all(p.get(required) for p in people):
-        raise Refusal(422, f"The recipients.*.{required} field is required.")
-    return people
-
-
-def _schedule(body: dict[str, Any]) -> None:
-    value = body.get("scheduledDate")
-    if value is not None and _parse(value, *SCHEDULE_FORMATS) is None:
-        raise Refusal(422, "The scheduled date is not a valid date.")
 
 
 def _item(vendor_id: str, record: SentRecord) -> dict[str, Any]:
@@ -412,16 +275,3 @@ def _item(vendor_id: str, record: SentRecord) -> dict[str, Any]:
         "cellphone": record.cellphone,
         "message": record.message.text,
     }
-
-
-def _local_naive(when: datetime) -> datetime:
-    return when.astimezone(MEXICO).replace(tzinfo=None)
-
-
-def _local(when: datetime) -> str:
-    return _local_naive(when).strftime(DATE)
-
-
-def json_response(body: dict[str, Any], status: int = 200) -> SimResponse:
-    """A JSON answer, accents written as they are."""
-    return SimResponse(status, json.dumps(body, ensure_ascii=False), "application/json; charset=utf-8")

@@ -15,38 +15,31 @@ Sample reply (the manual's), one entry per number::
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import phonenumbers
-
-from dispatcher.sandbox.core import (
-    STOP_WORDS,
-    MessageStore,
-    Push,
-    PushQueue,
-    SimMessage,
-    SimRequest,
-    SimResponse,
-    Simulator,
+from dispatcher.sandbox.core import SimRequest, SimResponse
+from dispatcher.sandbox.messages import STOP_WORDS, Push, SimMessage
+from dispatcher.sandbox.skeleton import Customer, Simulator, basic_credentials, wall_clock
+from dispatcher.sandbox.voipcomms_wire import (
+    BULK,
+    TWO_WAY,
+    bad_number,
+    country_of,
+    delivery_date,
+    json_answer,
+    paged,
+    problem_of,
+    refusal,
 )
 
 #: characters of a single SMS; longer texts go in parts of PART_CHARS (the manual's numbers)
 SINGLE_CHARS, PART_CHARS = 160, 153
-#: rows per page of sms/summary and sms/chat (not documented; the app only pages until empty)
-PAGE_SIZE = 20
-#: the manual's example prints BULKSMS; the 2-way word is not documented
-BULK, TWO_WAY = "BULKSMS", "2WAYSMS"
-#: "YYYY-MM-DD HH:MM or any valid date format": the common ones
-DATE_INPUTS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d", "%m/%d/%Y %H:%M", "%m/%d/%Y")
 #: store state -> status word; only SCHEDULED is documented, the rest are this sandbox's choice
 WORDS = {"queued": "QUEUED", "sent": "SENT", "delivered": "DELIVERED", "failed": "FAILED"}
 DAY = "%Y-%m-%d %H:%M:%S"
@@ -54,25 +47,24 @@ DAY = "%Y-%m-%d %H:%M:%S"
 
 @dataclass
 class VoipNumber:
-    """One of an account's numbers: 2-way SMS goes out from it, replies go to its callback URL."""
+    """One of a customer's numbers: 2-way SMS goes out from it, replies go to its callback URL."""
 
     number: str
     sms_enabled: bool = True
-    callback_url: str = ""
+    callback_url: str = ""  #: "" for the customer's own
 
 
 @dataclass
-class VoipAccount:
-    """A simulated customer: API key and password, prepaid balance in USD, owned numbers."""
+class VoipSettings:
+    """A customer's own fields: the numbers it owns and its rates per SMS part."""
 
-    api_key: str
-    api_password: str
-    balance: Decimal = Decimal("100")
     numbers: dict[str, VoipNumber] = field(default_factory=dict)
     bulk_rate: Decimal = Decimal("0.01")  #: per part; "BULK message (lower rate)"
     two_way_rate: Decimal = Decimal("0.02")  #: per part
-    #: the vendor is in Houston (its pages are dated -06:00): naive delivery dates are read there
-    timezone: str = "America/Chicago"
+
+
+#: a customer: key is its API key, secret its API password; credit is its prepaid balance in USD
+VoipAccount = Customer[VoipSettings]
 
 
 @dataclass
@@ -92,97 +84,82 @@ class VoipSms:
     refused: str = ""  #: why a scheduled message failed when its time came
 
 
-class VoipcommsSim(Simulator):
+class VoipcommsSim(Simulator[VoipSettings]):
     """VoIP Communications api-v2: sms/send, sms/summary, sms/chat; replies pushed to a number's URL."""
 
     key = "voipcomms"
+    settings_type = VoipSettings
+    default_credit = Decimal("100")
+    #: the vendor is in Houston (its pages are dated -06:00): naive delivery dates are read there
+    timezone = "America/Chicago"
     #: the shared number bulk messages leave from (the manual's example shows it with BULKSMS)
     bulk_number = "17134567890"
 
-    def __init__(
-        self, *args: Any, store: MessageStore | None = None, pushes: PushQueue | None = None, **kwargs: Any
-    ):
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.store = store or MessageStore()
-        self.pushes = pushes
-        self.accounts: dict[str, VoipAccount] = {}
         self.sms: dict[str, VoipSms] = {}
         self._scheduled: list[VoipSms] = []  #: not yet gone out (nor charged)
         self._stops: dict[tuple[str, str], datetime] = {}  #: (api key, phone) -> when it answered STOP
         self._rows = itertools.count(1000, 2)
 
-    def add_account(self, api_key: str, api_password: str, balance: str = "100", **kwargs: Any) -> VoipAccount:
-        """Register a customer; add its numbers with ``add_number``."""
-        self.accounts[api_key] = VoipAccount(api_key, api_password, Decimal(balance), **kwargs)
-        return self.accounts[api_key]
-
-    def add_number(self, api_key: str, number: str, callback_url: str = "", sms_enabled: bool = True) -> None:
-        """Give an account a number (international digits) and the callback URL for its replies."""
-        self.accounts[api_key].numbers[number] = VoipNumber(number, sms_enabled, callback_url)
+    def add_number(self, key: str, number: str, callback_url: str = "", sms_enabled: bool = True) -> None:
+        """Give a customer a number (international digits); replies to it go to ``callback_url`` or its own."""
+        self.customers[key].settings.numbers[number] = VoipNumber(number, sms_enabled, callback_url)
 
     def handle(self, request: SimRequest) -> SimResponse:
         """Route sms/send, sms/summary and sms/chat after Basic authentication."""
         method = request.path.rstrip("/").removeprefix("/api-v2/index.php/")
         routes = {"sms/send": self._send, "sms/summary": self._summary, "sms/chat": self._chat}
         if method not in routes:
-            return _json({"error": True, "error_message": f"Unknown method {method}"}, 404)
+            return json_answer({"error": True, "error_message": f"Unknown method {method}"}, 404)
         if request.method != "POST":
-            return _json({"error": True, "error_message": "Use POST"}, 405)
-        account = self._authenticate(request)
+            return json_answer({"error": True, "error_message": "Use POST"}, 405)
+        credentials = basic_credentials(request)
+        account = None if credentials is None else self.authenticate(*credentials)
         if account is None:
-            return _json({"error": True, "error_message": "Invalid api credentials"}, 401)
+            return json_answer({"error": True, "error_message": "Invalid api credentials"}, 401)
         if self.faults.maintenance:
-            return _json({"error": True, "error_message": "Service under maintenance, try later"}, 503)
+            return json_answer({"error": True, "error_message": "Service under maintenance, try later"}, 503)
         with self.lock:
             self._settle(account)
             return routes[method](account, request.params())
 
-    def _authenticate(self, request: SimRequest) -> VoipAccount | None:
-        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-        try:
-            key, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except ValueError:
-            return None
-        account = self.accounts.get(key)
-        ok = scheme.lower() == "basic" and account is not None and account.api_password == password
-        return account if ok else None
-
     def _send(self, account: VoipAccount, form: dict[str, str]) -> SimResponse:
         numbers = [n.strip().lstrip("+") for n in form.get("to", "").split(",") if n.strip()]
         text, sender = form.get("msg", ""), form.get("from", "").strip().lstrip("+")
-        problem = _problem(account, numbers, text, sender)
+        problem = problem_of(account, numbers, text, sender)
         now = self.now()
-        send_at = _delivery_date(form.get("delivery_date", ""), account, now)
+        send_at = delivery_date(form.get("delivery_date", ""), account, now)
         if problem or send_at is None:
-            return _refusal(problem or "Invalid delivery_date, use YYYY-MM-DD HH:MM")
+            return refusal(problem or "Invalid delivery_date, use YYYY-MM-DD HH:MM")
         parts = 1 if len(text) <= SINGLE_CHARS else math.ceil(len(text) / PART_CHARS)
-        sale = parts * (account.two_way_rate if sender else account.bulk_rate)
-        valid = [n for n in numbers if _country(n)]
+        sale = parts * (account.settings.two_way_rate if sender else account.settings.bulk_rate)
+        valid = [n for n in numbers if country_of(n)]
         # Charged now unless scheduled ("the charge will be applied just at the moment of the message
         # be sent"): then _settle charges it when its time comes, or fails it for want of balance.
-        if send_at <= now and sale * len(valid) > account.balance:
-            return _refusal("Not enough balance")
+        if send_at <= now and sale * len(valid) > account.credit:
+            return refusal("Not enough balance")
         status = "SCHEDULED" if send_at > now else WORDS["queued"]
         entries = []
         for number in numbers:
             if number not in valid:
-                entries.append(_bad_number(number, text, sender or self.bulk_number, bool(sender)))
+                entries.append(bad_number(number, text, sender or self.bulk_number, bool(sender)))
                 continue
             sms = VoipSms(
-                f"{send_at.year}{self.rng.getrandbits(92):023x}", next(self._rows), account.api_key,
+                f"{send_at.year}{self.rng.getrandbits(92):023x}", next(self._rows), account.key,
                 sender or self.bulk_number, number, text, sale, bool(sender), send_at,
             )  # fmt: skip
             self._accept(account, sms, now)
             entries.append(_entry(sms, account, status))
-        return _json({"send_log": entries})
+        return json_answer({"send_log": entries})
 
     def _accept(self, account: VoipAccount, sms: VoipSms, now: datetime) -> None:
         phone = "+" + sms.to
-        stopped = self._stops.get((account.api_key, phone))
+        stopped = self._stops.get((account.key, phone))
         if stopped is not None and stopped <= now:
-            self.ledger.violation(f"voipcomms {account.api_key}: sent to {phone} after it answered STOP")
+            self.ledger.violation(f"voipcomms {account.key}: sent to {phone} after it answered STOP")
         # A scheduled message starts its progress at its delivery date.
-        sms.message = self.store.accept(sms.smsid, phone, sms.text, sms.send_at, sms.two_way, account.api_key)
+        sms.message = self.store.accept(sms.smsid, phone, sms.text, sms.send_at, sms.two_way, account.key)
         self.sms[sms.smsid] = sms
         self.ledger.sent(phone)
         if sms.send_at <= now:
@@ -193,47 +170,48 @@ class VoipcommsSim(Simulator):
     def _settle(self, account: VoipAccount) -> None:
         """Charge the scheduled messages whose time has come; without balance they fail."""
         now = self.now()
-        due = [sms for sms in self._scheduled if sms.account == account.api_key and sms.send_at <= now]
+        due = [sms for sms in self._scheduled if sms.account == account.key and sms.send_at <= now]
         for sms in sorted(due, key=lambda sms: sms.send_at):
             self._scheduled.remove(sms)
-            if sms.sale > account.balance:
+            if sms.sale > account.credit:
                 sms.refused, sms.message.delivered, sms.message.reply = "Not enough balance", False, None
             else:
                 self._go_out(account, sms)
 
     def _go_out(self, account: VoipAccount, sms: VoipSms) -> None:
-        account.balance -= sms.sale
-        message, number = sms.message, account.numbers.get(sms.sender)
+        account.credit -= sms.sale
+        message, number = sms.message, account.settings.numbers.get(sms.sender)
         # Only 2-way messages are answered; a failed message draws no reply however the store drew it.
         if not (sms.two_way and message.reply and message.delivered):
             return
         at = message.accepted_at + timedelta(seconds=self.store.progress.reply_after)
         if message.reply.upper() in STOP_WORDS:
-            key = (account.api_key, message.phone)
+            key = (account.key, message.phone)
             self._stops[key] = min(at, self._stops.get(key, at))
-        if self.pushes is not None and number and number.callback_url:
+        url = number and (number.callback_url or account.callback_url)
+        if self.pushes is not None and url:
             # Field names: the manual names none; these are the send form's own (from, to, msg).
             form = {"from": sms.to, "to": sms.sender, "msg": message.reply, "date": _local(at, account)}
-            self.pushes.schedule(Push(at, "POST", number.callback_url, form=form))
+            self.pushes.schedule(Push(at, "POST", url, form=form))
 
     def _replies(self, account: VoipAccount) -> list[VoipSms]:
-        arrived = self.store.replies(self.now(), account.api_key)
+        arrived = self.store.replies(self.now(), account.key)
         return [self.sms[m.vendor_id] for m in arrived if m.delivered and self.sms[m.vendor_id].two_way]
 
     def _summary(self, account: VoipAccount, form: dict[str, str]) -> SimResponse:
         rows = self._rows_of(account, lambda sms: True)
-        return _paged("summary", rows, form.get("page", "0"))
+        return paged("summary", rows, form.get("page", "0"))
 
     def _chat(self, account: VoipAccount, form: dict[str, str]) -> SimResponse:
         # Either number may be left out: the rows of every conversation matching the other.
         internal, external = form.get("internal", "").lstrip("+"), form.get("external", "").lstrip("+")
         rows = self._rows_of(account, lambda sms: internal in ("", sms.sender) and external in ("", sms.to))
-        return _paged("chat", rows, form.get("page", "0"))
+        return paged("chat", rows, form.get("page", "0"))
 
     def _rows_of(self, account: VoipAccount, wanted: Callable[[VoipSms], bool]) -> list[dict[str, Any]]:
         """OUT rows of the account's messages and IN rows of the replies that arrived, newest first."""
         now, after = self.now(), self.store.progress.reply_after
-        mine = [sms for sms in self.sms.values() if sms.account == account.api_key and wanted(sms)]
+        mine = [sms for sms in self.sms.values() if sms.account == account.key and wanted(sms)]
         answered = {sms.smsid for sms in self._replies(account)}
         rows = [self._out_row(sms, account, now) for sms in mine]
         rows += [_in_row(sms, account, after) for sms in mine if sms.smsid in answered]
@@ -260,7 +238,7 @@ def _entry(sms: VoipSms, account: VoipAccount, status: str) -> dict[str, Any]:
         "code_desc": "",
         "from": sms.sender,
         "to": sms.to,
-        "country": _country(sms.to),
+        "country": country_of(sms.to),
         "msg": sms.text,
         "delivery_date": _local(sms.send_at, account),
         "sale": float(sms.sale),
@@ -268,27 +246,6 @@ def _entry(sms: VoipSms, account: VoipAccount, status: str) -> dict[str, Any]:
         "status": status,
         "smsid": sms.smsid,
     }
-
-
-def _problem(account: VoipAccount, numbers: list[str], text: str, sender: str) -> str:
-    """Why the whole request is refused, or ''."""
-    if not numbers:
-        return "The to parameter is required"
-    if not text:
-        return "The msg parameter is required"
-    owned = account.numbers.get(sender)
-    if sender and (owned is None or not owned.sms_enabled):
-        return f"The number {sender} does not belong to you or is not SMS enabled"
-    return ""
-
-
-def _bad_number(number: str, text: str, sender: str, two_way: bool) -> dict[str, Any]:
-    # Not documented: a number that is not an international number is logged with its own code.
-    return {
-        "code": 400, "code_desc": "Invalid number", "from": sender, "to": number, "country": "",
-        "msg": text, "delivery_date": "", "sale": 0, "type": TWO_WAY if two_way else BULK,
-        "status": "FAILED", "smsid": "",
-    }  # fmt: skip
 
 
 def _in_row(sms: VoipSms, account: VoipAccount, reply_after: float) -> dict[str, Any]:
@@ -304,7 +261,7 @@ def _row(
     return {
         "sms_id": row_id or sms.row_id,
         "smsid": sms.smsid,
-        "sms_country": _country(sms.to),
+        "sms_country": country_of(sms.to),
         "sms_status": word,
         "sms_internal": sms.sender,
         "sms_external": sms.to,
@@ -314,49 +271,5 @@ def _row(
     }
 
 
-def _paged(name: str, rows: list[dict[str, Any]], page: str) -> SimResponse:
-    if not page.strip().isdigit():
-        return _refusal("Invalid page")
-    start = int(page) * PAGE_SIZE
-    return _json({name: rows[start : start + PAGE_SIZE]})
-
-
-def _delivery_date(text: str, account: VoipAccount, now: datetime) -> datetime | None:
-    """When to send: now if empty or past, else the date read in the account's time zone."""
-    text = text.strip()
-    if not text:
-        return now
-    for layout in DATE_INPUTS:
-        try:
-            when = datetime.strptime(text, layout).replace(tzinfo=ZoneInfo(account.timezone))
-        except ValueError:
-            continue
-        # A date already past is sent at once (not documented; the plausible reading).
-        return max(when, now)
-    return None
-
-
-def _country(number: str) -> str:
-    """ISO country of international digits, or '' when they are not a number."""
-    if not number.isdigit() or not 8 <= len(number) <= 15:
-        return ""
-    try:
-        parsed = phonenumbers.parse("+" + number)
-    except phonenumbers.NumberParseException:
-        return ""
-    # Not validated further: test ranges (555...) and new ranges still belong to their country.
-    region = phonenumbers.region_code_for_number(parsed)
-    region = region or phonenumbers.region_code_for_country_code(parsed.country_code)
-    return "" if region in (None, "ZZ") else region
-
-
 def _local(at: datetime, account: VoipAccount) -> str:
-    return at.astimezone(ZoneInfo(account.timezone)).strftime(DAY)
-
-
-def _refusal(message: str) -> SimResponse:
-    return _json({"error": True, "error_message": message})
-
-
-def _json(body: dict[str, Any], status: int = 200) -> SimResponse:
-    return SimResponse(status, json.dumps(body), "application/json")
+    return wall_clock(at, account.timezone).strftime(DAY)

@@ -10,18 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dispatcher.clock import SystemClock
-from dispatcher.sandbox.core import (
-    Faults,
-    Ledger,
-    MessageStore,
-    Progress,
-    PushQueue,
-    SampleJob,
-    SandboxServer,
-    Simulator,
-)
+from dispatcher.sandbox.core import Faults, Ledger, SandboxServer
 from dispatcher.sandbox.itcloud import ItCloudSim
+from dispatcher.sandbox.messages import Progress, PushQueue
 from dispatcher.sandbox.ogangi import OgangiSim
+from dispatcher.sandbox.skeleton import Simulator
 from dispatcher.sandbox.smsclick import SmsclickSim
 from dispatcher.sandbox.smsclouds import SmscloudsSim
 from dispatcher.sandbox.voipcomms import VoipcommsSim
@@ -49,6 +42,29 @@ SMSCLICK_RULE = "77"
 POLL_EVERY = {"status_poll_seconds": 5, "reply_poll_seconds": 5}
 #: voipcomms' and Ogangi's sender numbers of the sandbox customer
 VOIP_NUMBER, OGANGI_CODE = "17134567890", "19893653744"
+
+
+@dataclass(frozen=True)
+class SampleJob:
+    """A job a sandbox customer takes whole: phones of its country, a text, its vendor's options."""
+
+    prefix: str  #: country code and area every phone starts with
+    text: str  #: a template; every recipient brings ``shop``
+    count: int  #: recipients of the demo's job
+    options: Mapping[str, str] = field(default_factory=dict)
+    length: int = 13  #: characters of a whole E.164 number of the country, "+" included
+
+    def job(self, account: str, count: int | None = None, first: int = 0) -> dict[str, Any]:
+        """The job for ``account``: ``count`` recipients (the sample's by default), numbered from ``first``."""
+        width = self.length - len(self.prefix)
+        numbers = range(first, first + (self.count if count is None else count))
+        # Numbers past the country's width wrap around: a long-running producer stays valid.
+        recipients = [
+            {"phone": f"{self.prefix}{n % 10**width:0{width}d}", "vars": {"shop": "Tienda Sol"}} for n in numbers
+        ]
+        return {"account": account, "text": self.text, "recipients": recipients, "options": dict(self.options)}
+
+
 #: each vendor's sandbox customer's sample job, which the demo and the producer send
 SAMPLE_JOBS = {
     "itcloud": SampleJob("+57300", "{shop}: su pedido va en camino", 2500, {"metodo_envio": "2via"}),
@@ -74,7 +90,7 @@ class SandboxWorld:
     server: SandboxServer
     ledger: Ledger
     pushes: PushQueue
-    sims: dict[str, Simulator] = field(default_factory=dict)
+    sims: dict[str, Simulator[Any]] = field(default_factory=dict)
 
     def url(self, vendor: str) -> str:
         return self.server.url(vendor)
@@ -133,29 +149,23 @@ def build_world(
         secret = SECRETS["SANDBOX_WEBHOOK_SECRET"]
         return f"{webhook_url.rstrip('/')}/hooks/{ACCOUNT_KEYS[vendor]}/{secret}" if webhook_url else ""
 
-    def common(vendor: str) -> dict[str, Any]:
-        return {"faults": faults.get(vendor)}
+    def shared(vendor: str) -> dict[str, Any]:
+        return {"faults": faults.get(vendor), "progress": progress, "pushes": pushes}
 
-    itcloud = ItCloudSim(ledger, clock, store=MessageStore(progress), pushes=pushes, **common("itcloud"))
-    itcloud.add_user("demo@example.com", SECRETS["SANDBOX_ITCLOUD_TOKEN"], mo_url=hook("itcloud") or None)
-    smsclouds = SmscloudsSim(ledger, clock, progress=progress, pushes=pushes, **common("smsclouds"))
-    smsclouds.add_account("demo@example.com", SECRETS["SANDBOX_SMSCLOUDS_TOKEN"], credit=1_000_000,
-                          mo_url=hook("smsclouds") or None)  # fmt: skip
-    smsclick = SmsclickSim(ledger, clock, progress=progress, **common("smsclick"))
-    smsclick.add_account("demo", SECRETS["SANDBOX_SMSCLICK_APIKEY"], credits=1_000_000, rules=(SMSCLICK_RULE,))
-    voipcomms = VoipcommsSim(ledger, clock, store=MessageStore(progress), pushes=pushes, **common("voipcomms"))
-    voipcomms.add_account("sandbox-voip", SECRETS["SANDBOX_VOIPCOMMS_PASSWORD"], balance="10000")
-    voipcomms.add_number("sandbox-voip", VOIP_NUMBER, callback_url=hook("voipcomms"))
-    ogangi = OgangiSim(ledger, clock, store=MessageStore(progress), pushes=pushes, **common("ogangi"))
-    ogangi.add_account("8", "sandbox-public", SECRETS["SANDBOX_OGANGI_PRIVATE_KEY"], codes=(OGANGI_CODE,),
-                       callback_url=hook("ogangi"))  # fmt: skip
-    sims: dict[str, Simulator] = {
-        "itcloud": itcloud,
-        "smsclouds": smsclouds,
-        "smsclick": smsclick,
-        "voipcomms": voipcomms,
-        "ogangi": ogangi,
-    }
+    itcloud = ItCloudSim(ledger, clock, **shared("itcloud"))
+    smsclouds = SmscloudsSim(ledger, clock, **shared("smsclouds"))
+    smsclick = SmsclickSim(ledger, clock, **shared("smsclick"))
+    voipcomms = VoipcommsSim(ledger, clock, **shared("voipcomms"))
+    ogangi = OgangiSim(ledger, clock, **shared("ogangi"))
+    credit = 1_000_000
+    itcloud.add_customer("demo@example.com", SECRETS["SANDBOX_ITCLOUD_TOKEN"], callback_url=hook("itcloud"))
+    smsclouds.add_customer("demo@example.com", SECRETS["SANDBOX_SMSCLOUDS_TOKEN"], credit, hook("smsclouds"))
+    smsclick.add_customer("demo", SECRETS["SANDBOX_SMSCLICK_APIKEY"], credit, rules=(SMSCLICK_RULE,))
+    voipcomms.add_customer("sandbox-voip", SECRETS["SANDBOX_VOIPCOMMS_PASSWORD"], "10000", hook("voipcomms"))
+    voipcomms.add_number("sandbox-voip", VOIP_NUMBER)
+    ogangi.add_customer("sandbox-public", SECRETS["SANDBOX_OGANGI_PRIVATE_KEY"], callback_url=hook("ogangi"),
+                        instance_id="8", codes=(OGANGI_CODE,))  # fmt: skip
+    sims: dict[str, Simulator[Any]] = {sim.key: sim for sim in (itcloud, smsclouds, smsclick, voipcomms, ogangi)}
     server = SandboxServer(sims, host=host, port=port, public_url=public_url).start()
     pushes.start()
     return SandboxWorld(server, ledger, pushes, sims)

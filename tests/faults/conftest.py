@@ -12,7 +12,8 @@ from sqlalchemy.engine import make_url
 
 from dispatcher.clock import FileClock
 from dispatcher.db import make_engine
-from dispatcher.sandbox.core import Faults, Progress
+from dispatcher.sandbox.core import Faults
+from dispatcher.sandbox.messages import Progress
 from dispatcher.sandbox.world import ACCOUNT_KEYS, SECRETS, build_world
 from tests.conftest import BOGOTA_10AM, fresh_pg_database, unavailable
 from tests.faults import report

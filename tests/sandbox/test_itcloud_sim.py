@@ -8,46 +8,38 @@ from typing import Any
 import httpx
 import pytest
 
-from dispatcher.sandbox.core import Faults, Ledger, MessageStore, Progress, PushQueue, SandboxServer
+from dispatcher.sandbox.core import Faults
 from dispatcher.sandbox.itcloud import ItCloudSim
-from tests.conftest import BOGOTA_10AM, BOGOTA_2130, FakeClock
-
-USER, TOKEN = "miusuario@hotmail.com", "59k45nabeeqvi8wn2ja9"
-TEXT = "mensaje de prueba enviado por metodo WEB"
+from dispatcher.sandbox.messages import Progress
+from tests.conftest import BOGOTA_10AM, BOGOTA_2130
+from tests.manuals.itcloud import FOUR_GSM, FOUR_REPLY, TEXT, TOKEN, USER, WEB_GSM
+from tests.sandbox.harness import Box, Boxes
 
 
 @pytest.fixture
-def itcloud() -> Any:
-    clock = FakeClock(BOGOTA_10AM)
-    pushes = PushQueue(clock)
-    store = MessageStore(Progress(reply_rate=1.0, stop_rate=1.0, reply_after=5.0))
-    sim = ItCloudSim(Ledger(), clock, store=store, pushes=pushes)
-    server = SandboxServer({"itcloud": sim}).start()
-    server.sim, server.clock, server.pushes = sim, clock, pushes
-    yield server
-    server.stop()
+def itcloud(boxes: Boxes) -> Box:
+    return boxes.start(ItCloudSim, BOGOTA_10AM, Progress(reply_rate=1.0, stop_rate=1.0, reply_after=5.0))
 
 
-def send(server: Any, gsm: str, text: str = TEXT, **extra: str) -> str:
+def send(box: Box, gsm: str, text: str = TEXT, **extra: str) -> str:
     form = {"user": USER, "token": TOKEN, "GSM": gsm, "SMSText": text, **extra}
-    return httpx.post(server.url("itcloud") + "/api/sendsms", data=form).text
+    return box.http.post("/api/sendsms", data=form).text
 
 
-def test_the_manual_four_number_example(itcloud: Any) -> None:
+def test_the_manual_four_number_example(itcloud: Box) -> None:
     # Given credit for exactly one message, as in the manual's fourth line
-    itcloud.sim.add_user(USER, TOKEN, balance=1)
-    body = send(itcloud, "584142871901,57111,573802338546,573002333333")
-    lines = body.splitlines()
-    assert lines[0].startswith("584142871901,") and int(lines[0].split(",")[1]) > 0
-    assert lines[1:] == ["57111,-4", "573802338546,0", "573002333333,-3"]
+    itcloud.sim.add_customer(USER, TOKEN, credit=1)
+    body = send(itcloud, FOUR_GSM)
+    # Then it gets the manual's reply, its id included
+    assert body.splitlines() == FOUR_REPLY.splitlines()
     assert itcloud.sim.ledger.sends == {"+584142871901": 1}
 
 
-def test_the_manual_web_example_also_works_as_a_get(itcloud: Any) -> None:
-    itcloud.sim.add_user(USER, TOKEN)
-    params = {"user": USER, "token": TOKEN, "GSM": "573117807125", "SMSText": TEXT, "metodo_envio": "2via"}
-    body = httpx.get(itcloud.url("itcloud") + "/api/sendsms", params=params).text
-    assert body.startswith("573117807125,") and int(body.split(",")[1]) > 0
+def test_the_manual_web_example_also_works_as_a_get(itcloud: Box) -> None:
+    itcloud.sim.add_customer(USER, TOKEN)
+    params = {"user": USER, "token": TOKEN, "GSM": WEB_GSM, "SMSText": TEXT, "metodo_envio": "2via"}
+    body = httpx.get(itcloud.server.url("itcloud") + "/api/sendsms", params=params).text
+    assert body.startswith(f"{WEB_GSM},") and int(body.split(",")[1]) > 0
 
 
 @pytest.mark.parametrize(
@@ -62,31 +54,31 @@ def test_the_manual_web_example_also_works_as_a_get(itcloud: Any) -> None:
         ("maintenance", "573117807125", {}, "573117807125,-6"),
     ],
 )
-def test_documented_errors(itcloud: Any, setup: str, gsm: str, extra: dict, expected: str) -> None:
-    user = itcloud.sim.add_user(USER, "other-token" if setup == "bad token" else TOKEN)
+def test_documented_errors(itcloud: Box, setup: str, gsm: str, extra: dict, expected: str) -> None:
+    user = itcloud.sim.add_customer(USER, "other-token" if setup == "bad token" else TOKEN)
     if setup == "blocked":
         user.blocked.add("573117807125")
     itcloud.sim.faults = Faults(maintenance=setup == "maintenance")
     form = {"user": USER, "token": TOKEN, "GSM": gsm, "SMSText": TEXT, **extra}
-    assert httpx.post(itcloud.url("itcloud") + "/api/sendsms", data=form).text == expected
+    assert httpx.post(itcloud.server.url("itcloud") + "/api/sendsms", data=form).text == expected
     assert itcloud.sim.ledger.sends == {}
 
 
-def test_outside_crc_hours_every_number_gets_minus_2(itcloud: Any) -> None:
-    itcloud.sim.add_user(USER, TOKEN)
+def test_outside_crc_hours_every_number_gets_minus_2(itcloud: Box) -> None:
+    itcloud.sim.add_customer(USER, TOKEN)
     itcloud.clock.when = BOGOTA_2130
     assert send(itcloud, "573117807125,573102334455") == "573117807125,-2\n573102334455,-2"
 
 
-def test_the_balance_query(itcloud: Any) -> None:
-    itcloud.sim.add_user(USER, TOKEN, password="miclave", balance=250)
-    url = itcloud.url("itcloud") + "/query.php"
+def test_the_balance_query(itcloud: Box) -> None:
+    itcloud.sim.add_customer(USER, TOKEN, credit=250, password="miclave")
+    url = itcloud.server.url("itcloud") + "/query.php"
     assert httpx.get(url, params={"user": USER, "password": "miclave"}).text == "250"
     assert httpx.get(url, params={"user": USER, "password": "wrong"}).text == "-1"
 
 
-def test_it_counts_what_the_manual_asks_not_to_do(itcloud: Any) -> None:
-    itcloud.sim.add_user(USER, TOKEN)
+def test_it_counts_what_the_manual_asks_not_to_do(itcloud: Box) -> None:
+    itcloud.sim.add_customer(USER, TOKEN)
     send(itcloud, ",".join(f"57300{i:07d}" for i in range(1001)))
     send(itcloud, "573117807125")
     assert len(itcloud.sim.ledger.violations) == 2
@@ -94,9 +86,11 @@ def test_it_counts_what_the_manual_asks_not_to_do(itcloud: Any) -> None:
     assert "apart" in itcloud.sim.ledger.violations[1]
 
 
-def test_a_reply_to_a_2via_message_is_pushed_to_the_customer(itcloud: Any, customer: Any) -> None:
+def test_a_reply_to_a_2via_message_is_pushed_to_the_customer(itcloud: Box, customer: Any) -> None:
     # Given a customer URL on loopback
-    itcloud.sim.add_user(USER, TOKEN, mo_url=f"http://127.0.0.1:{customer.server_address[1]}/recepcionsms")
+    itcloud.sim.add_customer(
+        USER, TOKEN, callback_url=f"http://127.0.0.1:{customer.server_address[1]}/recepcionsms"
+    )
     send(itcloud, "573152338956", metodo_envio="2via")
     # When the reply's time comes
     assert itcloud.pushes.run_due() == 0
@@ -108,8 +102,8 @@ def test_a_reply_to_a_2via_message_is_pushed_to_the_customer(itcloud: Any, custo
     assert any(word in got[0] for word in ("SALIR", "STOP", "BAJA")) and got[0].endswith("celular=573152338956")
 
 
-def test_messages_progress_by_the_sandbox_clock(itcloud: Any) -> None:
-    itcloud.sim.add_user(USER, TOKEN)
+def test_messages_progress_by_the_sandbox_clock(itcloud: Box) -> None:
+    itcloud.sim.add_customer(USER, TOKEN)
     vendor_id = send(itcloud, "573117807125").split(",")[1]
     message = itcloud.sim.store.get(vendor_id)
     assert itcloud.sim.store.state(message, itcloud.clock.now()) == "queued"

@@ -6,49 +6,46 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from dispatcher.sandbox.core import (
-    STOP_WORDS,
-    Faults,
-    Ledger,
-    MessageStore,
-    Progress,
-    PushQueue,
-    SandboxServer,
-)
-from dispatcher.sandbox.ogangi import OgangiSim, sign
+from dispatcher.sandbox.core import Faults
+from dispatcher.sandbox.messages import STOP_WORDS, Progress
+from dispatcher.sandbox.ogangi import OgangiSim
+from dispatcher.sandbox.ogangi_wire import sign
 from dispatcher.vendors import ogangi
 from dispatcher.vendors.base import Account, DeliveryState, Inbound, Outcome, Outgoing, Recipient, StatusReport
-from tests.conftest import FakeClock
+from tests.manuals import sample
+from tests.manuals.ogangi import (
+    FIRE_TEXT,
+    LONG,
+    MANUAL_ID,
+    MOBILE,
+    MOBILE64,
+    PIN_TEXT,
+    PRIVATE_KEY,
+    PUBLIC_KEY,
+    SEND_SMS_CALL,
+    SIGNATURE_EXAMPLE,
+    TEXT,
+    TEXT64,
+)
+from tests.sandbox.harness import Box, Boxes
 
-FIXTURES = Path(__file__).parents[1] / "vendors" / "fixtures" / "ogangi"
-PRIVATE_KEY = "FBF3-4310-909C-C4BBC26F886F"
-PUBLIC_KEY = "d1F2T3Y4N56"
-SHORT, LONG = "19893143924", "19893653744"  #: the workspace's codes, as the manual's examples use them
-TEXT = "OGANGI TEST MESSAGE"
-TEXT64 = "T0dBTkdJIFRFU1QgTUVTU0FHRQ=="
-MOBILE, MOBILE64 = "13056708084", "MTMwNTY3MDgwODQ="
-MANUAL_ID = "-8174720676710228700"
+SHORT = "19893143924"  #: the workspace's short code, beside the manual's long one
 SEND_SMS_DATE = datetime(2013, 9, 17, 14, 43, 59, 176000, tzinfo=UTC)  # 10:13:59.176-04:30 in Caracas
 MO_DATE = datetime(2014, 10, 13, 15, 0, 51, 922000, tzinfo=UTC)  # 10:30:51.922 in Caracas
-# The manual's sendSMS call signed by hand (as in tests/vendors/test_ogangi.py), not by the sandbox.
-SEND_SMS_PATH = (
-    f"/rest/api/tools/sendSMS/8/carrierName/{LONG}/{MOBILE64}/{TEXT64}/{PUBLIC_KEY}/"
-    "8e0d2311168efd743af1154e07bbee0e7e8de02755bbf73564c5e9c788f242fc"
-)
+SEND_SMS_PATH = "/rest/api/" + SEND_SMS_CALL  # the manual's call signed by hand, not by the sandbox
 
 
 def fixture(name: str) -> str:
-    return (FIXTURES / name).read_text().strip()
+    return sample("ogangi", name).strip()
 
 
 def b64(text: str) -> str:
@@ -69,13 +66,8 @@ def envelope(method: str, status: str, description: str) -> str:
 
 
 @dataclass
-class Sandbox:
-    sim: OgangiSim
-    server: SandboxServer
-    clock: FakeClock
-    ledger: Ledger
-    pushes: PushQueue
-    http: httpx.Client
+class Sandbox(Box):
+    """The ogangi simulator running."""
 
     def get(self, path: str) -> str:
         response = self.http.get(path)
@@ -83,35 +75,32 @@ class Sandbox:
         return response.text
 
 
-def make_sandbox(
-    progress: Progress | None = None, faults: Faults | None = None, callback_url: str = "", balance: int = 100
-) -> Sandbox:
+@pytest.fixture
+def make(boxes: Boxes) -> Callable[..., Sandbox]:
     """The simulator on loopback with the manual's workspace 8 (its keys, codes and client id)."""
-    clock, ledger = FakeClock(SEND_SMS_DATE), Ledger()
-    pushes = PushQueue(clock)
-    store = MessageStore(progress or Progress(delivered_rate=1.0, reply_rate=0.0))
-    sim = OgangiSim(ledger, clock, faults, store=store, pushes=pushes)
-    sim.add_account(
-        "8", PUBLIC_KEY, PRIVATE_KEY, codes=(SHORT, LONG), carriers=("Movistar", "carrierName"),
-        balance=balance, callback_url=callback_url, keywords=("^OGANGI.*",),
-    )  # fmt: skip
-    sim.add_account("43", "pk-43", "private-43")
-    server = SandboxServer({"ogangi": sim}).start()
-    return Sandbox(sim, server, clock, ledger, pushes, httpx.Client(base_url=server.url("ogangi"), timeout=5.0))
+
+    def start(
+        progress: Progress | None = None, faults: Faults | None = None, callback_url: str = "", credit: int = 100
+    ) -> Sandbox:
+        progress = progress or Progress(delivered_rate=1.0, reply_rate=0.0)
+        box = boxes.start(OgangiSim, SEND_SMS_DATE, progress, faults, box=Sandbox)
+        box.sim.add_customer(
+            PUBLIC_KEY, PRIVATE_KEY, credit, callback_url, instance_id="8", codes=(SHORT, LONG),
+            carriers=("Movistar", "carrierName"), keywords=("^OGANGI.*",),
+        )  # fmt: skip
+        box.sim.add_customer("pk-43", "private-43", instance_id="43")
+        return box
+
+    return start
 
 
 @pytest.fixture
-def box() -> Iterator[Sandbox]:
-    sandbox = make_sandbox()
-    yield sandbox
-    sandbox.http.close()
-    sandbox.server.stop()
+def box(make: Callable[..., Sandbox]) -> Sandbox:
+    return make()
 
 
 def test_the_signature_test_vector() -> None:
-    assert sign("8/peter/peterpassword", PRIVATE_KEY) == (
-        "954221dc7ba612b2633c0ff1e0f5c4058f2bf982902faada38c78c4f044f5ef4"
-    )
+    assert sign(SIGNATURE_EXAMPLE[0], PRIVATE_KEY) == (SIGNATURE_EXAMPLE[1])
 
 
 def test_manual_send_sms_gets_the_manuals_reply(box: Sandbox) -> None:
@@ -123,7 +112,7 @@ def test_manual_send_sms_gets_the_manuals_reply(box: Sandbox) -> None:
     assert body == fixture("sendSMS.xml").replace(MANUAL_ID, new_id[1])
     # And the message is accepted, charged and counted
     assert box.sim.store.get(new_id[1]).text == TEXT  # type: ignore[union-attr]
-    assert box.ledger.sends == {"+13056708084": 1} and box.sim.accounts[PUBLIC_KEY].balance == 99
+    assert box.ledger.sends == {"+13056708084": 1} and box.sim.customers[PUBLIC_KEY].credit == 99
 
 
 @pytest.mark.parametrize("flags", [(), ("urgent",)], ids=["plain", "with flags"])
@@ -179,12 +168,12 @@ def test_message_refusals_carry_their_status_word(box: Sandbox, values: tuple[st
     body = box.get(signed("tools/sendSMS", *values))
     assert "<status>OK</status>" in body
     assert f"<status>{word}</status> <statusDescription>{REFUSED[word]}</statusDescription>" in body
-    assert not box.ledger.sends and box.sim.accounts[PUBLIC_KEY].balance == 100
+    assert not box.ledger.sends and box.sim.customers[PUBLIC_KEY].credit == 100
 
 
 def test_balance_runs_out(box: Sandbox) -> None:
     # Given a workspace with credit for one message
-    box.sim.accounts[PUBLIC_KEY].balance = 1
+    box.sim.customers[PUBLIC_KEY].credit = 1
     assert "<status>SENT_TO_CARRIER</status>" in box.get(SEND_SMS_PATH)
     # When it sends again, by each method
     send_sms = box.get(SEND_SMS_PATH)
@@ -205,9 +194,7 @@ def test_unknown_methods_and_shapes(box: Sandbox) -> None:
 
 
 def test_manual_pin_example(box: Sandbox) -> None:
-    body = box.get(
-        signed("tools/sendSMSPinMobileNumberConfirm", "carrierName", LONG, MOBILE, b64("Tu código es"), "6")
-    )
+    body = box.get(signed("tools/sendSMSPinMobileNumberConfirm", "carrierName", LONG, MOBILE, b64(PIN_TEXT), "6"))
     pin = re.search(r"<pin>(\d{6})</pin>", body)
     assert pin is not None
     assert body == fixture("sendSMSPinMobileNumberConfirm.xml").replace("846547", pin[1])
@@ -223,7 +210,7 @@ def test_pin_length_must_be_a_small_number(box: Sandbox, length: str) -> None:
 
 def test_manual_fire_message_example(box: Sandbox) -> None:
     # The GET example prints activateCampaign (a slip); the answer is its POST twin's
-    text = b64("Test qa API fireMessage.")
+    text = b64(FIRE_TEXT)
     body = box.get(signed("fireMessage", "1200000001", text, instance="43", key="private-43", public="pk-43"))
     assert body == fixture("fireMessage.xml").replace("activateCampaign", "fireMessage")
 
@@ -241,73 +228,65 @@ def test_manual_get_mo_messages_example(box: Sandbox) -> None:
     assert body == fixture("getMOMessages.xml")
 
 
-def test_replies_are_paged_and_filtered() -> None:
-    box = make_sandbox(Progress(delivered_rate=1.0, reply_rate=1.0, stop_rate=0.0))
-    try:
-        for n in range(3):
-            box.get(signed("tools/sendSMS", "carrierName", LONG, b64(f"1305670808{n}"), TEXT64))
-            box.clock.advance(1)
-        box.get(signed("fireMessage", "584121234567", b64("OGANGI quiero")))
+def test_replies_are_paged_and_filtered(make: Callable[..., Sandbox]) -> None:
+    box = make(Progress(delivered_rate=1.0, reply_rate=1.0, stop_rate=0.0))
+    for n in range(3):
+        box.get(signed("tools/sendSMS", "carrierName", LONG, b64(f"1305670808{n}"), TEXT64))
+        box.clock.advance(1)
+    box.get(signed("fireMessage", "584121234567", b64("OGANGI quiero")))
 
-        def froms(page: str, per_page: str, search: str) -> list[str]:
-            return re.findall(
-                r"<from>(\d+)</from>", box.get(signed("tools/getMOMessages", page, per_page, search))
-            )
+    def froms(page: str, per_page: str, search: str) -> list[str]:
+        return re.findall(r"<from>(\d+)</from>", box.get(signed("tools/getMOMessages", page, per_page, search)))
 
-        assert froms("0", "10", "order=asc") == ["584121234567"]  # the replies have not arrived yet
-        box.clock.advance(6)
-        # The fired MO (at +3 s) comes before the replies (+6 s on) in ascending order
-        assert froms("0", "2", "order=asc") == ["584121234567", "13056708080"]
-        assert froms("1", "2", "order=asc") == ["13056708081", "13056708082"]
-        assert froms("2", "2", "order=asc") == []
-        assert froms("0", "10", "order=desc&from=13056708080,584121234567") == ["13056708080", "584121234567"]
-        assert froms("0", "10", f"to={SHORT}") == ["584121234567"]
-        assert froms("0", "10", f"to={LONG}&carrier=CARRIERNAME") == [
-            "13056708080",
-            "13056708081",
-            "13056708082",
-        ]
-        body = box.get(signed("tools/getMOMessages", "0", "10", "order=asc"))
-        assert "<records>4</records>" in body
-        for search in ["date=today", "keyword=%28", "nonsense"]:
-            assert "<status>ERROR</status>" in box.get(signed("tools/getMOMessages", "0", "10", search))
-        assert "<status>ERROR</status>" in box.get(signed("tools/getMOMessages", "0", "0", "order=asc"))
-    finally:
-        box.http.close()
-        box.server.stop()
+    assert froms("0", "10", "order=asc") == ["584121234567"]  # the replies have not arrived yet
+    box.clock.advance(6)
+    # The fired MO (at +3 s) comes before the replies (+6 s on) in ascending order
+    assert froms("0", "2", "order=asc") == ["584121234567", "13056708080"]
+    assert froms("1", "2", "order=asc") == ["13056708081", "13056708082"]
+    assert froms("2", "2", "order=asc") == []
+    assert froms("0", "10", "order=desc&from=13056708080,584121234567") == ["13056708080", "584121234567"]
+    assert froms("0", "10", f"to={SHORT}") == ["584121234567"]
+    assert froms("0", "10", f"to={LONG}&carrier=CARRIERNAME") == [
+        "13056708080",
+        "13056708081",
+        "13056708082",
+    ]
+    body = box.get(signed("tools/getMOMessages", "0", "10", "order=asc"))
+    assert "<records>4</records>" in body
+    for search in ["date=today", "keyword=%28", "nonsense"]:
+        assert "<status>ERROR</status>" in box.get(signed("tools/getMOMessages", "0", "10", search))
+    assert "<status>ERROR</status>" in box.get(signed("tools/getMOMessages", "0", "0", "order=asc"))
 
 
-def test_callbacks_follow_the_clock_and_stop_words_are_counted(customer: ThreadingHTTPServer) -> None:
+def test_callbacks_follow_the_clock_and_stop_words_are_counted(
+    make: Callable[..., Sandbox], customer: ThreadingHTTPServer
+) -> None:
     # Given a workspace with a callback URL, whose messages are all delivered and answered STOP
     url = f"http://127.0.0.1:{customer.server_address[1]}/messangi/callback"
-    box = make_sandbox(Progress(delivered_rate=1.0, reply_rate=1.0, stop_rate=1.0), callback_url=url)
+    box = make(Progress(delivered_rate=1.0, reply_rate=1.0, stop_rate=1.0), callback_url=url)
     received: list[dict[str, str]] = customer.received  # type: ignore[attr-defined]
-    try:
-        vendor_id = re.findall(r"<id>(-\d+)</id>", box.get(SEND_SMS_PATH))[0]
-        report = {"TYPE": "SMS", "CLIENT_ID": "As223sdadq8d8287v5v", "MESSANGI_ID": vendor_id}
-        report |= {"FROM": LONG, "TO": MOBILE, "MESSAGE_BODY": TEXT}
-        # When the clock moves, Then each change is POSTed when it happens
-        assert box.pushes.run_due() == 0
-        box.clock.advance(2)
-        assert box.pushes.run_due() == 1 and received[-1] == {**report, "STATUS": "DELIVERED_TO_CARRIER"}
-        box.clock.advance(3)
-        assert box.pushes.run_due() == 1 and received[-1] == {**report, "STATUS": "DELIVERED_TO_DEVICE"}
-        box.clock.advance(1)
-        assert box.pushes.run_due() == 1
-        reply = {"FROM": MOBILE, "TO": LONG, "ENCODING": "UTF-8", "TYPE": "MO_MESSAGE"}
-        assert received[-1]["TEXT"] in STOP_WORDS
-        assert received[-1] == {**reply, "TEXT": received[-1]["TEXT"]}
-        assert [status for _, status in box.pushes.sent] == [200, 200, 200]
-        # And sending to the handset that said stop is a violation
-        box.get(SEND_SMS_PATH)
-        assert box.ledger.violations == ["ogangi 8: sent to +13056708084 after it answered STOP"]
-        # And a fired MO is pushed at once
-        box.get(signed("fireMessage", "584121234567", b64("Hola")))
-        assert box.pushes.run_due() == 1
-        assert received[-1] == {**reply, "FROM": "584121234567", "TO": SHORT, "TEXT": "Hola"}
-    finally:
-        box.http.close()
-        box.server.stop()
+    vendor_id = re.findall(r"<id>(-\d+)</id>", box.get(SEND_SMS_PATH))[0]
+    report = {"TYPE": "SMS", "CLIENT_ID": "As223sdadq8d8287v5v", "MESSANGI_ID": vendor_id}
+    report |= {"FROM": LONG, "TO": MOBILE, "MESSAGE_BODY": TEXT}
+    # When the clock moves, Then each change is POSTed when it happens
+    assert box.pushes.run_due() == 0
+    box.clock.advance(2)
+    assert box.pushes.run_due() == 1 and received[-1] == {**report, "STATUS": "DELIVERED_TO_CARRIER"}
+    box.clock.advance(3)
+    assert box.pushes.run_due() == 1 and received[-1] == {**report, "STATUS": "DELIVERED_TO_DEVICE"}
+    box.clock.advance(1)
+    assert box.pushes.run_due() == 1
+    reply = {"FROM": MOBILE, "TO": LONG, "ENCODING": "UTF-8", "TYPE": "MO_MESSAGE"}
+    assert received[-1]["TEXT"] in STOP_WORDS
+    assert received[-1] == {**reply, "TEXT": received[-1]["TEXT"]}
+    assert [status for _, status in box.pushes.sent] == [200, 200, 200]
+    # And sending to the handset that said stop is a violation
+    box.get(SEND_SMS_PATH)
+    assert box.ledger.violations == ["ogangi 8: sent to +13056708084 after it answered STOP"]
+    # And a fired MO is pushed at once
+    box.get(signed("fireMessage", "584121234567", b64("Hola")))
+    assert box.pushes.run_due() == 1
+    assert received[-1] == {**reply, "FROM": "584121234567", "TO": SHORT, "TEXT": "Hola"}
 
 
 @pytest.mark.parametrize(
@@ -323,15 +302,11 @@ def test_callbacks_follow_the_clock_and_stop_words_are_counted(customer: Threadi
     ],
     ids=["error", "malformed", "maintenance"],
 )
-def test_faults(faults: Faults, status: int, body: str) -> None:
-    box = make_sandbox(faults=faults)
-    try:
-        response = box.http.get(SEND_SMS_PATH)
-        assert (response.status_code, response.text) == (status, body)
-        assert not box.ledger.sends
-    finally:
-        box.http.close()
-        box.server.stop()
+def test_faults(make: Callable[..., Sandbox], faults: Faults, status: int, body: str) -> None:
+    box = make(faults=faults)
+    response = box.http.get(SEND_SMS_PATH)
+    assert (response.status_code, response.text) == (status, body)
+    assert not box.ledger.sends
 
 
 def account(box: Sandbox, **params: str) -> Account:
@@ -357,57 +332,49 @@ def send(acct: Account, phone: str, options: dict[str, str] | None = None) -> li
     return ogangi.parse_send(acct, sent, httpx.Client().send(sent.request))
 
 
-def test_round_trip_through_the_adapter(customer: ThreadingHTTPServer) -> None:
+def test_round_trip_through_the_adapter(make: Callable[..., Sandbox], customer: ThreadingHTTPServer) -> None:
     url = f"http://127.0.0.1:{customer.server_address[1]}/messangi/callback"
-    box = make_sandbox(Progress(delivered_rate=1.0, reply_rate=1.0, stop_rate=0.0), callback_url=url)
+    box = make(Progress(delivered_rate=1.0, reply_rate=1.0, stop_rate=0.0), callback_url=url)
     received: list[dict[str, str]] = customer.received  # type: ignore[attr-defined]
     acct = account(box)
-    try:
-        # Given a message sent by tools/sendSMS (carrier null) and one by sendMT
-        [by_sms] = send(acct, "+13056708084")
-        [by_mt] = send(acct, "+13056708085", {"method": "sendMT"})
-        # Then both are accepted; sendSMS names its id, sendMT (a bare envelope) none
-        assert (by_sms.outcome, by_sms.code) == (Outcome.ACCEPTED, "SENT_TO_CARRIER")
-        assert by_sms.vendor_id in box.sim.store.messages
-        assert (by_mt.outcome, by_mt.vendor_id) == (Outcome.ACCEPTED, None)
-        # When the clock moves, Then the pushed reports read as the message's progress
-        box.clock.advance(5)
-        box.pushes.run_due()
-        reports = [r for form in received for r in ogangi.parse_push(form) if r.vendor_id == by_sms.vendor_id]
-        assert reports == [
-            StatusReport(by_sms.vendor_id, DeliveryState.SENT, "DELIVERED_TO_CARRIER", "+13056708084"),
-            StatusReport(by_sms.vendor_id, DeliveryState.DELIVERED, "DELIVERED_TO_DEVICE", "+13056708084"),
-        ]
-        # And the replies come pushed and polled
-        box.clock.advance(1)
-        box.pushes.run_due()
-        pushed = [r for form in received if form["TYPE"] == "MO_MESSAGE" for r in ogangi.parse_push(form)]
-        assert {(r.phone, r.to) for r in pushed} == {("+13056708084", LONG), ("+13056708085", LONG)}
-        polled = ogangi.parse_replies(httpx.Client().send(ogangi.build_replies(acct, 0, 10, {"order": "asc"})))
-        assert [(r.phone, r.text, r.to) for r in polled] == [(r.phone, r.text, r.to) for r in pushed]
-        assert all(isinstance(r, Inbound) and r.keyword == "^OGANGI.*" for r in polled)
-        # And a PIN comes back as the one texted
-        pin = ogangi.parse_pin(httpx.Client().send(ogangi.build_pin(acct, "+13056708086", "Tu código es", 4)))
-        assert re.fullmatch(r"\d{4}", pin)
-        assert any(m.text == f"Tu código es {pin}" for m in box.sim.store.messages.values())
-        # And a fired MO is echoed
-        fired = ogangi.parse_fire(httpx.Client().send(ogangi.build_fire(acct, "+584121234567", "Sí")))
-        assert fired == Inbound("+584121234567", "Sí")
-    finally:
-        box.http.close()
-        box.server.stop()
+    # Given a message sent by tools/sendSMS (carrier null) and one by sendMT
+    [by_sms] = send(acct, "+13056708084")
+    [by_mt] = send(acct, "+13056708085", {"method": "sendMT"})
+    # Then both are accepted; sendSMS names its id, sendMT (a bare envelope) none
+    assert (by_sms.outcome, by_sms.code) == (Outcome.ACCEPTED, "SENT_TO_CARRIER")
+    assert by_sms.vendor_id in box.sim.store.messages
+    assert (by_mt.outcome, by_mt.vendor_id) == (Outcome.ACCEPTED, None)
+    # When the clock moves, Then the pushed reports read as the message's progress
+    box.clock.advance(5)
+    box.pushes.run_due()
+    reports = [r for form in received for r in ogangi.parse_push(form) if r.vendor_id == by_sms.vendor_id]
+    assert reports == [
+        StatusReport(by_sms.vendor_id, DeliveryState.SENT, "DELIVERED_TO_CARRIER", "+13056708084"),
+        StatusReport(by_sms.vendor_id, DeliveryState.DELIVERED, "DELIVERED_TO_DEVICE", "+13056708084"),
+    ]
+    # And the replies come pushed and polled
+    box.clock.advance(1)
+    box.pushes.run_due()
+    pushed = [r for form in received if form["TYPE"] == "MO_MESSAGE" for r in ogangi.parse_push(form)]
+    assert {(r.phone, r.to) for r in pushed} == {("+13056708084", LONG), ("+13056708085", LONG)}
+    polled = ogangi.parse_replies(httpx.Client().send(ogangi.build_replies(acct, 0, 10, {"order": "asc"})))
+    assert [(r.phone, r.text, r.to) for r in polled] == [(r.phone, r.text, r.to) for r in pushed]
+    assert all(isinstance(r, Inbound) and r.keyword == "^OGANGI.*" for r in polled)
+    # And a PIN comes back as the one texted
+    pin = ogangi.parse_pin(httpx.Client().send(ogangi.build_pin(acct, "+13056708086", PIN_TEXT, 4)))
+    assert re.fullmatch(r"\d{4}", pin)
+    assert any(m.text == f"Tu código es {pin}" for m in box.sim.store.messages.values())
+    # And a fired MO is echoed
+    fired = ogangi.parse_fire(httpx.Client().send(ogangi.build_fire(acct, "+584121234567", "Sí")))
+    assert fired == Inbound("+584121234567", "Sí")
 
 
-def test_round_trip_refusals() -> None:
-    box = make_sandbox(balance=1)
-    try:
-        [wrong_key] = send(account(box, private_key="not-the-key"), "+13056708084")
-        assert (wrong_key.outcome, wrong_key.code) == (Outcome.PAUSE_ACCOUNT, "BAD_SIGNATURE")
-        assert send(account(box), "+13056708084")[0].outcome is Outcome.ACCEPTED
-        [broke] = send(account(box), "+13056708084")
-        assert (broke.outcome, broke.code) == (Outcome.PAUSE_ACCOUNT, "NOT_ENOUGH_FUNDS")
-        [bad_from] = send(account(box), "+13056708084", {"from": "4242"})
-        assert (bad_from.outcome, bad_from.code) == (Outcome.REJECTED, "BAD_FROM")
-    finally:
-        box.http.close()
-        box.server.stop()
+def test_round_trip_refusals(make: Callable[..., Sandbox]) -> None:
+    box = make(credit=1)
+    [wrong_key] = send(account(box, private_key="not-the-key"), "+13056708084")
+    assert (wrong_key.outcome, wrong_key.code) == (Outcome.PAUSE_ACCOUNT, "BAD_SIGNATURE")
+    assert send(account(box), "+13056708084")[0].outcome is Outcome.ACCEPTED
+    [broke] = send(account(box), "+13056708084")
+    assert (broke.outcome, broke.code) == (Outcome.PAUSE_ACCOUNT, "NOT_ENOUGH_FUNDS")
+    [bad_from] = send(account(box), "+13056708084", {"from": "4242"})
+    assert (bad_from.outcome, bad_from.code) == (Outcome.REJECTED, "BAD_FROM")

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import tomllib
 from pathlib import Path
 
 import httpx
 
-from tests.workers import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.sandbox.harness import sandbox_command
 
 
 def test_the_sandbox_command_serves_five_vendors_with_faults_by_flag(tmp_path: Path) -> None:
     # Given the sandbox started with IT Cloud in maintenance
-    port, accounts = free_port(), tmp_path / "accounts.toml"
-    args = ["sandbox", "--port", str(port), "--accounts-out", str(accounts), "--maintenance", "itcloud"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dispatcher.cli", *args],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while not accounts.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
+    accounts = tmp_path / "accounts.toml"
+    with sandbox_command(accounts, "--maintenance", "itcloud") as port:
         # Then the accounts file it wrote names all five vendors on that port
         tables = tomllib.loads(accounts.read_text())["accounts"]
         assert {t["vendor"] for t in tables.values()} == {
@@ -57,6 +42,3 @@ def test_the_sandbox_command_serves_five_vendors_with_faults_by_flag(tmp_path: P
         summary = httpx.get(f"http://127.0.0.1:{port}/_sandbox").json()
         assert summary["requests"] == {"itcloud": 1, "smsclouds": 1}
         assert summary["duplicates"] == {} and summary["violations"] == []
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)

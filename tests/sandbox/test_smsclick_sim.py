@@ -12,48 +12,31 @@ import httpx
 import pytest
 
 from dispatcher.errors import VendorAccountError, VendorRejectedRequest
-from dispatcher.sandbox.core import REPLY_WORDS, STOP_WORDS, Faults, Ledger, Progress, SandboxServer
+from dispatcher.sandbox.core import Faults
+from dispatcher.sandbox.messages import REPLY_WORDS, STOP_WORDS, Progress
 from dispatcher.sandbox.smsclick import SmsclickSim
 from dispatcher.vendors import smsclick
 from dispatcher.vendors.base import Account, DeliveryState, Inbound, Outcome, Outgoing, Recipient, Result
-from tests.conftest import FakeClock
+from tests.manuals import smsclick as manual
+from tests.manuals.smsclick import APIKEY, CREDITS, GET, PROMO, RANGE, REPORT, SEND, TEXT
+from tests.sandbox.harness import Box as Running
+from tests.sandbox.harness import Boxes
 
-APIKEY = "1EgdzRnSFX83mPh2WK7yTIyJTUZPVmA6puXwU4GK"  # the manual's sample key
 NOON = datetime(2018, 1, 15, 18, 0, tzinfo=UTC)  # 12:00 in Mexico City, inside the manual's report range
 SENT_AT = "15-01-2018 12:00:00"
-TEXT = "Prueba de envio desde la API"
-PROMO = "Felicidades: Responde SI para usar tus puntos en tu compra"
 RULE = "77"
-SEND, GET, REPORT, CREDITS = (f"/sms-services/{name}.json" for name in ("sendMsg", "getMsg", "report", "credits"))
-RANGE = {"FECHA_INICIO": "01-01-2018 00:00:00", "FECHA_FIN": "30-03-2018 23:59:59"}
 
-# The manual's answers, word for word.
-SEND_ANSWERS = {
-    1: '{"codigo":1, "descripcion":"Mensaje enviado", "id_mensaje":123, "creditosUsados":1}',
-    -100: '{"codigo": -100, "descripcion":"Parámetro APIKEY no definido"}',
-    -101: '{"codigo": -101, "descripcion":"APIKEY incorrecta"}',
-    -102: '{"codigo": -102, "descripcion":"Parametro TELEFONO no valido"}',
-    -103: '{"codigo": -103, "descripcion":"Parametro MENSAJE vacio"}',
-    -104: '{"codigo": -104, "descripcion":"Saldo insuficiente"}',
-    -105: '{"codigo": -105, "descripcion":"El valor ID_REGLA_INTERACTIVA no existe"}',
-}
-NULLS = '"estatus_mensaje":null, "fecha_recepcion":null, "respuesta":null}'
-GET_ANSWERS = {
-    -100: '{"codigo":-100, "descripcion":"Apikey no definida", ' + NULLS,
-    -101: '{"codigo":-101, "descripcion":"Apikey incorrecta", ' + NULLS,
-    -200: '{"codigo":-200, "descripcion":"Identificador de mensaje no válido", ' + NULLS,
-    -201: '{"codigo":-201, "descripcion":"Identificador de mensaje no existe", ' + NULLS,
-}
+
+def by_code(answers: dict[str, str]) -> dict[int, str]:
+    """The manual's answers keyed by their codigo as a number."""
+    return {int(code): answer for code, answer in answers.items()}
+
+
+SEND_ANSWERS = {1: manual.SENT} | by_code(manual.SEND_ERRORS)
+GET_ANSWERS = by_code(manual.GET_ERRORS)
 GET_KEYS = {"codigo", "descripcion", "estatus_mensaje", "telefono", "mensaje", "fecha_envio", "respuesta"}
 GET_KEYS |= {"fecha_respuesta"}
-REPORT_ANSWERS = {
-    -100: '{"codigo":-100, "descripcion":"Apikey no definida", "mensajes":null}',
-    -101: '{"codigo":-101, "descripcion":"Apikey incorrecta", "mensajes":null}',
-    -300: '{"codigo":-300, "descripcion":"Parametro FECHA_INICIO vacío o formato incorrecto", "mensajes":null}',
-    -301: '{"codigo":-301, "descripcion":"Parametro FECHA_FIN vacío formato incorrecto", "mensajes":null}',
-    -302: '{"codigo":-302, "descripcion":"Parametro ESTATUS_MENSAJE formato incorrecto", "mensajes":null}',
-    -303: '{"codigo":-303, "descripcion":"Parametro ID_CAMPANIA formato incorrecto", "mensajes":null}',
-}
+REPORT_ANSWERS = by_code(manual.REPORT_ERRORS)
 REPORT_ITEM_KEYS = {
     "id_mensaje",
     "telefono",
@@ -65,22 +48,12 @@ REPORT_ITEM_KEYS = {
     "fecha_respuesta",
     "respuesta_cliente",
 }
-CREDITS_ANSWERS = {
-    1: '{"codigo":1, "descripcion":"ok", "creditos":1200232}',
-    -100: '{"codigo":-100, "descripcion":"Apikey no definida", "mensajes":null}',
-    -101: '{"codigo":-101, "descripcion":"Apikey incorrecta", "mensajes":null}',
-}
+CREDITS_ANSWERS = {1: manual.CREDITS_OK} | by_code(manual.CREDITS_ERRORS)
 
 
 @dataclass
-class Box:
-    """One running sandbox: the simulator, its server, clock, ledger and a client."""
-
-    sim: SmsclickSim
-    server: SandboxServer
-    clock: FakeClock
-    ledger: Ledger
-    http: httpx.Client
+class Box(Running):
+    """The SMSClick simulator running, with the manual's requests and the project's account."""
 
     def post(self, path: str, **fields: str) -> dict[str, Any]:
         """POST a form as the manual's PHP examples do; return the JSON answer."""
@@ -107,24 +80,17 @@ class Box:
 
 
 @pytest.fixture
-def make() -> Iterator[Callable[..., Box]]:
-    """Start sandboxes with a progress, faults and one account's settings; stop them afterwards."""
-    boxes: list[Box] = []
+def make(boxes: Boxes) -> Callable[..., Box]:
+    """Start sandboxes with a progress, faults and one customer's settings."""
 
     def start(
         progress: Progress | None = None, faults: Faults | None = None, first_id: int = 123, **settings: Any
     ) -> Box:
-        ledger, clock = Ledger(), FakeClock(NOON)
-        sim = SmsclickSim(ledger, clock, faults, progress=progress, first_id=first_id)
-        sim.add_account("mx-click", APIKEY, **{"credits": 1200232, "rules": (RULE,), **settings})
-        server = SandboxServer({"smsclick": sim}).start()
-        boxes.append(Box(sim, server, clock, ledger, httpx.Client(base_url=server.url("smsclick"), timeout=5)))
-        return boxes[-1]
+        box = boxes.start(SmsclickSim, NOON, progress, faults, box=Box, first_id=first_id)
+        box.sim.add_customer("mx-click", APIKEY, **{"credit": 1200232, "rules": (RULE,), **settings})
+        return box
 
-    yield start
-    for box in boxes:
-        box.http.close()
-        box.server.stop()
+    return start
 
 
 def test_send_the_manual_php_example(make: Callable[..., Box]) -> None:
@@ -155,7 +121,7 @@ def test_send_errors_are_the_manual_answers(make: Callable[..., Box], codigo: in
     box = make()
     assert box.post(SEND, **fields) == json.loads(SEND_ANSWERS[codigo])
     # A refused message costs nothing and is not sent
-    assert box.sim.accounts[APIKEY].credits == 1200232 and not box.ledger.sends
+    assert box.sim.customers["mx-click"].credit == 1200232 and not box.ledger.sends
 
 
 def test_credits_the_manual_example(make: Callable[..., Box]) -> None:
@@ -174,7 +140,7 @@ def test_credits_are_charged_per_150_characters(make: Callable[..., Box], length
 
 def test_credits_run_out(make: Callable[..., Box]) -> None:
     # Given one credit left
-    box = make(credits=1)
+    box = make(credit=1)
     # When a message needs two, it is refused with -104 and costs nothing
     assert box.send(mensaje="x" * 151) == json.loads(SEND_ANSWERS[-104])
     # Then a one-credit message goes, and the next is refused
@@ -223,7 +189,7 @@ def test_getmsg_errors_are_the_manual_answers(make: Callable[..., Box], codigo: 
 
 def test_another_account_cannot_read_our_messages(make: Callable[..., Box]) -> None:
     box = make()
-    box.sim.add_account("other", "other-key")
+    box.sim.add_customer("other", "other-key")
     box.send()
     assert box.post(GET, APIKEY="other-key", ID_MENSAJE="123") == json.loads(GET_ANSWERS[-201])
     assert box.post(REPORT, APIKEY="other-key", **RANGE)["mensajes"] == []
@@ -405,7 +371,7 @@ def test_round_trip_with_the_adapter(
 
 
 def test_round_trip_errors(make: Callable[..., Box], adapter_for: Callable[..., Adapter]) -> None:
-    box = make(credits=1)
+    box = make(credit=1)
     adapter = adapter_for(box)
     one = Outgoing([Recipient(1, "+525526632636", TEXT)])
     assert [r.outcome for r in adapter.send(one)] == [Outcome.ACCEPTED]

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -14,106 +13,36 @@ import httpx
 import pytest
 
 from dispatcher.errors import VendorAccountError
-from dispatcher.sandbox.core import (
-    REPLY_WORDS,
-    STOP_WORDS,
-    Faults,
-    Ledger,
-    Progress,
-    PushQueue,
-    SandboxServer,
-)
+from dispatcher.sandbox.core import Faults
+from dispatcher.sandbox.messages import REPLY_WORDS, STOP_WORDS, Progress
 from dispatcher.sandbox.smsclouds import SmscloudsSim
 from dispatcher.vendors import smsclouds
 from dispatcher.vendors.base import Account, DeliveryState, Outcome, Outgoing, Recipient, Result
-from tests.conftest import FakeClock
+from tests.manuals.smsclouds import (
+    BASH_SEND,
+    EMAIL,
+    JAVA_SEND,
+    JS_SEND,
+    JSON_SEND,
+    RESPONSE_EXAMPLE,
+    STATUS_EXAMPLE,
+    USER,
+    VOICE,
+    reply,
+)
+from tests.sandbox.harness import Box as Running
+from tests.sandbox.harness import Boxes
 
 TOKEN = "tok-sandbox-7c1d9e"
-USER = "johndoe@mycompany.com"
 NOON = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)  # 12:00 in Mexico City
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
 MANUAL_KEYS = {"information", "added", "date_start_add", "date_finish_add", "campaign_id", "messages_ids"}
 ITEM_KEYS = {"campaign_id", "message_id", "cellphone", "message"}
 
-# The manual's example requests, as written (with its own values).
-PROMO = "Hello <+B+> receive this promo code and get some free drinks <+C+>"
-BASH_SEND = {
-    "message": PROMO,
-    "cellphones": ["1234567890", "1234567891", "1234567892"],
-    "combination": [
-        {"names": ["John", "Joe", "Dave"], "field1": ["7SADAS6D786A", "7SADAS6D786B", "7SADAS6D786C"]}
-    ],
-    "country": "1",
-    "allow_responses": True,
-}
-JSON_SEND = {
-    "message": "Hello <+B+> receive this promo code <+C+> and get some free drinks",
-    "cellphones": ["4498987282", "4492799694"],
-    "combination": [{"names": ["John", "Joe"], "field1": ["7SADAS6D786A", "7SADAS6D786B"]}],
-    "country": "1",
-    "allow_responses": True,
-}
-JS_SEND = {
-    "message": "This is a text, hello",
-    "cellphones": ["4498987282"],
-    "country": 1,
-    "encode": True,
-    "allow_responses": True,
-}
-JAVA_SEND = {
-    "message": "Hello receive this promo code and get some free drinks <+B+>",
-    "cellphones": "4498987282",
-    "country": 1,
-    "combination": "5F2G5J5",
-    "allow_responses": True,
-    "encode": True,
-}
-RESPONSE_EXAMPLE = {
-    "type": 9,
-    "from": "1978-03-25",
-    "to": "1978-03-25",
-    "message_id": "quia",
-    "campaign_id": 9,
-    "cellphone": 9,
-}
-EMAIL = {
-    "body": "Hi <+NAME+> <+FIELD1+>, please pay <+FIELD2+> <+FIELD3+> for order <+FIELD4+>",
-    "subject": "pay order",
-    "recipients": [
-        {
-            "email": "jack@example.com",
-            "name": "Jack",
-            "field1": "Doe",
-            "field2": "$500",
-            "field3": "USD",
-            "field4": "8545fabb52cd",
-        }
-    ],
-    "attachment": 20,
-    "scheduledDate": "2018-08-07 14:26",
-}
-VOICE = {
-    "type": 1,
-    "campaign_name": "test api audio",
-    "recipients": [{"cellphone": "1234445697"}],
-    "audio": 22,
-    "remittent": "9998886666",
-    "transfer_num": "4499157710",
-    "transfer_key": "5",
-    "scheduledDate": "2018-08-14 12:50",
-}
-
 
 @dataclass
-class Box:
-    """One running sandbox: the simulator, its server, clock, ledger, pushes and a client."""
-
-    sim: SmscloudsSim
-    server: SandboxServer
-    clock: FakeClock
-    ledger: Ledger
-    pushes: PushQueue
-    http: httpx.Client
+class Box(Running):
+    """The smsclouds simulator running, with the project's account pointing at it."""
 
     def account(self, token: str = TOKEN) -> Account:
         return Account(
@@ -127,24 +56,15 @@ class Box:
 
 
 @pytest.fixture
-def make() -> Iterator[Callable[..., Box]]:
-    """Start sandboxes with a progress, faults and one account's settings; stop them afterwards."""
-    boxes: list[Box] = []
+def make(boxes: Boxes) -> Callable[..., Box]:
+    """Start sandboxes with a progress, faults and one customer's settings."""
 
     def start(progress: Progress | None = None, faults: Faults | None = None, **settings: Any) -> Box:
-        ledger, clock = Ledger(), FakeClock(NOON)
-        pushes = PushQueue(clock)
-        sim = SmscloudsSim(ledger, clock, faults, progress=progress, pushes=pushes)
-        sim.add_account(USER, TOKEN, **settings)
-        server = SandboxServer({"smsclouds": sim}).start()
-        http = httpx.Client(base_url=server.url("smsclouds"), headers=HEADERS, timeout=5.0)
-        boxes.append(Box(sim, server, clock, ledger, pushes, http))
-        return boxes[-1]
+        box = boxes.start(SmscloudsSim, NOON, progress, faults, box=Box, headers=HEADERS)
+        box.sim.add_customer(USER, TOKEN, **settings)
+        return box
 
-    yield start
-    for box in boxes:
-        box.http.close()
-        box.server.stop()
+    return start
 
 
 def error_of(response: httpx.Response, status: int) -> str:
@@ -163,15 +83,7 @@ def test_user_answers_the_manual_example(make: Callable[..., Box]) -> None:
     response = box.http.get("/api/v1/user")
     # Then it gets the manual's answer, word for word
     assert response.status_code == 200
-    assert response.json() == {
-        "data": {
-            "information": "User Found",
-            "user": "johndoe@mycompany.com",
-            "name": "John",
-            "surname": "Dow",
-            "credit": 500,
-        }
-    }
+    assert response.json() == reply("user_reply.json")
 
 
 def test_send_bash_example(make: Callable[..., Box]) -> None:
@@ -188,7 +100,7 @@ def test_send_bash_example(make: Callable[..., Box]) -> None:
         box.sim.store.get("41").text == "Hello Joe receive this promo code and get some free drinks 7SADAS6D786B"
     )
     assert dict(box.ledger.sends) == {"+521234567890": 1, "+521234567891": 1, "+521234567892": 1}
-    assert box.sim.accounts[TOKEN].credit == 497
+    assert box.sim.customers[USER].credit == 497
 
 
 def test_send_json_and_javascript_examples(make: Callable[..., Box]) -> None:
@@ -216,7 +128,7 @@ def test_the_java_example_breaks_the_parameter_table(make: Callable[..., Box]) -
     response = box.http.post("/api/v1/message", json=JAVA_SEND)
     # Then the parameter table wins: 422, nothing charged
     assert "array" in error_of(response, 422)
-    assert box.sim.accounts[TOKEN].credit == 500 and not box.ledger.sends
+    assert box.sim.customers[USER].credit == 500 and not box.ledger.sends
 
 
 @pytest.mark.parametrize(
@@ -269,7 +181,7 @@ def test_wrong_parameters_are_422(make: Callable[..., Box], label: str, change: 
     box = make()
     body = {k: v for k, v in {**JSON_SEND, **change}.items() if v is not None}
     error_of(box.http.post("/api/v1/message", json=body), 422)
-    assert box.sim.accounts[TOKEN].credit == 500 and not box.ledger.sends
+    assert box.sim.customers[USER].credit == 500 and not box.ledger.sends
 
 
 def test_a_country_outside_the_account_routes_is_422(make: Callable[..., Box]) -> None:
@@ -283,7 +195,7 @@ def test_credit_runs_out(make: Callable[..., Box]) -> None:
     box = make(credit=2)
     # When it sends to 3 numbers, nothing goes: 422 "Insufficient credit" (the manual is silent)
     assert "Insufficient credit" in error_of(box.http.post("/api/v1/message", json=BASH_SEND), 422)
-    assert box.sim.accounts[TOKEN].credit == 2 and not box.sim.store.messages
+    assert box.sim.customers[USER].credit == 2 and not box.sim.store.messages
     # Then 2 numbers use it up, and the next message is refused
     assert box.http.post("/api/v1/message", json=JSON_SEND).status_code == 200
     assert box.http.get("/api/v1/user").json()["data"]["credit"] == 0
@@ -326,8 +238,7 @@ def test_a_body_that_is_not_json_is_400(make: Callable[..., Box]) -> None:
 
 def test_status_examples_values_are_422(make: Callable[..., Box]) -> None:
     box = make()
-    body = {"message_ids": "consequatur", "campaign_ids": "consequatur"}  # javascript / java
-    error_of(box.http.post("/api/v1/status", json=body), 422)
+    error_of(box.http.post("/api/v1/status", json=STATUS_EXAMPLE), 422)
     error_of(box.http.post("/api/v1/status", json={}), 422)
 
 
@@ -362,7 +273,7 @@ def test_statuses_progress_with_the_clock(make: Callable[..., Box], delivered_ra
 
 def test_another_account_sees_none_of_our_messages(make: Callable[..., Box]) -> None:
     box = make()
-    box.sim.add_account("other@example.com", "tok-other")
+    box.sim.add_customer("other@example.com", "tok-other")
     box.http.post("/api/v1/message", json=JS_SEND)
     response = box.http.post(
         "/api/v1/status", json={"message_ids": [40]}, headers={"Authorization": "Bearer tok-other"}
@@ -437,51 +348,17 @@ def test_accents_without_encode_are_counted(make: Callable[..., Box]) -> None:
     assert box.ledger.violations == [f"smsclouds {USER}: accents sent without encode"]
 
 
-class Customer:
-    """A customer's MO endpoint on loopback: records every GET and answers "ok" as the manual asks."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[str, dict[str, str]]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                parts = urlsplit(self.path)
-                outer.got.append((parts.path, dict(parse_qsl(parts.query))))
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                return
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/mo"
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def customer() -> Iterator[Customer]:
-    server = Customer()
-    yield server
-    server.stop()
-
-
-def test_replies_are_pushed_to_the_account_url(make: Callable[..., Box], customer: Customer) -> None:
+def test_replies_are_pushed_to_the_account_url(make: Callable[..., Box], customer: ThreadingHTTPServer) -> None:
     # Given an account with an MO URL and a message that will be answered with a stop word after 6 s
-    box = make(Progress(reply_rate=1.0, stop_rate=1.0, reply_after=6), mo_url=customer.url)
+    url = f"http://127.0.0.1:{customer.server_address[1]}/mo"
+    box = make(Progress(reply_rate=1.0, stop_rate=1.0, reply_after=6), callback_url=url)
     box.http.post("/api/v1/message", json=JS_SEND)
     assert box.pushes.run_due() == 0
     # When the reply arrives by the clock
     box.clock.advance(6)
     assert box.pushes.run_due() == 1
     # Then the customer got the manual's GET and answered ok
-    [(path, params)] = customer.got
+    [(path, params)] = [(p.path, dict(parse_qsl(p.query))) for p in map(urlsplit, customer.paths)]  # type: ignore[attr-defined]
     assert path == "/mo"
     assert params == {
         "response": params["response"],

@@ -14,6 +14,7 @@ from dispatcher.errors import (
 )
 from dispatcher.vendors import itcloud
 from dispatcher.vendors.base import Account, Balance, Inbound, Outcome, Outgoing, Recipient
+from tests.manuals.itcloud import FOUR_GSM, FOUR_REPLY, TEXT, TOKEN, USER
 from tests.vendors.runner import Exchange, QueryCase, SendCase, run_query_case, run_send_case
 
 ACCOUNT = Account(
@@ -21,17 +22,16 @@ ACCOUNT = Account(
     vendor="itcloud",
     base_url="https://contacto-masivo.com/sms/back_sms/public",
     country="CO",
-    params={"user": "miusuario@hotmail.com", "token": "59k45nabeeqvi8wn2ja9"},
+    params={"user": USER, "token": TOKEN},
     secret_fields=frozenset({"token"}),
 )
 PATH = "/sms/back_sms/public/api/sendsms"
-TEXT = "mensaje de prueba enviado por metodo WEB"
 
 
 def form(gsm: str, text: str = TEXT, **extra: str) -> dict[str, str]:
     return {
-        "user": "miusuario@hotmail.com",
-        "token": "59k45nabeeqvi8wn2ja9",
+        "user": USER,
+        "token": TOKEN,
         "GSM": gsm,
         "SMSText": text,
         **extra,
@@ -63,8 +63,8 @@ SEND_CASES = [
             Exchange(
                 "POST",
                 PATH,
-                form=form("584142871901,57111,573802338546,573002333333"),
-                body="584142871901,12102253\n57111,-4\n573802338546,0\n573002333333,-3\n",
+                form=form(FOUR_GSM),
+                body=FOUR_REPLY,
             )
         ],
         [(A, "12102253", "12102253"), (X, None, "-4"), (X, None, "0"), (P, None, "-3")],
@@ -240,7 +240,7 @@ def test_bad_options_are_refused(options: dict, problem: str) -> None:
 
 
 BALANCE = "/itcloud/api/sendsms/query.php"
-AUTH = {"user": "miusuario@hotmail.com", "token": "59k45nabeeqvi8wn2ja9"}
+AUTH = {"user": USER, "token": TOKEN}
 BALANCE_CASES = [
     QueryCase(
         "manual: the balance is a number",

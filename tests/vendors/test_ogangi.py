@@ -20,10 +20,10 @@ from dispatcher.errors import (
 )
 from dispatcher.vendors import ogangi
 from dispatcher.vendors.base import Account, DeliveryState, Inbound, Outcome, Outgoing, Recipient, StatusReport
+from tests.manuals.ogangi import FIRE_TEXT, PIN_TEXT, PRIVATE_KEY, SEND_SMS_CALL, SIGNATURE_EXAMPLE, TEXT
 from tests.vendors.runner import Exchange, QueryCase, SendCase, run_query_case, run_send_case
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ogangi"
-PRIVATE_KEY = "FBF3-4310-909C-C4BBC26F886F"
 ACCOUNT = Account(
     key="ve-main",
     vendor="ogangi",
@@ -38,16 +38,9 @@ ACCOUNT = Account(
     secret_fields=frozenset({"private_key"}),
 )
 API = "/messangi_mmc/rest/api/"
-TEXT = "OGANGI TEST MESSAGE"
 SEND_SMS_REPLY = (FIXTURES / "sendSMS.xml").read_text()
 SEND_MT_REPLY = (FIXTURES / "sendMT.xml").read_text()
-
-# The manual's sendSMS call, worked out by hand: carrierName / 19893653744 / base64("13056708084") /
-# base64("OGANGI TEST MESSAGE"), signed with HMAC-SHA256 under the private key.
-SEND_SMS_PATH = (
-    API + "tools/sendSMS/8/carrierName/19893653744/MTMwNTY3MDgwODQ=/T0dBTkdJIFRFU1QgTUVTU0FHRQ==/d1F2T3Y4N56/"
-    "8e0d2311168efd743af1154e07bbee0e7e8de02755bbf73564c5e9c788f242fc"
-)
+SEND_SMS_PATH = API + SEND_SMS_CALL  # the manual's sendSMS call, signed by hand
 SEND_MT_PATH = (
     API + "sendMT/8/19893653744/null/13056708084/T0dBTkdJIFRFU1QgTUVTU0FHRQ==/d1F2T3Y4N56/"
     "7ef6b8b67d6316c4054ae8a6906fd2b31a3e282183f80e134a750b5a2b1841fb"
@@ -397,7 +390,7 @@ PIN = "846547"
 PIN_PATH = signed_path(
     "tools/sendSMSPinMobileNumberConfirm", "null", "19893653744", "13056708084", "VHUgY8OzZGlnbyBlcw==", "6"
 )
-PIN_ARGS = ["+13056708084", "Tu código es", 6]
+PIN_ARGS = ["+13056708084", PIN_TEXT, 6]
 PIN_CASES = [
     QueryCase(
         "manual: the PIN comes back",
@@ -429,13 +422,13 @@ FIRE_PATH = signed_path("fireMessage", "1200000001", "VGVzdCBxYSBBUEkgZmlyZU1lc3
 FIRE_CASES = [
     QueryCase(
         "manual: fireMessage echoes the MO it took",
-        ["+1200000001", "Test qa API fireMessage."],
+        ["+1200000001", FIRE_TEXT],
         [Exchange("GET", FIRE_PATH, body=(FIXTURES / "fireMessage.xml").read_text())],
-        Inbound("+1200000001", "Test qa API fireMessage."),
+        Inbound("+1200000001", FIRE_TEXT),
     ),
     QueryCase(
         "OK without the mo is retryable",
-        ["+1200000001", "Test qa API fireMessage."],
+        ["+1200000001", FIRE_TEXT],
         [Exchange("GET", FIRE_PATH, body=envelope("OK", "Completed"))],
         error=VendorRetryable,
     ),
@@ -476,8 +469,8 @@ def test_fire(case: QueryCase, caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_signature_test_vector() -> None:
-    signature = ogangi.sign("8/peter/peterpassword", "FBF3-4310-909C-C4BBC26F886F")
-    assert signature == "954221dc7ba612b2633c0ff1e0f5c4058f2bf982902faada38c78c4f044f5ef4"
+    values, expected = SIGNATURE_EXAMPLE
+    assert ogangi.sign(values, PRIVATE_KEY) == expected
 
 
 def test_every_documented_code_has_a_case() -> None:
@@ -573,7 +566,7 @@ def test_a_pin_job_sends_through_the_pin_method_and_keeps_only_a_salted_hash(
 ) -> None:
     # Given an OTP job to one phone, with Ogangi making the PIN
     from dispatcher.transport import Transport
-    from dispatcher.vendors.pins import pin_matches
+    from dispatcher.vendors.base import pin_matches
 
     caplog.set_level(logging.DEBUG)
     options = ogangi.validate_options({"method": "pin", "pin_length": 6})

@@ -29,9 +29,23 @@ from dispatcher.vendors.base import (
     Recipient,
     StatusReport,
 )
+from tests.manuals.smsclick import (
+    APIKEY,
+    CREDITS,
+    CREDITS_ERRORS,
+    CREDITS_OK,
+    GET,
+    GET_ERRORS,
+    GOT,
+    REPORT,
+    REPORT_ERRORS,
+    SEND,
+    SEND_ERRORS,
+    SENT,
+    TEXT,
+)
 from tests.vendors.runner import Exchange, QueryCase, SendCase, run_query_case, run_send_case
 
-APIKEY = "1EgdzRnSFX83mPh2WK7yTIyJTUZPVmA6puXwU4GK"  # the manual's sample key
 ACCOUNT = Account(
     key="mx-click",
     vendor="smsclick",
@@ -41,8 +55,6 @@ ACCOUNT = Account(
     secret_fields=frozenset({"apikey"}),
 )
 FIXTURES = Path(__file__).parent / "fixtures" / "smsclick"
-SEND, GET, REPORT, CREDITS = (f"/sms-services/{name}.json" for name in ("sendMsg", "getMsg", "report", "credits"))
-TEXT = "Prueba de envio desde la API"
 
 A, R, X, P, U = Outcome.ACCEPTED, Outcome.RETRY, Outcome.REJECTED, Outcome.PAUSE_ACCOUNT, Outcome.UNKNOWN
 
@@ -55,16 +67,7 @@ def post(path: str, body: str, fields: dict[str, str] | None = None, status: int
     return Exchange("POST", path, form=fields, body=body, status=status)
 
 
-# The manual's replies to sendMsg.json, word for word.
-SENT = '{"codigo":1, "descripcion":"Mensaje enviado", "id_mensaje":123, "creditosUsados":1}'
-SEND_ERRORS = {
-    "-100": '{"codigo": -100, "descripcion":"Parámetro APIKEY no definido"}',
-    "-101": '{"codigo": -101, "descripcion":"APIKEY incorrecta"}',
-    "-102": '{"codigo": -102, "descripcion":"Parametro TELEFONO no valido"}',
-    "-103": '{"codigo": -103, "descripcion":"Parametro MENSAJE vacio"}',
-    "-104": '{"codigo": -104, "descripcion":"Saldo insuficiente"}',
-    "-105": '{"codigo": -105, "descripcion":"El valor ID_REGLA_INTERACTIVA no existe"}',
-}
+# The manual's replies to sendMsg.json are SENT and SEND_ERRORS (tests/manuals/smsclick.py).
 DOCUMENTED_SEND = {"1": A, "-100": P, "-101": P, "-102": X, "-103": X, "-104": P, "-105": X}
 
 SEND_CASES = [
@@ -174,27 +177,8 @@ def test_send(case: SendCase, caplog: pytest.LogCaptureFixture) -> None:
     run_send_case(smsclick, ACCOUNT, case, caplog)
 
 
-# The manual's replies to the queries, word for word; they raise the error of their code's outcome.
-GOT = (
-    '{"codigo":1, "descripcion":"ok", "estatus_mensaje":1, "telefono":5554542570, '
-    '"mensaje":"Felicidades: Responde SI para usar tus puntos en tu compra", '
-    '"fecha_envio":"12-08-2017 17:34:56", "respuesta":"Si", "fecha_respuesta":"12-08-2017 17:40:41"}'
-)
-NULLS = '"estatus_mensaje":null, "fecha_recepcion":null, "respuesta":null}'
-GET_ERRORS = {
-    "-100": '{"codigo":-100, "descripcion":"Apikey no definida", ' + NULLS,
-    "-101": '{"codigo":-101, "descripcion":"Apikey incorrecta", ' + NULLS,
-    "-200": '{"codigo":-200, "descripcion":"Identificador de mensaje no válido", ' + NULLS,
-    "-201": '{"codigo":-201, "descripcion":"Identificador de mensaje no existe", ' + NULLS,
-}
-REPORT_ERRORS = {
-    "-100": '{"codigo":-100, "descripcion":"Apikey no definida", "mensajes":null}',
-    "-101": '{"codigo":-101, "descripcion":"Apikey incorrecta", "mensajes":null}',
-    "-300": '{"codigo":-300, "descripcion":"Parametro FECHA_INICIO vacío o formato incorrecto", "mensajes":null}',
-    "-301": '{"codigo":-301, "descripcion":"Parametro FECHA_FIN vacío formato incorrecto", "mensajes":null}',
-    "-302": '{"codigo":-302, "descripcion":"Parametro ESTATUS_MENSAJE formato incorrecto", "mensajes":null}',
-    "-303": '{"codigo":-303, "descripcion":"Parametro ID_CAMPANIA formato incorrecto", "mensajes":null}',
-}
+# The manual's replies to the queries (GOT, GET_ERRORS, REPORT_ERRORS in tests/manuals/smsclick.py)
+# raise the error of their code's outcome.
 DOCUMENTED_QUERY: dict[str, type[VendorError]] = {
     "-100": VendorAccountError,
     "-101": VendorAccountError,
@@ -360,15 +344,11 @@ def test_replies_in_getmsg(case: QueryCase, caplog: pytest.LogCaptureFixture) ->
     run_query_case(ACCOUNT, smsclick.build_status, smsclick.parse_replies, case, caplog)
 
 
-CREDITS_ERRORS = {
-    "-100": '{"codigo":-100, "descripcion":"Apikey no definida", "mensajes":null}',
-    "-101": '{"codigo":-101, "descripcion":"Apikey incorrecta", "mensajes":null}',
-}
 BALANCE_CASES = [
     QueryCase(
         "manual (PHP credits)",
         [],
-        [post(CREDITS, '{"codigo":1, "descripcion":"ok", "creditos":1200232}', {"APIKEY": APIKEY})],
+        [post(CREDITS, CREDITS_OK, {"APIKEY": APIKEY})],
         Balance(1200232.0),
     ),
     QueryCase(

@@ -32,6 +32,19 @@ from dispatcher.vendors.base import (
     StatusReport,
     raise_for_status,
 )
+from tests.manuals.smsclouds import (
+    BASH_SEND,
+    EMAIL_OK,
+    JAVA,
+    JS_SEND,
+    JSON_SEND,
+    PROMO,
+    PROMO_JSON,
+    RESPONSE_EXAMPLE,
+    VOICE_OK,
+)
+from tests.manuals.smsclouds import EMAIL as EMAIL_JSON
+from tests.manuals.smsclouds import VOICE as VOICE_JSON
 from tests.vendors.runner import Exchange, QueryCase, SendCase, run_query_case, run_send_case
 
 TOKEN = "tok-test-9f8e7d6c5b4a3210"
@@ -94,9 +107,6 @@ class WithVars:
         return smsclouds.build_send(account, Outgoing(recipients, batch.options))
 
 
-PROMO = "Hello <+B+> receive this promo code and get some free drinks <+C+>"
-PROMO_JSON = "Hello <+B+> receive this promo code <+C+> and get some free drinks"
-JAVA = "Hello receive this promo code and get some free drinks <+B+>"
 LONG = "x" * 161
 
 SEND_CASES: list[SendCase] = [
@@ -107,16 +117,8 @@ SEND_CASES: list[SendCase] = [
             post(
                 SEND,
                 fixture("message_reply.json"),
-                json=message(
-                    ["1234567890", "1234567891", "1234567892"],
-                    PROMO,  # the manual writes "country":"1"; its parameter table says integer
-                    combination=[
-                        {
-                            "names": ["John", "Joe", "Dave"],
-                            "field1": ["7SADAS6D786A", "7SADAS6D786B", "7SADAS6D786C"],
-                        }
-                    ],
-                ),
+                # the manual writes "country":"1"; its parameter table says integer
+                json={**BASH_SEND, "country": 1},
             )
         ],
         [(A, "40", None), (A, "41", None), (A, "42", None)],
@@ -133,11 +135,7 @@ SEND_CASES: list[SendCase] = [
             post(
                 SEND,
                 added(7, 8),
-                json=message(
-                    ["4498987282", "4492799694"],
-                    PROMO_JSON,
-                    combination=[{"names": ["John", "Joe"], "field1": ["7SADAS6D786A", "7SADAS6D786B"]}],
-                ),
+                json={**JSON_SEND, "country": 1},
             )
         ],
         [(A, "7", None), (A, "8", None)],
@@ -145,12 +143,12 @@ SEND_CASES: list[SendCase] = [
     ),
     SendCase(
         "manual (javascript): encode forced by the job; its reply lists 3 ids for 1 number: unknown",
-        [("+524498987282", "This is a text, hello")],
+        [("+524498987282", JS_SEND["message"])],
         [
             post(
                 SEND,
                 fixture("message_reply.json"),
-                json=message(["4498987282"], "This is a text, hello", encode=True),
+                json=JS_SEND,
             )
         ],
         [(U, None, None)],
@@ -404,16 +402,7 @@ MANUAL_REPLY = [Inbound("4492799693", "Thanks man", vendor_id="1", at="2017-04-0
 MO_CASES = [
     QueryCase(
         "manual (bash, javascript, java): type 9 and message_id 'quia' are refused",
-        [
-            {
-                "type": 9,
-                "from": "1978-03-25",
-                "to": "1978-03-25",
-                "message_id": "quia",
-                "campaign_id": 9,
-                "cellphone": 9,
-            }
-        ],
+        [RESPONSE_EXAMPLE],
         [],
         error=ValueError,
     ),
@@ -569,30 +558,15 @@ def test_mo_push_is_answered_ok() -> None:
     assert smsclouds.PUSH_ACK == "ok"
 
 
-EMAIL_BODY = "Hi <+NAME+> <+FIELD1+>, please pay <+FIELD2+> <+FIELD3+> for order <+FIELD4+>"
-JACK = {
-    "email": "jack@example.com",
-    "name": "Jack",
-    "field1": "Doe",
-    "field2": "$500",
-    "field3": "USD",
-    "field4": "8545fabb52cd",
-}
+[JACK] = EMAIL_JSON["recipients"]
+#: the manual's bash example as build_email's arguments
 EMAIL = {
-    "subject": "pay order",
-    "body": EMAIL_BODY,
+    "subject": EMAIL_JSON["subject"],
+    "body": EMAIL_JSON["body"],
     "recipients": [JACK],
-    "attachment": 20,
-    "scheduled_date": "2018-08-07 14:26",
+    "attachment": EMAIL_JSON["attachment"],
+    "scheduled_date": EMAIL_JSON["scheduledDate"],
 }
-EMAIL_JSON = {
-    "body": EMAIL_BODY,
-    "subject": "pay order",
-    "recipients": [JACK],
-    "attachment": 20,
-    "scheduledDate": "2018-08-07 14:26",
-}
-EMAIL_OK = '{\n  "message": "Email campaign created correctly."\n}'
 EMAIL_CASES = [
     QueryCase(
         "manual (bash)",
@@ -636,27 +610,13 @@ def test_email(case: QueryCase, caplog: pytest.LogCaptureFixture) -> None:
     run_query_case(ACCOUNT, build, smsclouds.parse_email, case, caplog)
 
 
+#: the manual's bash example as build_voice's arguments
 VOICE = {
-    "kind": 1,
-    "campaign_name": "test api audio",
-    "recipients": [{"cellphone": "1234445697"}],
-    "audio": 22,
-    "remittent": "9998886666",
-    "transfer_num": "4499157710",
-    "transfer_key": "5",
-    "scheduled_date": "2018-08-14 12:50",
+    "kind": VOICE_JSON["type"],
+    **{name: VOICE_JSON[name] for name in ("campaign_name", "recipients", "audio", "remittent")},
+    **{name: VOICE_JSON[name] for name in ("transfer_num", "transfer_key")},
+    "scheduled_date": VOICE_JSON["scheduledDate"],
 }
-VOICE_JSON = {
-    "type": 1,
-    "campaign_name": "test api audio",
-    "recipients": [{"cellphone": "1234445697"}],
-    "audio": 22,
-    "remittent": "9998886666",
-    "transfer_num": "4499157710",
-    "transfer_key": "5",
-    "scheduledDate": "2018-08-14 12:50",
-}
-VOICE_OK = '{\n  "message":"Voice campaign created correctly."\n}'
 TTS = {
     "kind": 2,
     "campaign_name": "aviso",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +17,9 @@ from dispatcher.errors import (
 )
 from dispatcher.vendors import voipcomms
 from dispatcher.vendors.base import Account, DeliveryState, Inbound, Outcome, StatusReport
+from tests.manuals.voipcomms import DELIVERY_DATE, FROM, SEND_LOG, SMSID, TEXT, TO
 from tests.vendors.runner import Exchange, QueryCase, SendCase, run_query_case, run_send_case
 
-FIXTURES = Path(__file__).parent / "fixtures" / "voipcomms"
 ACCOUNT = Account(
     key="us-main",
     vendor="voipcomms",
@@ -34,8 +33,7 @@ AUTH = {"Authorization": "Basic QUs0ODIxZjBjOTpwdy03SHEyLXpYOXYtTG0zaw=="}
 SEND = "/api-v2/index.php/sms/send"
 SUMMARY = "/api-v2/index.php/sms/summary"
 CHAT = "/api-v2/index.php/sms/chat"
-MANUAL_REPLY = (FIXTURES / "send_log.json").read_text()
-TEXT = "It is a SMS message"
+MANUAL_REPLY = SEND_LOG
 
 A, R, X, P, U = Outcome.ACCEPTED, Outcome.RETRY, Outcome.REJECTED, Outcome.PAUSE_ACCOUNT, Outcome.UNKNOWN
 
@@ -58,22 +56,16 @@ def send_log(*entries: dict[str, Any]) -> str:
 SEND_CASES = [
     SendCase(
         "manual: PHP example with from and delivery_date, the manual's reply",
-        [("+12812345678", TEXT)],
-        [
-            sent(
-                "12812345678",
-                body=MANUAL_REPLY,
-                **{"from": "17134567890", "delivery_date": "2019-10-01 00:00"},
-            )
-        ],
-        [(A, "2017559ea27008c6b7122900621", "200")],
-        options={"from": "+17134567890", "delivery_date": "2019-10-01 00:00"},
+        [("+" + TO, TEXT)],
+        [sent(TO, body=MANUAL_REPLY, **{"from": FROM, "delivery_date": DELIVERY_DATE})],
+        [(A, SMSID, "200")],
+        options={"from": "+" + FROM, "delivery_date": DELIVERY_DATE},
     ),
     SendCase(
         "manual: curl example, to and msg only (bulk)",
-        [("+12812345678", TEXT)],
-        [sent("12812345678", body=MANUAL_REPLY)],
-        [(A, "2017559ea27008c6b7122900621", "200")],
+        [("+" + TO, TEXT)],
+        [sent(TO, body=MANUAL_REPLY)],
+        [(A, SMSID, "200")],
     ),
     SendCase(
         "three numbers in one comma list; the send_log is matched by number, not by order",
