@@ -566,7 +566,7 @@ def test_a_pin_job_sends_through_the_pin_method_and_keeps_only_a_salted_hash(
 ) -> None:
     # Given an OTP job to one phone, with Ogangi making the PIN
     from dispatcher.transport import Transport
-    from dispatcher.vendors.base import pin_matches
+    from dispatcher.vendors.pins import pin_matches
 
     caplog.set_level(logging.DEBUG)
     options = ogangi.validate_options({"method": "pin", "pin_length": 6})
