@@ -77,7 +77,7 @@ def _message_for(conn: Connection, account: str, report: StatusReport) -> Row[An
         select(*columns)
         .where(
             Message.account == account,
-            Message.phone == report.phone,
+            Message.address == report.phone,
             Message.state == MessageState.UNKNOWN.value,
             Message.vendor_id.is_(None),
         )
@@ -184,7 +184,7 @@ def record_replies(
 
 def answered(conn: Connection, account: str, phone: str, vendor_id: str | None) -> int | None:
     """The id of the message a reply answers: by the vendor's id, else the latest sent to the phone."""
-    query = select(Message.id).where(Message.account == account, Message.phone == phone).limit(1)
+    query = select(Message.id).where(Message.account == account, Message.address == phone).limit(1)
     if vendor_id:
         # Some vendors' reply ids are the reply's own, not our message's: the phone must agree.
         found = conn.execute(query.where(Message.vendor_id == vendor_id).order_by(Message.id.desc())).scalar()

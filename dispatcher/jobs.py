@@ -10,7 +10,7 @@ chunk's messages, its whole batches and the job's ``ingested`` count (raw recipi
 commit together. A crash between chunks leaves whole chunks and whole batches, and a second
 call with the same job id (a redelivered or retried task) skips the ``ingested`` recipients and
 goes on. At the end the job is ``accepted``, or ``rejected`` when nothing can be sent. A
-duplicate phone is turned away by the unique (job, phone) key at constant cost per row. The
+duplicate address is turned away by the unique (job, address) key at constant cost per row. The
 same idempotency key, or the id of a finished job, returns the stored job and stores nothing.
 Database failures (``OperationalError``, ``InterfaceError``) propagate for the caller to retry:
 they are never stored as the job's fault.
@@ -256,17 +256,17 @@ def _store_chunks(engine: Engine, header: JobHeader, plan: Plan, recipients: Ite
 
 
 def _store_chunk(conn: Any, priority: str, plan: Plan, chunk: list[Any]) -> None:
-    """Store one chunk: pending rows in whole batches, each phone once; the rest rejected."""
+    """Store one chunk: pending rows in whole batches, each address once; the rest rejected."""
     seen: set[str] = set()
     rows = [message_row(plan, raw, seen) for raw in chunk]
     pending = [r for r in rows if r["state"] == PENDING]
-    unwanted = opted_out(conn, plan.config.key, [r["phone"] for r in pending])
+    unwanted = opted_out(conn, plan.config.key, [r["address"] for r in pending])
     for row in pending:
-        if row["phone"] in unwanted:
+        if row["address"] in unwanted:
             reject(row, OPTED_OUT)
     rejected = [r for r in rows if r["state"] == REJECTED]
     planner = BatchPlanner(conn, plan.config, plan.job_id, priority, plan.not_before, plan.now)
-    # The unique (job, phone) key turns away a phone an earlier chunk stored.
+    # The unique (job, address) key turns away an address an earlier chunk stored.
     for row in planner.store([r for r in rows if r["state"] == PENDING]):
         rejected.append(reject(row, DUPLICATE))
     if rejected:

@@ -151,16 +151,16 @@ class Message(Base):
         Index("ix_messages_job_state", "job_id", "state"),
         # Constant-cost duplicate check at ingest: insert-or-ignore on this key.
         Index(
-            "uq_messages_job_phone",
+            "uq_messages_job_address",
             "job_id",
-            "phone",
+            "address",
             unique=True,
             postgresql_where=text("state <> 'rejected'"),
             sqlite_where=text("state <> 'rejected'"),
         ),
         Index("ix_messages_state_updated", "state", "updated_at"),
         # A reply with no vendor id is linked to the latest message to its phone on the account.
-        Index("ix_messages_account_phone", "account", "phone"),
+        Index("ix_messages_account_address", "account", "address"),
         # Beat's expiry sweep looks up pending rows past their deadline every few seconds.
         Index(
             "ix_messages_pending_deadline",
@@ -179,7 +179,7 @@ class Message(Base):
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id"))
     account: Mapped[str] = mapped_column(String(100))
     #: E.164 phone, or the email address on the email channel
-    phone: Mapped[str] = mapped_column(String(254))
+    address: Mapped[str] = mapped_column(String(254))
     text: Mapped[str | None] = mapped_column(Text)
     vars: Mapped[dict | None] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))

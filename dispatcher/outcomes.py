@@ -33,7 +33,8 @@ class Claimed:
     """A row this worker claimed: what the outcome needs to know about it."""
 
     message_id: int
-    phone: str
+    #: E.164 phone, or the email address on the email channel
+    address: str
     attempts: int
     created_at: datetime
 
@@ -129,7 +130,7 @@ def _pause_and_opt_out(
     blocked = [r for r in results if r.opt_out]
     if blocked:
         reason = f"the vendor blocks it: {blocked[0].reason}"
-        opt_out(conn, config.key, sorted({claimed[r.message_id].phone for r in blocked}), reason, now)
+        opt_out(conn, config.key, sorted({claimed[r.message_id].address for r in blocked}), reason, now)
 
 
 def _split_batch(conn: Connection, ids: Sequence[int], now: datetime) -> None:
@@ -238,7 +239,7 @@ def _transition(
     elif outcome is Outcome.DEFER:
         values.update(_deferred(policy, row, result, now, retry_after, jitter, deadline))
     elif outcome is Outcome.WAIT_WINDOW:
-        opening = policy.window.next_opening(now, row.phone)
+        opening = policy.window.next_opening(now, row.address)
         if opening <= now:
             opening = now + timedelta(seconds=WINDOW_RECHECK)
         # Waiting for the window is not a failed attempt.

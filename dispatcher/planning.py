@@ -46,7 +46,7 @@ def first_opening(window: Window, send_at: datetime | None, now: datetime) -> da
 
 
 class BatchPlanner:
-    """Stores pending message rows of one job batch by batch, each phone once per job."""
+    """Stores pending message rows of one job batch by batch, each address once per job."""
 
     def __init__(
         self,
@@ -97,45 +97,45 @@ class BatchPlanner:
             self.conn.execute(delete(Batch).where(Batch.id == batch_id))
             return list(rows)
         self.batches += 1
-        return [row for row in rows if row["phone"] not in stored]
+        return [row for row in rows if row["address"] not in stored]
 
 
 def insert_once(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert message rows of one batch, skipping a phone the job already holds; return those stored.
+    """Insert message rows of one batch, skipping an address the job already holds; return those stored.
 
-    The partial unique index ``uq_messages_job_phone`` (job, phone, where not rejected) decides,
-    at constant cost per row however large the job: no lookup of the job's earlier phones.
+    The partial unique index ``uq_messages_job_address`` (job, address, where not rejected) decides,
+    at constant cost per row however large the job: no lookup of the job's earlier addresses.
     """
     if conn.dialect.name != "postgresql":
         stmt = sqlite_insert(Message).on_conflict_do_nothing(index_elements=_KEY, index_where=_NOT_REJECTED)
-        return set(conn.execute(stmt.returning(Message.phone), list(rows)).scalars())
+        return set(conn.execute(stmt.returning(Message.address), list(rows)).scalars())
     # PostgreSQL gets the rows as three arrays: one short statement per batch instead of a
     # thousand-row VALUES list, whose fourteen thousand parameters cost more to convert and
     # parse than the rows cost to write. The other columns are the same for the whole batch.
     given = (
         func.unnest(
-            bindparam("phones", [r["phone"] for r in rows], type_=ARRAY(Text)),
+            bindparam("addresses", [r["address"] for r in rows], type_=ARRAY(Text)),
             bindparam("texts", [r["text"] for r in rows], type_=ARRAY(Text)),
             bindparam(
                 "vars", [None if r["vars"] is None else json.dumps(r["vars"]) for r in rows], type_=ARRAY(Text)
             ),
         )
-        .table_valued("phone", "text", "vars")
+        .table_valued("address", "text", "vars")
         .render_derived(name="given")
     )
     table = Message.__table__
     same = {name: literal(rows[0][name], table.c[name].type) for name in _BATCH_COLUMNS}
-    query = select(*same.values(), given.c.phone, given.c.text, cast(given.c.vars, JSON))
+    query = select(*same.values(), given.c.address, given.c.text, cast(given.c.vars, JSON))
     stmt = (
         pg_insert(Message)
-        .from_select([*same, "phone", "text", "vars"], query)
+        .from_select([*same, "address", "text", "vars"], query)
         .on_conflict_do_nothing(index_elements=_KEY, index_where=_NOT_REJECTED)
     )
-    return set(conn.execute(stmt.returning(Message.phone)).scalars())
+    return set(conn.execute(stmt.returning(Message.address)).scalars())
 
 
-#: the unique key that keeps one pending-or-later row per phone of a job
-_KEY, _NOT_REJECTED = ["job_id", "phone"], text("state <> 'rejected'")
+#: the unique key that keeps one pending-or-later row per address of a job
+_KEY, _NOT_REJECTED = ["job_id", "address"], text("state <> 'rejected'")
 #: message columns whose value is the same for every row of a batch
 _BATCH_COLUMNS = (
     "job_id", "batch_id", "account", "state", "attempts", "not_before", "deadline", "created_at", "updated_at",

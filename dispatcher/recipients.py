@@ -55,7 +55,7 @@ def message_row(plan: Plan, raw: Any, seen: set[str]) -> dict[str, Any]:
         "job_id": plan.job_id,
         "batch_id": None,
         "account": config.key,
-        "phone": "",
+        "address": "",
         "text": None,
         "vars": None,
         "state": PENDING,
@@ -70,21 +70,21 @@ def message_row(plan: Plan, raw: Any, seen: set[str]) -> dict[str, Any]:
     # Keep what was given as the address even when the rest is wrong, for the operator.
     given = raw.get(field) if isinstance(raw, Mapping) else raw
     if isinstance(given, str) or (isinstance(given, int) and given.bit_length() < 128):
-        row["phone"] = storable(str(given)[:254])
+        row["address"] = storable(str(given)[:254])
     try:
         address, variables = _read_recipient(raw, field)
         row["vars"] = variables or None
-        row["phone"] = _address(address, plan.channel, config.account.country)
-        if row["phone"] in seen:
+        row["address"] = _address(address, plan.channel, config.account.country)
+        if row["address"] in seen:
             raise ValueError(DUPLICATE)
-        seen.add(row["phone"])
+        seen.add(row["address"])
         text = render(plan.template, variables)
         if not text.strip():
             raise ValueError("text is empty for this recipient")
         limit = plan.adapter.text_limit(text, plan.options)
         if len(text) > limit:
             raise ValueError(f"text is {len(text)} characters; {config.vendor} takes at most {limit}")
-        why = plan.adapter.check_recipient(Recipient(0, row["phone"], text, variables), plan.options)
+        why = plan.adapter.check_recipient(Recipient(0, row["address"], text, variables), plan.options)
         if why:
             raise ValueError(why)
         row["text"] = text

@@ -22,7 +22,7 @@ class UnknownRow:
 
     id: int
     account: str
-    phone: str
+    address: str
     since: datetime
 
 
@@ -38,11 +38,11 @@ def unknown_rows(engine: Engine, job_id: str) -> list[UnknownRow]:
     """Return the job's unknown messages that a resend would put back to pending."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Message.id, Message.account, Message.phone, Message.updated_at)
+            select(Message.id, Message.account, Message.address, Message.updated_at)
             .where(*_resendable(job_id))
             .order_by(Message.id)
         ).all()
-    return [UnknownRow(row.id, row.account, row.phone, row.updated_at) for row in rows]
+    return [UnknownRow(row.id, row.account, row.address, row.updated_at) for row in rows]
 
 
 def resend_unknown(engine: Engine, job_id: str, ids: list[int], by: str, now: datetime) -> int:
@@ -96,7 +96,7 @@ def command(job_id: str, yes: bool, by: str | None) -> int:
         print(f"job {job_id}: no unknown message to resend")
         return 0
     for row in rows:
-        print(f"{row.id}\t{row.account}\t{row.phone}\tunknown since {row.since:%Y-%m-%d %H:%M:%S} UTC")
+        print(f"{row.id}\t{row.account}\t{row.address}\tunknown since {row.since:%Y-%m-%d %H:%M:%S} UTC")
     print(f"{len(rows)} message(s) may have reached the handset already; resending may deliver them twice.")
     if not yes and input("Resend them? [y/N] ").strip().lower() not in ("y", "yes"):
         print("nothing resent")

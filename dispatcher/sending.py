@@ -136,7 +136,7 @@ def _due_rows(
     if operator.cancel_stragglers(conn, batch_id, now):
         return []  # its job was canceled: rows back from a request in flight are canceled too
     rows = conn.execute(
-        select(Message.id, Message.phone, Message.text, Message.vars, Message.deadline)
+        select(Message.id, Message.address, Message.text, Message.vars, Message.deadline)
         .where(
             Message.batch_id == batch_id,
             Message.state == MessageState.PENDING.value,
@@ -151,11 +151,11 @@ def _due_rows(
     window = config.policy.window
     due, waiting = [], []
     for row in rows:
-        opening = window.next_opening(now, row.phone)
+        opening = window.next_opening(now, row.address)
         if opening > now:
             waiting.append({"b_id": row.id, "b_not_before": opening})
         else:
-            due.append(vendor_base.Recipient(row.id, row.phone, row.text or "", row.vars or {}))
+            due.append(vendor_base.Recipient(row.id, row.address, row.text or "", row.vars or {}))
     if waiting:
         conn.execute(
             update(Message)
@@ -278,9 +278,9 @@ def _claim(conn: Connection, ids: Sequence[int], now: datetime) -> dict[int, Cla
         update(Message)
         .where(Message.id.in_(candidates.scalar_subquery()), Message.state == MessageState.PENDING.value)
         .values(state=MessageState.SENDING.value, attempts=Message.attempts + 1, updated_at=now)
-        .returning(Message.id, Message.phone, Message.attempts, Message.created_at)
+        .returning(Message.id, Message.address, Message.attempts, Message.created_at)
     ).all()
-    return {r.id: Claimed(r.id, r.phone, r.attempts, r.created_at) for r in rows}
+    return {r.id: Claimed(r.id, r.address, r.attempts, r.created_at) for r in rows}
 
 
 def _exchange(

@@ -57,7 +57,7 @@ def test_submit_job_stores_the_job_and_queues_its_batch(configured) -> None:  # 
     # The same key again answers with the same job
     assert submit_job(job) == job_id
     with configured.connect() as conn:
-        phones = conn.execute(select(Message.phone).where(Message.job_id == job_id)).scalars().all()
+        phones = conn.execute(select(Message.address).where(Message.job_id == job_id)).scalars().all()
         batch = conn.execute(select(Batch.state)).scalar_one()
     assert sorted(phones) == ["+573001234567", "+573001234568"]
     assert batch == "queued"  # handed to the send queue (no worker runs here)

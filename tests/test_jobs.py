@@ -47,7 +47,7 @@ def test_one_row_per_recipient_in_e164_with_rendered_text(engine: Engine) -> Non
     result = ingest_job(engine, ACCOUNTS, job(recipients=recipients), NOW)
     # Then each recipient is a pending row in E.164 (the national one in the account's country)
     rows = messages(engine, result.job_id)
-    assert [(r.phone, r.text, r.state) for r in rows] == [
+    assert [(r.address, r.text, r.state) for r in rows] == [
         ("+573001234567", "Hola Ana", "pending"),
         ("+573109876543", "Hola Luis", "pending"),
     ]
@@ -109,7 +109,7 @@ def test_a_bad_recipient_is_rejected_while_the_rest_go_on(engine: Engine) -> Non
     with engine.begin() as conn:
         conn.execute(OptOut.__table__.insert().values(account="co-main", phone="+573001234572", created_at=NOW))
     result = ingest_job(engine, ACCOUNTS, job(recipients=recipients), NOW)
-    reasons = sorted((r.phone, r.state, r.reason or "") for r in messages(engine, result.job_id))
+    reasons = sorted((r.address, r.state, r.reason or "") for r in messages(engine, result.job_id))
     assert reasons == [
         ("", "rejected", "unknown recipient field 'telefono'"),
         ("+573001234567", "pending", ""),
@@ -185,7 +185,7 @@ def test_an_email_job_stores_addresses_and_refuses_bad_ones(engine: Engine) -> N
         "recipients": [{"email": "Ana@Example.com", "vars": {"name": "Ana"}}, {"email": "nobody"}],
     }
     result = ingest_job(engine, MX, raw, NOW)
-    rows = sorted((r.phone, r.state, r.reason or "") for r in messages(engine, result.job_id))
+    rows = sorted((r.address, r.state, r.reason or "") for r in messages(engine, result.job_id))
     assert rows == [
         ("ana@example.com", "pending", ""),
         ("nobody", "rejected", "'nobody' is not an email address"),
@@ -201,7 +201,7 @@ def test_a_channel_the_vendor_does_not_offer_is_a_rejected_job(engine: Engine) -
 def test_a_number_the_vendor_cannot_reach_is_refused_at_ingest(engine: Engine) -> None:
     raw = {"account": "mx-main", "text": "Hola", "recipients": ["+447911123456", "+524498987282"]}
     result = ingest_job(engine, MX, raw, NOW)
-    rows = sorted((r.phone, r.state, r.reason or "") for r in messages(engine, result.job_id))
+    rows = sorted((r.address, r.state, r.reason or "") for r in messages(engine, result.job_id))
     assert rows == [
         ("+447911123456", "rejected", "smsclouds has no route for this number's country"),
         ("+524498987282", "pending", ""),
@@ -221,15 +221,15 @@ def test_duplicates_are_found_across_chunks_stored_or_not(engine: Engine, monkey
     # Then each repeat is rejected as a duplicate and every phone is pending once
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Message.phone, Message.state, Message.reason, Message.batch_id).where(
+            select(Message.address, Message.state, Message.reason, Message.batch_id).where(
                 Message.job_id == result.job_id
             )
         )
         rows = rows.all()
-    duplicates = sorted(r.phone for r in rows if r.reason == "duplicate of an earlier recipient of this job")
+    duplicates = sorted(r.address for r in rows if r.reason == "duplicate of an earlier recipient of this job")
     assert duplicates == ["+573000000003", "+573000000007", "+573000000500", "+573000001200"]
     assert all(r.batch_id is None for r in rows if r.state == "rejected")
-    pending = [r.phone for r in rows if r.state == "pending"]
+    pending = [r.address for r in rows if r.state == "pending"]
     assert len(pending) == len(set(pending)) == 990 + 1 + 1500
 
 
@@ -244,7 +244,7 @@ def test_a_nul_in_one_phone_or_one_variable_rejects_that_recipient_only(engine: 
     # When the job is ingested
     result = ingest_job(engine, ACCOUNTS, job(recipients=recipients), NOW)
     # Then those three are rejected with a reason, stored without the bad character; the fourth goes
-    rows = [(r.phone, r.state, r.reason, r.vars) for r in messages(engine, result.job_id)]
+    rows = [(r.address, r.state, r.reason, r.vars) for r in messages(engine, result.job_id)]
     assert sorted(rows) == sorted(
         [
             ("+57300123\ufffd4567", "rejected", "phone holds a NUL or a lone surrogate character", None),
@@ -359,9 +359,9 @@ def test_an_ingest_cut_after_two_chunks_resumes_with_each_row_once(engine: Engin
     result = ingest_job(engine, ACCOUNTS, job(recipients=recipients), NOW, job_id="task-7")
     # Then every recipient is stored exactly once, in whole batches, and the job is accepted
     rows = messages(engine, "task-7")
-    pending = sorted(r.phone for r in rows if r.state == "pending")
+    pending = sorted(r.address for r in rows if r.state == "pending")
     assert pending == [f"+57300{i:07d}" for i in range(350)]
-    assert [(r.phone, r.reason) for r in rows if r.state == "rejected"] == [("+573000000042", jobs.DUPLICATE)]
+    assert [(r.address, r.reason) for r in rows if r.state == "rejected"] == [("+573000000042", jobs.DUPLICATE)]
     assert (result.state, result.created) == ("accepted", True)
     assert (stored_job(engine, "task-7").ingested, stored_job(engine, "task-7").recipients) == (351, 351)
     with engine.connect() as conn:

@@ -335,13 +335,13 @@ def test_one_job_per_vendor_ends_with_every_recipient_in_its_state(stack: Stack)
                     fate = stack.world.sims[vendor].store.get(row.vendor_id) if row.vendor_id else None
                     want = (
                         "rejected"
-                        if row.phone == "+447911123456"
+                        if row.address == "+447911123456"
                         else expected_state(vendor, fate)
                         if fate
                         else "?"
                     )
                     if row.state != want:
-                        wrong.append(f"{account} {row.phone}: {row.state}, expected {want}")
+                        wrong.append(f"{account} {row.address}: {row.state}, expected {want}")
                 if not rows:
                     wrong.append(f"{account}: not stored yet")
         return wrong
@@ -400,7 +400,7 @@ def test_a_salir_pushed_to_the_webhook_app_blocks_the_next_job_in_the_real_worke
     wait_for(settled, 60, "the job to be stored and sent")
     # Then the phone that said SALIR was refused at ingest, and the vendor never heard of it
     with stack.engine.connect() as conn:
-        rows = dict(conn.execute(select(Message.phone, Message.reason).where(Message.job_id == job_id)).all())
+        rows = dict(conn.execute(select(Message.address, Message.reason).where(Message.job_id == job_id)).all())
     assert rows["+524493334455"] == "opted_out"
     new = [phone for phone, n in stack.ledger.sends.items() if n > sends.get(phone, 0)]
     assert [phone[-10:] for phone in new] == ["4493334456"]

@@ -162,7 +162,7 @@ def assert_each_sent_once(engine: Engine, ledger: Ledger, job_id: str, vendor: s
     """Every phone sent once at the vendor; every row sent once, with one id and one event."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Message.id, Message.phone, Message.state, Message.vendor_id, Message.attempts).where(
+            select(Message.id, Message.address, Message.state, Message.vendor_id, Message.attempts).where(
                 Message.job_id == job_id
             )
         ).all()
@@ -171,7 +171,7 @@ def assert_each_sent_once(engine: Engine, ledger: Ledger, job_id: str, vendor: s
             .join(Message, Message.id == MessageEvent.message_id)
             .where(Message.job_id == job_id)
         ).all()
-    phones = {r.phone for r in rows}
+    phones = {r.address for r in rows}
     twice = {phone: n for phone, n in ledger.duplicates().items() if phone in phones}
     assert twice == {}, f"{len(twice)} phones sent more than once, e.g. {sorted(twice.items())[:3]}"
     assert {phone: ledger.sends[phone] for phone in phones} == dict.fromkeys(phones, 1)

@@ -23,7 +23,7 @@ def job_with_unknown_rows(engine: Engine) -> str:
     job = ingest_job(engine, accounts, {"account": "mx", "text": "Hola", "recipients": PHONES}, BOGOTA_10AM)
     with engine.begin() as conn:
         conn.execute(update(Message).values(state="unknown", attempts=1))
-        conn.execute(update(Message).where(Message.phone == PHONES[2]).values(vendor_id="77"))
+        conn.execute(update(Message).where(Message.address == PHONES[2]).values(vendor_id="77"))
         conn.execute(update(Batch).values(state="done"))
     return job.job_id
 
@@ -33,14 +33,14 @@ def test_resend_puts_unknown_rows_back_to_pending_once_and_records_who(engine: E
     job = job_with_unknown_rows(engine)
     listed = unknown_rows(engine, job)
     # Then the rows the vendor numbered are not offered: a report resolves them, a resend would duplicate
-    assert sorted(row.phone for row in listed) == sorted(PHONES[:2])
+    assert sorted(row.address for row in listed) == sorted(PHONES[:2])
     # When the operator decides, twice (a double click, a second terminal)
     ids = [row.id for row in listed]
     assert resend_unknown(engine, job, ids, "alice", BOGOTA_10AM) == 2
     assert resend_unknown(engine, job, ids, "alice", BOGOTA_10AM) == 0
     # Then each row went back to pending once, its batch waits again, and history says who and when
     with engine.connect() as conn:
-        states = dict(conn.execute(select(Message.phone, Message.state)).all())
+        states = dict(conn.execute(select(Message.address, Message.state)).all())
         events = conn.execute(
             select(MessageEvent.from_state, MessageEvent.to_state, MessageEvent.reason, MessageEvent.at)
         ).all()

@@ -263,7 +263,7 @@ def test_a_message_past_its_deadline_expires_instead_of_being_sent(engine: Engin
     ctx = context(engine, sandbox)
     job_id, queued = submit(ctx, 3)
     with engine.connect() as conn:
-        late = conn.execute(select(Message.id, Message.phone).where(Message.job_id == job_id)).first()
+        late = conn.execute(select(Message.id, Message.address).where(Message.job_id == job_id)).first()
     set_deadline(engine, ctx.clock.now() - timedelta(seconds=1), [late.id])
     # When the batch is sent
     send_batch(ctx, queued[0])
@@ -278,4 +278,4 @@ def test_a_message_past_its_deadline_expires_instead_of_being_sent(engine: Engin
     assert row.state == "expired" and row.reason.startswith("expired before it could be sent: ")
     assert [tuple(e) for e in events] == [("pending", "expired", row.reason)]
     assert sorted(s for s, _ in states(engine, job_id)) == ["expired", "sent", "sent"]
-    assert late.phone not in sandbox.ledger.sends and len(sandbox.ledger.sends) == 2
+    assert late.address not in sandbox.ledger.sends and len(sandbox.ledger.sends) == 2

@@ -260,12 +260,12 @@ def test_a_late_reply_after_expiry_leaves_the_row_unknown_and_its_history_true(e
     ctx = context(engine, sandbox)
     submit(ctx, 1)
     with engine.begin() as conn:
-        row = conn.execute(select(Message.id, Message.phone, Message.created_at)).one()
+        row = conn.execute(select(Message.id, Message.address, Message.created_at)).one()
         conn.execute(update(Message).values(state="sending", attempts=1, updated_at=ctx.clock.now()))
     ctx.clock.advance(ctx.settings.sending_timeout + 1)
     assert expire_stale_sending(engine, ctx.settings, ctx.clock.now()) == 1
     # When the vendor's reply arrives late and is recorded
-    claimed = {row.id: Claimed(row.id, row.phone, 1, row.created_at)}
+    claimed = {row.id: Claimed(row.id, row.address, 1, row.created_at)}
     late = [Result(row.id, Outcome.ACCEPTED, vendor_id="12102253", code="12102253")]
     with engine.begin() as conn:
         counts = record(conn, ctx.accounts["co-main"], claimed, late, ctx.clock.now())
@@ -279,11 +279,11 @@ def test_a_late_refusal_after_expiry_pauses_no_account_and_opts_no_phone_out(eng
     ctx = context(engine, sandbox)
     submit(ctx, 2)
     with engine.begin() as conn:
-        rows = conn.execute(select(Message.id, Message.phone, Message.created_at).order_by(Message.id)).all()
+        rows = conn.execute(select(Message.id, Message.address, Message.created_at).order_by(Message.id)).all()
         conn.execute(update(Message).values(state="sending", attempts=1, updated_at=ctx.clock.now()))
     ctx.clock.advance(ctx.settings.sending_timeout + 1)
     expire_stale_sending(engine, ctx.settings, ctx.clock.now())
-    claimed = {r.id: Claimed(r.id, r.phone, 1, r.created_at) for r in rows}
+    claimed = {r.id: Claimed(r.id, r.address, 1, r.created_at) for r in rows}
     late = [
         Result(rows[0].id, Outcome.PAUSE_ACCOUNT, code="-3", reason="no balance"),
         Result(rows[1].id, Outcome.REJECTED, code="-8", reason="blocklisted", opt_out=True),
@@ -309,7 +309,7 @@ def test_a_blocklisted_number_is_opted_out_and_refused_by_the_next_job(engine: E
     send_batch(ctx, queued[0])
     # Then that number failed with -8 and is on the account's opt-out list
     with engine.connect() as conn:
-        got = conn.execute(select(Message.phone, Message.state, Message.vendor_code).order_by(Message.id)).all()
+        got = conn.execute(select(Message.address, Message.state, Message.vendor_code).order_by(Message.id)).all()
         opted = conn.execute(select(OptOut.account, OptOut.phone)).all()
     assert [tuple(r) for r in got][1] == ("+573000000001", "failed", "-8")
     assert [tuple(r) for r in opted] == [("co-main", "+573000000001")]
@@ -317,11 +317,11 @@ def test_a_blocklisted_number_is_opted_out_and_refused_by_the_next_job(engine: E
     job_id, _ = submit(ctx, 3)
     with engine.connect() as conn:
         again = conn.execute(
-            select(Message.phone, Message.state, Message.reason)
+            select(Message.address, Message.state, Message.reason)
             .where(Message.job_id == job_id)
             .order_by(Message.id)
         ).all()
-    assert [(r.phone, r.state) for r in again if r.state == "rejected"] == [("+573000000001", "rejected")]
+    assert [(r.address, r.state) for r in again if r.state == "rejected"] == [("+573000000001", "rejected")]
 
 
 def test_too_many_numbers_goes_back_pending_without_spending_an_attempt(engine: Engine, sandbox) -> None:
@@ -415,12 +415,12 @@ def test_a_deferral_past_the_message_deadline_expires_it(engine: Engine, sandbox
     ctx = context(engine, sandbox)
     submit(ctx, 1)
     with engine.begin() as conn:
-        row = conn.execute(select(Message.id, Message.phone, Message.created_at)).one()
+        row = conn.execute(select(Message.id, Message.address, Message.created_at)).one()
         deadline = ctx.clock.now() - timedelta(seconds=1)
         conn.execute(
             update(Message).values(state="sending", attempts=1, deadline=deadline, updated_at=ctx.clock.now())
         )
-    claimed = {row.id: Claimed(row.id, row.phone, 1, row.created_at)}
+    claimed = {row.id: Claimed(row.id, row.address, 1, row.created_at)}
     # When the vendor answers 'maintenance, nothing sent'
     deferred = [Result(row.id, Outcome.DEFER, code="-6", reason="itcloud -6: maintenance")]
     with engine.begin() as conn:

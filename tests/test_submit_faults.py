@@ -61,7 +61,7 @@ def counts(engine: Any) -> dict[str, Any]:
     with engine.connect() as conn:
         jobs = dict(conn.execute(select(Job.id, Job.state)).all())
         messages = dict(conn.execute(select(Message.job_id, func.count()).group_by(Message.job_id)).all())
-        phones = conn.execute(select(func.count(func.distinct(Message.phone)))).scalar_one()
+        phones = conn.execute(select(func.count(func.distinct(Message.address)))).scalar_one()
     return {"jobs": jobs, "messages": messages, "phones": phones}
 
 

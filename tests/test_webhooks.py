@@ -243,7 +243,7 @@ def test_each_vendors_pushes_are_stored_once_when_pushed_twice_and_polled(
     # And each reply is linked to the message it answers
     with engine.connect() as conn:
         links = conn.execute(
-            select(InboundMessage.account, Message.account, Message.phone, InboundMessage.phone).join(
+            select(InboundMessage.account, Message.account, Message.address, InboundMessage.phone).join(
                 Message, Message.id == InboundMessage.message_id
             )
         ).all()
@@ -264,7 +264,7 @@ def test_a_salir_reply_blocks_the_next_job_to_that_phone_before_any_vendor_is_ca
     result = ingest_job(engine, accounts, job, world.clock.now())
     with engine.connect() as conn:
         rows = dict(
-            conn.execute(select(Message.phone, Message.reason).where(Message.job_id == result.job_id)).all()
+            conn.execute(select(Message.address, Message.reason).where(Message.job_id == result.job_id)).all()
         )
     assert rows == {"+524498987282": "opted_out", "+524492799694": None}
     # And releasing it calls the vendor for the other phone only

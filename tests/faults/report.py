@@ -75,7 +75,7 @@ def judge(
     rows = stack.rows(submitted.jobs)
     states = Counter(r.state for r in rows)
     final = sum(n for s, n in states.items() if s not in LIVE)
-    state_of = {r.phone: r.state for r in rows}
+    state_of = {r.address: r.state for r in rows}
     with stack.world.ledger.lock:
         sends = {p: stack.world.ledger.sends[p] for p in submitted.phones}
     twice = [p for p, n in sends.items() if n > 1 and state_of.get(p) != MessageState.UNKNOWN.value]

@@ -121,7 +121,7 @@ class FaultStack:
     def rows(self, job_ids: Iterable[str]) -> list[Any]:
         with self.engine.connect() as conn:
             return conn.execute(
-                select(Message.id, Message.job_id, Message.phone, Message.state, Message.vendor_id).where(
+                select(Message.id, Message.job_id, Message.address, Message.state, Message.vendor_id).where(
                     Message.job_id.in_(list(job_ids))
                 )
             ).all()
