@@ -194,7 +194,7 @@ class Message(Base):
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     #: SHA-256 of a PIN the vendor generated (OTP); the PIN itself is never stored or logged
-    pin_hash: Mapped[str | None] = mapped_column(String(64))
+    pin_hash: Mapped[str | None] = mapped_column(String(255))
     #: the latest delivery state the vendor reported (a final one stops the status polls)
     report_state: Mapped[str | None] = mapped_column(String(16))
 

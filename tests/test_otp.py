@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import DataError
 
 from dispatcher.config import parse_accounts
 from dispatcher.jobs import ingest_job
@@ -16,13 +14,7 @@ from tests.conftest import BOGOTA_10AM
 PIN = "482913"
 
 
-def test_a_pin_matches_only_the_message_it_was_sent_in(engine: Engine, request: pytest.FixtureRequest) -> None:
-    if engine.dialect.name == "postgresql":
-        # messages.pin_hash is VARCHAR(64) and a stored hash_pin value is 118 characters: PostgreSQL
-        # refuses it, so recording an accepted PIN send fails there. Strict: the fix must drop this.
-        request.applymarker(
-            pytest.mark.xfail(reason="pin_hash column too short for a PIN hash", raises=DataError, strict=True)
-        )
+def test_a_pin_matches_only_the_message_it_was_sent_in(engine: Engine) -> None:
     # Given a job of two messages, the first of which carried a PIN the vendor made
     accounts = parse_accounts({"accounts": {"mx": {"vendor": "smsclouds", "token": "tok-123456"}}}, {})
     job = {"account": "mx", "text": "Hola", "recipients": ["+524498987282", "+524492799694"]}
