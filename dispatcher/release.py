@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, exists, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, case, exists, func, insert, literal, select, update
 
 from dispatcher import account_state, metrics
 from dispatcher.config import Settings
@@ -172,7 +172,7 @@ def settle(
     return state, again_in if state == BatchState.QUEUED.value else None
 
 
-def _is_due(settings: Settings, now: datetime):  # type: ignore[no-untyped-def]
+def _is_due(settings: Settings, now: datetime) -> ColumnElement[bool]:
     lost = now - timedelta(seconds=settings.requeue_after)
     waiting_due = (Batch.state == BatchState.WAITING.value) & (
         Batch.not_before.is_(None) | (Batch.not_before <= now)
