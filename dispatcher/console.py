@@ -66,7 +66,7 @@ def watch_job(
 
 
 def _watch_lines(
-    fetch: Callable[[], Any], interval: float, console: Console, sleep: Callable[[float], None]
+    fetch: Callable[[], dict[str, Any] | None], interval: float, console: Console, sleep: Callable[[float], None]
 ) -> int:
     last = None
     while True:
@@ -83,7 +83,7 @@ def _watch_lines(
 
 
 def _watch_live(
-    fetch: Callable[[], Any], interval: float, console: Console, sleep: Callable[[float], None]
+    fetch: Callable[[], dict[str, Any] | None], interval: float, console: Console, sleep: Callable[[float], None]
 ) -> int:
     status = fetch()
     if status is None:
