@@ -37,7 +37,7 @@ def pause(conn: Connection, account: str, until: datetime, reason: str, now: dat
 
 def is_operator_pause(reason: str | None) -> bool:
     """Say whether a pause's reason marks it as an operator's (``dispatcher pause``)."""
-    return bool(reason) and reason.startswith(OPERATOR_PAUSE)
+    return bool(reason and reason.startswith(OPERATOR_PAUSE))
 
 
 def record_balance(conn: Connection, account: str, credit: float, now: datetime) -> None:

@@ -28,7 +28,7 @@ import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -246,7 +246,9 @@ def _parse_account(
     return AccountConfig(account, AccountPolicy(window=windows[window_name], **policy_args), rules)
 
 
-def _reply_rules(spec: Mapping[str, Any], params: Mapping[str, str], fail: Any) -> ReplyRules:
+def _reply_rules(
+    spec: Mapping[str, Any], params: Mapping[str, str], fail: Callable[[str, str], ConfigError]
+) -> ReplyRules:
     """Read the account's webhook secret, stop and start words and keyword auto-replies."""
     if "webhook_secret" in params and len(params["webhook_secret"]) < MIN_WEBHOOK_SECRET:
         raise fail("webhook_secret", f"needs at least {MIN_WEBHOOK_SECRET} characters")
@@ -268,7 +270,7 @@ def _reply_rules(spec: Mapping[str, Any], params: Mapping[str, str], fail: Any) 
     return ReplyRules(words["stop_words"], words["start_words"], allow, keyword_replies)
 
 
-def _expand(value: str, env: Mapping[str, str], fail: Any) -> str:
+def _expand(value: str, env: Mapping[str, str], fail: Callable[..., ConfigError]) -> str:
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
         if not env.get(name):

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -27,6 +27,9 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from dispatcher.models import JobState, MessageState
+
+if TYPE_CHECKING:
+    from dispatcher.operator import AccountOverview
 
 #: the order states are shown in, from waiting to done
 STATES = [s.value for s in MessageState]
@@ -66,7 +69,7 @@ def watch_job(
 
 
 def _watch_lines(
-    fetch: Callable[[], Any], interval: float, console: Console, sleep: Callable[[float], None]
+    fetch: Callable[[], dict[str, Any] | None], interval: float, console: Console, sleep: Callable[[float], None]
 ) -> int:
     last = None
     while True:
@@ -83,7 +86,7 @@ def _watch_lines(
 
 
 def _watch_live(
-    fetch: Callable[[], Any], interval: float, console: Console, sleep: Callable[[float], None]
+    fetch: Callable[[], dict[str, Any] | None], interval: float, console: Console, sleep: Callable[[float], None]
 ) -> int:
     status = fetch()
     if status is None:
@@ -171,7 +174,7 @@ def jobs_table(jobs: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
-def accounts_table(overview: Sequence[dict[str, Any]]) -> Table:
+def accounts_table(overview: Sequence[AccountOverview]) -> Table:
     """Accounts: vendor, window, pause, last balance, messages waiting."""
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("account", "vendor", "window", "paused", "balance", "waiting"):

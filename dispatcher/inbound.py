@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -61,9 +61,11 @@ _PROVES = {
     DeliveryState.FAILED: MessageState.FAILED,
 }
 _MOVABLE = {MessageState.SENT.value, MessageState.UNKNOWN.value}
+#: a message as a report finds it: id, state, report_state
+_MessageRow: TypeAlias = "Row[int, str, str | None]"  # a string: SQLAlchemy 2.0's Row takes one argument
 
 
-def _message_for(conn: Connection, account: str, report: StatusReport) -> Row[Any] | None:
+def _message_for(conn: Connection, account: str, report: StatusReport) -> _MessageRow | None:
     """The message a report names: by the vendor id stored, else the one unknown row of its phone."""
     columns = (Message.id, Message.state, Message.report_state)
     rows = conn.execute(
@@ -111,7 +113,7 @@ def _store_once(
     return stored is not None
 
 
-def _apply(conn: Connection, row: Row[Any], report: StatusReport, now: datetime) -> str | None:
+def _apply(conn: Connection, row: _MessageRow, report: StatusReport, now: datetime) -> str | None:
     """Move the message forward, or record a late or contrary report in its history only."""
     target = _PROVES[report.state]
     newer = row.report_state is None or _RANK[report.state] >= _RANK[DeliveryState(row.report_state)]

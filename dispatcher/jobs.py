@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dispatcher.config import AccountConfig
@@ -255,7 +255,7 @@ def _store_chunks(engine: Engine, header: JobHeader, plan: Plan, recipients: Ite
     return True
 
 
-def _store_chunk(conn: Any, priority: str, plan: Plan, chunk: list[Any]) -> None:
+def _store_chunk(conn: Connection, priority: str, plan: Plan, chunk: list[Any]) -> None:
     """Store one chunk: pending rows in whole batches, each address once; the rest rejected."""
     seen: set[str] = set()
     rows = [message_row(plan, raw, seen) for raw in chunk]
@@ -306,7 +306,7 @@ def _stop(engine: Engine, header: JobHeader, plan: Plan, reason: str, raw: Any) 
     return IngestResult(plan.job_id, JobState.REJECTED, True, reason, {}, header.account)
 
 
-def _end_ingesting(conn: Any, job_id: str, reason: str, payload: str, now: datetime) -> None:
+def _end_ingesting(conn: Connection, job_id: str, reason: str, payload: str, now: datetime) -> None:
     # Half a job is not the job that was asked for: what still waits is canceled; what already
     # went out (batches of a job still ingesting may be released early) stays as it is.
     conn.execute(
@@ -329,7 +329,7 @@ def _stored(engine: Engine, header: JobHeader, job_id: str) -> IngestResult:
     return found
 
 
-def _no_sendable_reason(conn: Any, job_id: str, rejected: int) -> str:
+def _no_sendable_reason(conn: Connection, job_id: str, rejected: int) -> str:
     if not rejected:
         return "the job has no recipients"
     first = conn.execute(

@@ -27,7 +27,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+    from prometheus_client.registry import Collector
+    from redis import Redis
+    from sqlalchemy import Engine
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger("dispatcher.metrics")
 
@@ -141,7 +151,7 @@ class RequestTimer:
 class QueueDepthCollector:
     """Messages waiting in each Celery queue (Redis LLEN, priority sub-queues summed), read at scrape time."""
 
-    def __init__(self, redis: Any, queues: Sequence[str], priority_steps: Sequence[int], sep: str):
+    def __init__(self, redis: Redis, queues: Sequence[str], priority_steps: Sequence[int], sep: str):
         self.redis, self.queues = redis, list(queues)
         # kombu keeps priority p of queue q in the list "q<sep>p"; priority 0 (the lowest step) is q itself.
         self.keys = {q: [q, *(f"{q}{sep}{p}" for p in priority_steps if p)] for q in self.queues}
@@ -155,7 +165,7 @@ class QueueDepthCollector:
         lengths = iter(pipe.execute())
         return {q: sum(next(lengths) for _ in keys) for q, keys in self.keys.items()}
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
         family = GaugeMetricFamily(
@@ -174,7 +184,7 @@ class QueueDepthCollector:
 class PollLagCollector:
     """Seconds since each account's last successful poll (``poll_cursors.updated_at``), read at scrape time."""
 
-    def __init__(self, engine: Any, vendors: Mapping[str, str], now: Callable[[], datetime]):
+    def __init__(self, engine: Engine, vendors: Mapping[str, str], now: Callable[[], datetime]):
         self.engine, self.vendors, self.now = engine, dict(vendors), now
 
     def lags(self) -> list[tuple[str, str, float]]:
@@ -192,7 +202,7 @@ class PollLagCollector:
             if r.account in self.vendors
         ]
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
 
         family = GaugeMetricFamily(
@@ -209,7 +219,7 @@ class PollLagCollector:
         yield family
 
 
-def worker_registry(collectors: Iterable[Any] = (), path: str | None = None) -> Any:
+def worker_registry(collectors: Iterable[Collector] = (), path: str | None = None) -> CollectorRegistry:
     """A registry of every process's counts in ``path`` (multiprocess mode) plus the given collectors."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
@@ -221,7 +231,7 @@ def worker_registry(collectors: Iterable[Any] = (), path: str | None = None) -> 
     return registry
 
 
-def serve(port: int, registry: Any, host: str = "0.0.0.0") -> Any:
+def serve(port: int, registry: CollectorRegistry, host: str = "0.0.0.0") -> WSGIServer:
     """Serve ``/metrics`` of the registry on a daemon thread; return the server (``shutdown()`` stops it)."""
     from prometheus_client import start_http_server
 
@@ -265,9 +275,9 @@ class MetricsEndpoint:
     """
 
     def __init__(self) -> None:
-        self._app: Any = None
+        self._app: ASGIApp | None = None
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._app is None:
             from prometheus_client import REGISTRY, make_asgi_app
 

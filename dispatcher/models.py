@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -114,7 +115,7 @@ class Job(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     text: Mapped[str | None] = mapped_column(Text)
     priority: Mapped[str] = mapped_column(String(8), default="bulk")
-    options: Mapped[dict | None] = mapped_column(JSON)
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     send_at: Mapped[datetime | None]
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     #: raw recipients already read and stored: a retried ingest resumes after them
@@ -181,7 +182,7 @@ class Message(Base):
     #: E.164 phone, or the email address on the email channel
     address: Mapped[str] = mapped_column(String(254))
     text: Mapped[str | None] = mapped_column(Text)
-    vars: Mapped[dict | None] = mapped_column(JSON)
+    vars: Mapped[dict[str, str] | None] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     vendor_id: Mapped[str | None] = mapped_column(String(100))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Connection, Engine, and_, func, insert, literal, not_, select, update
 
@@ -23,6 +23,22 @@ CANCEL_REASON = "canceled by an operator"
 PAUSE_FOREVER = timedelta(days=3650)
 #: job states whose messages may still be sent, so a cancel stops them
 CANCELABLE = (JobState.INGESTING.value, JobState.ACCEPTED.value)
+
+
+class AccountOverview(TypedDict):
+    """One configured account as ``dispatcher accounts`` shows it (times in UTC)."""
+
+    account: str
+    vendor: str
+    window: str
+    window_open: bool
+    next_opening: datetime | None
+    paused: bool
+    paused_until: datetime | None
+    pause_reason: str | None
+    balance: float | None
+    balance_at: datetime | None
+    waiting: int
 
 
 @dataclass
@@ -131,7 +147,7 @@ def list_jobs(
 
 def accounts_overview(
     engine: Engine, accounts: Mapping[str, AccountConfig], now: datetime
-) -> list[dict[str, Any]]:
+) -> list[AccountOverview]:
     """Per configured account: vendor, window, pause, last balance and messages waiting."""
     with engine.connect() as conn:
         states = {row.account: row for row in conn.execute(select(AccountState)).all()}
@@ -142,7 +158,7 @@ def accounts_overview(
                 .group_by(Message.account)
             ).all()
         )
-    overview = []
+    overview: list[AccountOverview] = []
     for key, config in sorted(accounts.items()):
         window = config.policy.window
         opening = window.next_opening(now)
@@ -157,8 +173,8 @@ def accounts_overview(
                 "window_open": opening == now,
                 "next_opening": None if opening == now else opening,
                 "paused": paused,
-                "paused_until": state.paused_until if paused else None,
-                "pause_reason": state.pause_reason if paused else None,
+                "paused_until": state.paused_until if state is not None and paused else None,
+                "pause_reason": state.pause_reason if state is not None and paused else None,
                 "balance": state.balance if state is not None else None,
                 "balance_at": state.balance_at if state is not None else None,
                 "waiting": waiting.get(key, 0),

@@ -12,4 +12,4 @@ def verify_pin(engine: Engine, message_id: int, pin: str) -> bool:
     """Say whether ``pin`` is the PIN sent in message ``message_id``."""
     with engine.connect() as conn:
         stored = conn.execute(select(Message.pin_hash).where(Message.id == message_id)).scalar()
-    return bool(stored) and pin_matches(pin, stored)
+    return bool(stored and pin_matches(pin, stored))

@@ -9,12 +9,15 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, Text, bindparam, cast, delete, func, insert, literal, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from dispatcher.config import AccountConfig
 from dispatcher.models import Batch, BatchState, Message
 from dispatcher.vendors import adapter_for
+from dispatcher.vendors.base import Limits
 from dispatcher.windows import Window
 
 #: recipients of one task for vendors that take one number per request (one request each)
@@ -27,7 +30,7 @@ def batch_size(config: AccountConfig) -> int:
     Where a request carries one number, a task carries a few, so a job is not one task per
     recipient; few enough that their requests fit the task's time limit.
     """
-    limits = adapter_for(config.vendor).limits
+    limits: Limits = adapter_for(config.vendor).limits
     if limits.hard_max_recipients == 1:
         return SINGLE_RECIPIENT_BATCH
     return max(1, min(limits.batch_size, limits.hard_max_recipients))
@@ -106,6 +109,7 @@ def insert_once(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
     The partial unique index ``uq_messages_job_address`` (job, address, where not rejected) decides,
     at constant cost per row however large the job: no lookup of the job's earlier addresses.
     """
+    stmt: SqliteInsert | PgInsert
     if conn.dialect.name != "postgresql":
         stmt = sqlite_insert(Message).on_conflict_do_nothing(index_elements=_KEY, index_where=_NOT_REJECTED)
         return set(conn.execute(stmt.returning(Message.address), list(rows)).scalars())

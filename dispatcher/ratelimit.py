@@ -11,7 +11,10 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from redis import Redis
 
 #: seconds added to every pause, for Redis expiry granularity
 MARGIN = 0.05
@@ -42,7 +45,7 @@ class Limiter(Protocol):
 class RedisLimiter:
     """Slots as Redis keys: correct across processes and hosts."""
 
-    def __init__(self, client, prefix: str = "smsdispatch:slot:"):  # type: ignore[no-untyped-def]
+    def __init__(self, client: Redis, prefix: str = "smsdispatch:slot:"):
         self.client = client
         self.prefix = prefix
         self._release = client.register_script(_RELEASE)

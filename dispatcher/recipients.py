@@ -108,6 +108,7 @@ def _address(raw: Any, channel: str, country: str) -> str:
 
 
 def _read_recipient(raw: Any, field: str = "phone") -> tuple[Any, dict[str, str]]:
+    variables: Any  # the job's input as given; _read_vars checks it
     if isinstance(raw, str | int) and not isinstance(raw, bool):
         address, variables = raw, {}
     elif not isinstance(raw, Mapping):

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, exists, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, case, exists, func, insert, literal, select, update
 
 from dispatcher import account_state, metrics
 from dispatcher.config import Settings
@@ -73,17 +72,19 @@ def expire_overdue(
         return len(expire(conn, now, Message.id.in_(select(picked.c.id)), configured))
 
 
-def expire(conn: Connection, now: datetime, which: Any, configured: Collection[str] | None = None) -> list[int]:
+def expire(
+    conn: Connection, now: datetime, which: ColumnElement[bool], configured: Collection[str] | None = None
+) -> list[int]:
     """pending → expired for the rows ``which`` selects whose deadline passed, each saying why it waited."""
     reason = literal(EXPIRED_PREFIX) + _why_waiting(now, configured)
     overdue = and_(which, Message.deadline <= now)
     return transition(conn, overdue, MessageState.PENDING, MessageState.EXPIRED, reason, now)
 
 
-def _why_waiting(now: datetime, configured: Collection[str] | None) -> Any:
+def _why_waiting(now: datetime, configured: Collection[str] | None) -> ColumnElement[str]:
     paused = (AccountState.account == Message.account, AccountState.paused_until > now)
     pause_reason = select(AccountState.pause_reason).where(*paused).scalar_subquery()
-    whens: list[tuple[Any, Any]] = [
+    whens: list[tuple[ColumnElement[bool], ColumnElement[str]]] = [
         (exists().where(*paused), literal("the account is paused: ") + func.coalesce(pause_reason, "no reason"))
     ]
     if configured is not None:
@@ -96,7 +97,12 @@ def _why_waiting(now: datetime, configured: Collection[str] | None) -> Any:
 
 
 def transition(
-    conn: Connection, which: Any, old: MessageState, new: MessageState, reason: Any, now: datetime
+    conn: Connection,
+    which: ColumnElement[bool],
+    old: MessageState,
+    new: MessageState,
+    reason: str | ColumnElement[str],
+    now: datetime,
 ) -> list[int]:
     """Guarded old → new for the rows ``which`` selects, one history event each; return their ids."""
     rows = conn.execute(
@@ -172,7 +178,7 @@ def settle(
     return state, again_in if state == BatchState.QUEUED.value else None
 
 
-def _is_due(settings: Settings, now: datetime):  # type: ignore[no-untyped-def]
+def _is_due(settings: Settings, now: datetime) -> ColumnElement[bool]:
     lost = now - timedelta(seconds=settings.requeue_after)
     waiting_due = (Batch.state == BatchState.WAITING.value) & (
         Batch.not_before.is_(None) | (Batch.not_before <= now)

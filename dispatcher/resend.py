@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import ColumnElement, Engine, insert, select, update
 
 from dispatcher.models import Batch, BatchState, Message, MessageEvent, MessageState
 
@@ -26,7 +26,7 @@ class UnknownRow:
     since: datetime
 
 
-def _resendable(job_id: str):  # type: ignore[no-untyped-def]
+def _resendable(job_id: str) -> tuple[ColumnElement[bool], ...]:
     return (
         Message.job_id == job_id,
         Message.state == MessageState.UNKNOWN.value,

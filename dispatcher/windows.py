@@ -70,7 +70,7 @@ class Window:
 
 
 @lru_cache(maxsize=32)
-def holiday_calendar(country: str) -> Any:
+def holiday_calendar(country: str) -> holiday_calendars.HolidayBase:
     """Return the public holiday calendar of a country (years filled in on demand)."""
     return holiday_calendars.country_holidays(country)
 

@@ -6,7 +6,9 @@ Tests that need a server skip locally with the reason when it is not reachable, 
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -86,22 +88,40 @@ def _keep_claim(url: str) -> None:
     threading.Thread(target=renew, name="redis-claim", daemon=True).start()
 
 
-REDIS_URL = _claim_redis_db()
+#: this process's Redis database once claimed: under pytest-xdist each worker process claims
+#: its own on first use, and the controller, which runs no test, claims none
+_claimed: list[str] = []
+
+
+def redis_url() -> str:
+    """This process's own Redis database, claimed the first time it is asked for."""
+    if not _claimed:
+        _claimed.append(_claim_redis_db())
+    return _claimed[0]
+
+
+def __getattr__(name: str) -> str:
+    # ``from tests.conftest import REDIS_URL`` claims the database on first use (PEP 562).
+    if name == "REDIS_URL":
+        return redis_url()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def wipe_redis(client) -> None:  # type: ignore[no-untyped-def]
     """Empty this run's own Redis database (never another's): it must still carry our mark."""
     owner = client.get(REDIS_OWNER_KEY)
     if owner not in (None, RUN_ID.encode()):
-        raise RuntimeError(f"Redis {REDIS_URL} belongs to another test run; not flushing it")
+        raise RuntimeError(f"Redis {redis_url()} belongs to another test run; not flushing it")
     client.eval(_WIPE_SCRIPT, 1, REDIS_OWNER_KEY, RUN_ID, REDIS_OWNER_TTL)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Give this run's Redis database back: empty, without our mark."""
+    """Give this run's Redis database back (if it claimed one): empty, without our mark."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    if not _claimed:
+        return
+    client = redis.Redis.from_url(_claimed[0])
     try:
         if client.get(REDIS_OWNER_KEY) == RUN_ID.encode():
             client.flushdb()
@@ -109,6 +129,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         pass
     finally:
         client.close()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Bring a pytest-xdist worker's fault scenario rows (tests/faults) to this, the controller."""
+    rows = getattr(node, "workeroutput", {}).get("fault_scenarios")
+    if rows:
+        from tests.faults import report
+
+        report.RESULTS.extend(report.Outcome(**row) for row in json.loads(rows))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Every fault scenario of the run, one line each, after the test results."""
+    report = sys.modules.get("tests.faults.report")
+    if report is not None and report.RESULTS:
+        terminalreporter.section("fault scenarios")
+        terminalreporter.write_line(report.summary())
 
 
 def unavailable(what: str, exc: BaseException) -> None:
@@ -198,7 +236,7 @@ def empty_redis() -> Any:
     """This run's Redis database, emptied; the test is skipped (failed on CI) when Redis is down."""
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(redis_url())
     try:
         client.ping()
     except redis.RedisError as exc:
@@ -220,7 +258,7 @@ def redis_client():  # type: ignore[no-untyped-def]
 def settings(tmp_path: Path) -> Settings:
     """Settings for in-process tests (no environment needed)."""
     return Settings(
-        DATABASE_URL="sqlite://", REDIS_URL=REDIS_URL, DISPATCHER_ACCOUNTS=str(tmp_path / "accounts.toml")
+        DATABASE_URL="sqlite://", REDIS_URL=redis_url(), DISPATCHER_ACCOUNTS=str(tmp_path / "accounts.toml")
     )
 
 

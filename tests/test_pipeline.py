@@ -31,7 +31,8 @@ from dispatcher.webhooks import make_app
 from tests.conftest import BOGOTA_10AM, REDIS_URL
 from tests.workers import accounts_env, free_port, itcloud_account, wait_for, worker_stack
 
-pytestmark = pytest.mark.worker
+# One process runs the module: its tests share one stack of two workers, beat and five vendors.
+pytestmark = [pytest.mark.worker, pytest.mark.xdist_group("pipeline")]
 USERS = ["main", "window", "retry", "down", "slow", "idem", "redeliver", "malformed"]
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -87,8 +89,8 @@ def faults_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStac
         redis_server.stop()
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Every fault scenario of the run, one line each, after the test results."""
-    if report.RESULTS:
-        terminalreporter.section("fault scenarios")
-        terminalreporter.write_line(report.summary())
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In a pytest-xdist worker, hand this process's scenario rows to the controller's summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None and report.RESULTS:
+        workeroutput["fault_scenarios"] = json.dumps([asdict(r) for r in report.RESULTS])

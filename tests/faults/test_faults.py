@@ -19,7 +19,8 @@ from tests.faults.report import Outcome, judge
 from tests.faults.stack import OPTIONS, FaultStack, FlightRecorder, Submitted
 from tests.workers import wait_for
 
-pytestmark = [pytest.mark.faults, pytest.mark.worker]
+# One process runs every scenario: they share the module's stack, which takes seconds to start.
+pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.xdist_group("faults")]
 #: times the pool processes are killed mid-request before the whole worker is
 POOL_KILLS = 3
 #: times Redis is restarted in its scenario
