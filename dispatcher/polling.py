@@ -97,7 +97,7 @@ def poll_account(ctx: Services, config: AccountConfig) -> dict[str, Any]:
     return {**poll(ctx, config, cursors.STATUS), **poll(ctx, config, cursors.REPLIES)}
 
 
-def _open(config: AccountConfig, abilities: Abilities, now: datetime) -> Select[Any]:
+def _open(config: AccountConfig, abilities: Abilities, now: datetime) -> Select[int, str | None, datetime | None]:
     """Sent rows of the account that can still change: within the horizon, not (settled) final for the vendor."""
     final = sorted(state.value for state in abilities.final)
     return select(Message.id, Message.vendor_id, Message.sent_at).where(
@@ -112,7 +112,7 @@ def _open(config: AccountConfig, abilities: Abilities, now: datetime) -> Select[
     )
 
 
-def _unknown(config: AccountConfig, now: datetime) -> Select[Any]:
+def _unknown(config: AccountConfig, now: datetime) -> Select[int, str | None, datetime]:
     """Unknown rows of the account young enough for a report to resolve."""
     return select(Message.id, Message.vendor_id, Message.updated_at).where(
         Message.account == config.key,

@@ -48,7 +48,7 @@ def message_fields(body: dict[str, Any], routes: frozenset[int]) -> tuple[str, l
     phones = body.get("cellphones", body.get("cellphone"))  # the prose's bullet says "cellphone"
     if not isinstance(phones, list) or not phones:
         raise Refusal(422, "The cellphones must be an array.")
-    return text, [cellphone(p, ROUTES[int(country)]) for p in phones]
+    return text, [cellphone(p, ROUTES[int(str(country))]) for p in phones]
 
 
 def cellphone(value: Any, region: str) -> tuple[str, str]:

@@ -75,7 +75,8 @@ def country_of(number: str) -> str:
         return ""
     # Not validated further: test ranges (555...) and new ranges still belong to their country.
     region = phonenumbers.region_code_for_number(parsed)
-    region = region or phonenumbers.region_code_for_country_code(parsed.country_code)
+    if not region and parsed.country_code is not None:
+        region = phonenumbers.region_code_for_country_code(parsed.country_code)
     return "" if region in (None, "ZZ") else region
 
 

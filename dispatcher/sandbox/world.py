@@ -102,7 +102,7 @@ class SandboxWorld:
     def accounts_toml(self, **extra: Mapping[str, Any]) -> str:
         """The accounts file of the five sandbox customers (secrets as ${VAR} references)."""
         # fmt: off
-        tables = {
+        tables: dict[str, dict[str, Any]] = {
             "co-itcloud": {"vendor": "itcloud", "user": "demo@example.com", "token": "${SANDBOX_ITCLOUD_TOKEN}",
                            "balance_url": self.url("itcloud") + "/query.php"},
             "mx-smsclouds": {"vendor": "smsclouds", "token": "${SANDBOX_SMSCLOUDS_TOKEN}"},
