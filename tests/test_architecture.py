@@ -30,8 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = "dispatcher/cli.py"
 #: imports that are the Celery edge
 EDGE = ("tasks", "celery", "kombu")
-#: imports an adapter may not make: a database, or a client that opens connections
-VENDOR_IMPORTS = ("sqlalchemy", "requests", "urllib.request", "http.client", "urllib3", "aiohttp")
+#: imports an adapter may not make: a database or the dispatcher's stateful layers, a client that
+#: opens connections, the project's clock
+VENDOR_IMPORTS = (
+    *("sqlalchemy", "redis", "dispatcher.db", "dispatcher.models", "dispatcher.clock"),
+    *("requests", "urllib.request", "http.client", "urllib3", "aiohttp"),
+)
 #: names an adapter may not use: clock reads and HTTP calls (building ``httpx.Request`` is fine)
 VENDOR_CALLS = frozenset(
     {f"datetime.datetime.{name}" for name in ("now", "utcnow", "today")}
@@ -169,16 +173,18 @@ def test_no_adapter_opens_a_database_a_connection_or_reads_a_clock(module: str) 
 def test_the_io_check_finds_databases_clients_and_clocks_under_any_alias() -> None:
     source = (
         "import httpx as h\nimport datetime as dt\nfrom time import monotonic\n"
-        "from sqlalchemy import select\nimport urllib.request\n"
+        "from sqlalchemy import select\nimport urllib.request\nfrom dispatcher.models import Message\n"
         "def f():\n    dt.datetime.now()\n    h.Client()\n    h.Request('GET', 'http://x')\n    monotonic()\n"
     )
     assert adapter_io(source) == [
         "line 4: imports sqlalchemy",
         "line 4: imports sqlalchemy.select",
         "line 5: imports urllib.request",
+        "line 6: imports dispatcher.models",
+        "line 6: imports dispatcher.models.Message",
         "line 3: imports time.monotonic",
-        "line 7: datetime.datetime.now",
-        "line 8: httpx.Client",
+        "line 8: datetime.datetime.now",
+        "line 9: httpx.Client",
     ]
 
 
