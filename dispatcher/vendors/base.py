@@ -94,10 +94,11 @@ class Account:
 
 @dataclass(frozen=True)
 class Recipient:
-    """One message to send: its row id, E.164 phone and final text."""
+    """One message to send: its row id, address and final text."""
 
     message_id: int
-    phone: str
+    #: E.164 phone, or the email address on the email channel
+    address: str
     text: str
     vars: Mapping[str, str] = field(default_factory=dict)
 

@@ -64,7 +64,7 @@ def text_limit(text: str, options: Mapping[str, Any]) -> int:
 
 def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | None:
     """IT Cloud takes 12-digit numbers (country prefix included); say so before a request."""
-    number = wire.vendor_number(recipient.phone)
+    number = wire.vendor_number(recipient.address)
     if len(number) != 12 or not number.isdigit():
         return f"itcloud needs 12 digits with the country prefix, not {len(number)}"
     return None
@@ -91,7 +91,7 @@ def _request(account: Account, recipients: list[Recipient], options: Mapping[str
     form = {
         "user": account.params["user"],
         "token": account.params["token"],
-        "GSM": ",".join(wire.vendor_number(r.phone) for r in recipients),
+        "GSM": ",".join(wire.vendor_number(r.address) for r in recipients),
         "SMSText": recipients[0].text,
     }
     if options.get("metodo_envio"):
@@ -120,7 +120,7 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
         replies[number.strip()] = code.strip()
     if not replies:
         raise VendorRetryable("itcloud answered an empty body")
-    return [_result(r, replies.get(wire.vendor_number(r.phone))) for r in recipients]
+    return [_result(r, replies.get(wire.vendor_number(r.address))) for r in recipients]
 
 
 def _result(recipient: Recipient, code: str | None) -> Result:

@@ -91,9 +91,9 @@ def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
     carrier, sender = _route(account, options)
     requests = []
     for recipient in outgoing.recipients:
-        mobile, text = wire.digits(recipient.phone), signing.b64(recipient.text)
+        mobile, text = wire.digits(recipient.address), signing.b64(recipient.text)
         if method == METHODS["pin"]:
-            pin = build_pin(account, recipient.phone, recipient.text, options.get("pin_length", PIN_LENGTH))
+            pin = build_pin(account, recipient.address, recipient.text, options.get("pin_length", PIN_LENGTH))
             requests.append(SendRequest(pin, [recipient]))
             continue
         if method == "sendMT":

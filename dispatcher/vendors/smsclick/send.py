@@ -47,7 +47,7 @@ def text_limit(text: str, options: Mapping[str, Any]) -> int:
 
 def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | None:
     """Say why a recipient cannot go through SMSClick (Mexican numbers only), or None."""
-    if wire.vendor_number(recipient.phone) is None:
+    if wire.vendor_number(recipient.address) is None:
         return "smsclick sends to Mexican numbers (+52 and 10 digits) only"
     return None
 
@@ -56,7 +56,7 @@ def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
     """One form POST per recipient: ``sendMsg.json`` takes a single TELEFONO."""
     sends = []
     for r in outgoing.recipients:
-        number = wire.vendor_number(r.phone)
+        number = wire.vendor_number(r.address)
         if number is None:
             # Its digits could be someone's Mexican number; the sender checks first.
             raise ValueError(check_recipient(r, outgoing.options))

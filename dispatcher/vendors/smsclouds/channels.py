@@ -48,8 +48,8 @@ def validate(options: Mapping[str, Any]) -> dict[str, Any]:
 def check(recipient: Recipient, channel: str) -> str | None:
     """Say why a recipient cannot be reached on this channel, or None."""
     if channel == "email":
-        return None if _EMAIL.match(recipient.phone) else f"{recipient.phone!r} is not an email address"
-    return None if wire.vendor_number(recipient.phone) else "smsclouds has no route for this number's country"
+        return None if _EMAIL.match(recipient.address) else f"{recipient.address!r} is not an email address"
+    return None if wire.vendor_number(recipient.address) else "smsclouds has no route for this number's country"
 
 
 def build(account: Account, outgoing: Outgoing) -> list[SendRequest]:
@@ -76,7 +76,7 @@ def parse(sent: SendRequest, response: httpx.Response) -> list[Result]:
 def _person(recipient: Recipient, channel: str) -> dict[str, str]:
     fields = {k: v for k, v in recipient.vars.items() if k in campaigns.PERSON_FIELDS}
     address = "email" if channel == "email" else "cellphone"
-    return {address: recipient.phone, **fields}
+    return {address: recipient.address, **fields}
 
 
 def _build(account: Account, options: Mapping[str, Any], text: str, people: list[dict[str, str]]) -> httpx.Request:

@@ -67,7 +67,7 @@ def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
     groups: dict[tuple[int, str, bool], list[Recipient]] = {}
     for r in outgoing.recipients:
         why = _unsendable(r)
-        route = wire.vendor_number(r.phone)
+        route = wire.vendor_number(r.address)
         if why or route is None:
             # The sender checks first; never let such a number reach the vendor.
             raise ValueError(why or "smsclouds has no route for this number's country")
@@ -122,7 +122,7 @@ def _channel(options: Mapping[str, Any]) -> str:
 
 
 def _unsendable(recipient: Recipient) -> str | None:
-    if wire.vendor_number(recipient.phone) is None:
+    if wire.vendor_number(recipient.address) is None:
         return "smsclouds has no route for this number's country"
     for marker, (var, _) in wire.MARKERS.items():
         if marker in recipient.text and var not in recipient.vars:
@@ -145,7 +145,7 @@ def _message_request(
     payload: dict[str, Any] = {
         "message": text,
         # build_send refused every number without a route, so none is left out here
-        "cellphones": [route[1] for r in recipients if (route := wire.vendor_number(r.phone))],
+        "cellphones": [route[1] for r in recipients if (route := wire.vendor_number(r.address))],
         "country": country,
         "allow_responses": True,  # the manual: always true
     }

@@ -94,7 +94,7 @@ def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
         groups.setdefault(recipient.text, []).append(recipient)
     requests = []
     for text, recipients in groups.items():
-        form = {"to": ",".join(wire.vendor_number(r.phone) for r in recipients), "msg": text}
+        form = {"to": ",".join(wire.vendor_number(r.address) for r in recipients), "msg": text}
         form.update({name: str(outgoing.options[name]) for name in OPTIONS if outgoing.options.get(name)})
         request = httpx.Request("POST", wire.url(account, "sms/send"), data=form, headers=wire.auth(account))
         requests.append(SendRequest(request, recipients))
@@ -115,7 +115,7 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
     for entry in log:
         if isinstance(entry, Mapping):
             entries.setdefault(str(entry.get("to", "")), []).append(entry)
-    return [_result(r, entries.get(wire.vendor_number(r.phone), [])) for r in recipients]
+    return [_result(r, entries.get(wire.vendor_number(r.address), [])) for r in recipients]
 
 
 def _result(recipient: Recipient, entries: list[Mapping[str, Any]]) -> Result:
