@@ -340,10 +340,11 @@ def test_a_paused_account_holds_a_job_and_resume_releases_it_at_once(tmp_path: P
 @pytest.mark.parametrize("answer", ["accepted", "try again"])
 def test_a_job_canceled_mid_run_sends_nothing_after_the_cancel(tmp_path: Path, answer: str) -> None:
     with itcloud_stack(tmp_path) as stack:
-        # Given the vendor holds its answer to the first request (1000 numbers of 3000) for 12 s,
-        # then accepts them, or answers HTTP 500 (the rows go back to wait for a retry); 12 s,
-        # because the cancel command below takes up to 4 s just to start on a loaded machine
-        first = {"delay": 12.0} if answer == "accepted" else {"status": 500, "delay": 12.0}
+        # Given the vendor holds its answer to the first request (1000 numbers of 3000) for 20 s,
+        # then accepts them, or answers HTTP 500 (the rows go back to wait for a retry); 20 s,
+        # because on a loaded machine the cancel command below took 4 s, once over 12 s, just to
+        # start (the account's read timeout, 30 s, stays above the hold)
+        first = {"delay": 20.0} if answer == "accepted" else {"status": 500, "delay": 20.0}
         stack.sim.script(first)
         job_id = submit_json(stack, phones(3000))
         wait_for(lambda: len(stack.ledger.of("itcloud", "/api/sendsms")) == 1, 60, "the first request")
