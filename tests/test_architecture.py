@@ -1,9 +1,10 @@
 """The import rules of the house, read from the source of every module.
 
 (a) Layers point down: nothing under ``dispatcher/`` imports the Celery edge (``tasks``, Celery)
-    but the command line package (``dispatcher/cli/``), the top of the house; ``import dispatcher`` or any of its modules loads
-    no Celery. ``dispatcher/opscommands.py`` and ``dispatcher/console.py`` serve only the command
-    line but get the broker handed in, so they obey the rule like any other module.
+    but the command line package (``dispatcher/cli/``), the top of the house; ``import dispatcher``
+    or any of its other modules loads no Celery. ``dispatcher/opscommands.py`` and
+    ``dispatcher/console.py`` serve only the command line but get the broker handed in, so they
+    obey the rule like any other module.
 (b) Adapters are sans-I/O: nothing under ``dispatcher/vendors/`` imports SQLAlchemy, an HTTP
     client, or reads a clock; they build requests and read responses, the sender runs them.
 (c) A vendor is one place: no vendor is named (in code, strings, comments or docstrings) outside
