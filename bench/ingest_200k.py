@@ -16,7 +16,8 @@ from sqlalchemy import func, select, text
 
 from dispatcher.config import parse_accounts
 from dispatcher.db import make_engine, migrate
-from dispatcher.jobs import MAX_INLINE_RECIPIENTS, ingest_job
+from dispatcher.jobs import ingest_job
+from dispatcher.jobschema import MAX_INLINE_RECIPIENTS
 from dispatcher.models import Message
 
 ACCOUNTS = parse_accounts(

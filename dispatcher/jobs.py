@@ -1,8 +1,9 @@
-"""The job contract and ingest: validate, normalise, store one row per recipient, plan batches.
+"""Ingest: validate, normalise, store one row per recipient, plan batches.
 
 Everything about a job (shape, characters, nesting, sizes, dates, account, options) is checked
-before the first write; a job that cannot be read is stored as a rejected job with a one-line
-reason and a redacted excerpt of what came in (``dispatcher.intake``). A recipient that cannot
+before the first write, against its schema (``dispatcher.jobschema``); a job that cannot be read
+is stored as a rejected job with a one-line reason and a redacted excerpt of what came in
+(``dispatcher.intake``, ``dispatcher.jobrecords``). A recipient that cannot
 be sent is stored as a rejected message with its reason while the rest go on.
 
 Recipients are stored in committed chunks. The job row goes in first, ``ingesting``; each
@@ -20,18 +21,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dispatcher.config import AccountConfig
 from dispatcher.errors import SourceError
-from dispatcher.intake import date_problem, excerpt, storable, value_problem
-from dispatcher.models import Job, JobState, Message, MessageState
+from dispatcher.intake import date_problem, excerpt, storable
+from dispatcher.jobrecords import IngestResult, end_ingesting, find_existing, reject_job
+from dispatcher.jobschema import InlineJob, JobHeader, describe, header_problem
+from dispatcher.models import Job, JobState, Message
 from dispatcher.planning import BatchPlanner, first_opening
 from dispatcher.recipients import (
     DUPLICATE,
@@ -50,54 +52,12 @@ from dispatcher.vendors import adapter_for
 
 __all__ = ["DUPLICATE", "find_existing", "ingest_job", "ingest_stream", "reject_job"]
 
-#: characters a job's text template may have
-MAX_TEMPLATE_CHARS = 4096
-#: recipients one job message may carry inline (larger lists go through ``dispatcher submit``)
-MAX_INLINE_RECIPIENTS = 200_000
 #: raw recipients read, stored and committed together; a multiple of every vendor's batch size
 #: (1000, 500, 100, 20), so only a chunk's rejected recipients leave a batch short
 CHUNK = 2000
 
-
-class JobHeader(BaseModel):
-    """Everything of a job but its recipients."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    account: str = Field(min_length=1, max_length=100)
-    text: str = Field(min_length=1, max_length=MAX_TEMPLATE_CHARS)
-    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
-    send_at: AwareDatetime | None = None
-    #: past this, messages not yet sent end ``expired`` (else each one's created + max_age)
-    expires_at: AwareDatetime | None = None
-    priority: Literal["bulk", "otp"] = "bulk"
-    #: sms everywhere; email and voice where the account's vendor offers them
-    channel: Literal["sms", "email", "voice"] = "sms"
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class InlineJob(JobHeader):
-    """A job with its recipients inline, as the queue and ``submit_job`` take it."""
-
-    recipients: list[Any] = Field(min_length=1, max_length=MAX_INLINE_RECIPIENTS)
-
-
 #: the job or its header, as ``_read`` reads it
 _Model = TypeVar("_Model", bound=JobHeader)
-
-
-@dataclass
-class IngestResult:
-    """What ingest did with a job."""
-
-    job_id: str
-    state: str
-    created: bool
-    reason: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)
-    account: str | None = None
-    #: raw recipients stored so far (a job still ``ingesting`` resumes after them)
-    ingested: int = 0
 
 
 def ingest_job(
@@ -137,22 +97,13 @@ def _read(
     engine: Engine, job_id: str, raw: Mapping[Any, Any], model: type[_Model], now: datetime
 ) -> _Model | IngestResult:
     """Check a job (or its header) and read it as ``model``; or store its rejection and return that."""
-    problem = _header_problem(raw)
+    problem = header_problem(raw)
     if problem:
         return reject_job(engine, job_id, raw.get("account"), problem, now, raw)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         return reject_job(engine, job_id, raw.get("account"), describe(exc), now, raw)
-
-
-def _header_problem(raw: Mapping[Any, Any]) -> str | None:
-    for name, value in raw.items():
-        if name != "recipients":
-            problem = value_problem(value, storable(str(name))[:40])
-            if problem:
-                return problem
-    return None
 
 
 def _ingest(
@@ -302,23 +253,8 @@ def _stop(engine: Engine, header: JobHeader, plan: Plan, reason: str, raw: Any) 
     """End a job whose recipients' source broke: rejected with why; rows still waiting canceled."""
     reason = storable(reason)[:MAX_REASON_CHARS]
     with engine.begin() as conn:
-        _end_ingesting(conn, plan.job_id, reason, excerpt(raw), plan.now)
+        end_ingesting(conn, plan.job_id, reason, excerpt(raw), plan.now)
     return IngestResult(plan.job_id, JobState.REJECTED, True, reason, {}, header.account)
-
-
-def _end_ingesting(conn: Connection, job_id: str, reason: str, payload: str, now: datetime) -> None:
-    # Half a job is not the job that was asked for: what still waits is canceled; what already
-    # went out (batches of a job still ingesting may be released early) stays as it is.
-    conn.execute(
-        update(Message)
-        .where(Message.job_id == job_id, Message.state == PENDING)
-        .values(state=MessageState.CANCELED.value, reason=f"canceled: {reason}"[:MAX_REASON_CHARS], updated_at=now)
-    )
-    conn.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.state == JobState.INGESTING)
-        .values(state=JobState.REJECTED, reason=reason, payload=payload)
-    )
 
 
 def _stored(engine: Engine, header: JobHeader, job_id: str) -> IngestResult:
@@ -336,61 +272,3 @@ def _no_sendable_reason(conn: Connection, job_id: str, rejected: int) -> str:
         select(Message.reason).where(Message.job_id == job_id).order_by(Message.id).limit(1)
     ).scalar()
     return f"no recipient can be sent: {rejected} rejected (first: {first})"
-
-
-def find_existing(engine: Engine, job_id: str, account: str, key: str | None) -> IngestResult | None:
-    """Return the job already stored under this id or idempotency key, if any."""
-    condition = Job.id == job_id
-    if key is not None:
-        condition = condition | ((Job.account == account) & (Job.idempotency_key == key))
-    query = select(Job.id, Job.state, Job.reason, Job.account, Job.ingested).where(condition)
-    with engine.connect() as conn:
-        # The row under this id first: a resumed job is found even when another holds the key.
-        rows = sorted(conn.execute(query).all(), key=lambda r: r.id != job_id)
-    if not rows:
-        return None
-    row = rows[0]
-    return IngestResult(row.id, row.state, False, row.reason, {}, row.account, row.ingested or 0)
-
-
-def reject_job(
-    engine: Engine, job_id: str, account: Any, reason: str, now: datetime, raw: Any = None
-) -> IngestResult:
-    """Store a job that cannot be read, with its reason and an excerpt of what came in.
-
-    Its idempotency key stays free for a fixed retry. A finished job already stored under the id
-    is kept; one still ingesting (a retry that now fails a check, e.g. its expiry passed) ends.
-    """
-    account_text = storable(account[:100]) if isinstance(account, str) else None
-    reason = storable(reason)[:MAX_REASON_CHARS]
-    payload = None if raw is None else excerpt(raw)
-    with engine.begin() as conn:
-        stored = conn.execute(select(Job.id, Job.state, Job.reason, Job.account).where(Job.id == job_id)).first()
-        if stored is not None and stored.state == JobState.INGESTING:
-            _end_ingesting(conn, job_id, reason, payload or "", now)
-            return IngestResult(stored.id, JobState.REJECTED, False, reason, {}, stored.account)
-        if stored is not None:
-            return IngestResult(stored.id, stored.state, False, stored.reason, {}, stored.account)
-        conn.execute(
-            insert(Job).values(
-                id=job_id,
-                account=account_text,
-                state=JobState.REJECTED,
-                reason=reason,
-                priority="bulk",
-                recipients=0,
-                payload=payload,
-                created_at=now,
-            )
-        )
-    return IngestResult(job_id, JobState.REJECTED, True, reason, {}, account_text)
-
-
-def describe(exc: ValidationError) -> str:
-    """Say what is wrong with a job in one line, without echoing its (maybe huge) values."""
-    problems = []
-    for error in exc.errors(include_input=False, include_url=False)[:5]:
-        where = ".".join(str(part)[:40] for part in error["loc"]) or "job"
-        problems.append(f"{where}: {error['msg']}")
-    more = len(exc.errors()) - len(problems)
-    return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")

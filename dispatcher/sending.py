@@ -1,8 +1,9 @@
 """Claim → send → record, for one batch.
 
 A batch is sent one vendor request at a time: take the account's slot (the Redis pause shared
-by every worker), claim exactly the rows of that request (``pending → sending``, conditional, so
-a redelivered task claims nothing), send, parse, and store every recipient's outcome. A worker
+by every worker), then claim exactly the rows of that request (``pending → sending``, conditional,
+so a redelivered task claims nothing), send, parse, and store every recipient's outcome; that
+one request is ``dispatcher.exchange``, this module is the loop around it. A worker
 that dies between the claim and the record leaves rows ``sending``; the release sweep declares
 them ``unknown`` (they are never resent blindly). An exception after the claim (the soft time
 limit mid-request among them) declares that request's rows ``unknown`` at once.
@@ -15,34 +16,20 @@ from __future__ import annotations
 
 import logging
 import random
-import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from dispatcher import account_state, metrics, operator, release
+from dispatcher import account_state, exchange, metrics, operator, release
 from dispatcher.config import AccountConfig
-from dispatcher.db import is_postgres
-from dispatcher.errors import VendorError
 from dispatcher.logs import bind_ids
 from dispatcher.models import Batch, BatchState, Job, Message, MessageState
-from dispatcher.outcomes import Claimed, record
-from dispatcher.redaction import scrub
 from dispatcher.services import Services
 from dispatcher.vendors import adapter_for
 from dispatcher.vendors import base as vendor_base
 
 log = logging.getLogger("dispatcher.sending")
-
-#: seconds before the first new try to store a vendor's answer while the database is away
-RECORD_RETRY_FIRST = 0.5
-#: seconds spent at most trying to store one answer (then its rows are left to become unknown);
-#: with the send budget (180 s) and the longest request (35 s) it stays inside the soft limit (240 s)
-RECORD_RETRY_SECONDS = 20.0
 
 
 @dataclass
@@ -55,13 +42,6 @@ class SendReport:
     #: run this batch again after so many seconds (a slot wait or a short backoff)
     again_in: float | None = None
     state: str = BatchState.DONE.value
-
-
-@dataclass
-class _Flight:
-    """Whether this round started a vendor request: the vendor's pause follows from that alone."""
-
-    started: bool = False
 
 
 def send_batch(ctx: Services, batch_id: int) -> SendReport:
@@ -98,7 +78,7 @@ def send_batch(ctx: Services, batch_id: int) -> SendReport:
             first = adapter.build_send(config.account, vendor_base.Outgoing(due, options))[0]
         except ValueError as exc:
             # A row the adapter cannot carry (it passed ingest under other rules): fail it, not the batch.
-            _refuse(ctx, config, adapter, due, options, str(exc))
+            exchange.refuse(ctx, config, adapter, due, options, str(exc))
             continue
         limits = adapter.limits
         token = None
@@ -113,9 +93,9 @@ def send_batch(ctx: Services, batch_id: int) -> SendReport:
                 with ctx.engine.begin() as conn:
                     release.mark_queued(conn, batch_id, now)
                 return report
-        flight = _Flight()
+        flight = exchange.Flight()
         try:
-            report.requests += _send_one(ctx, config, adapter, first, options, flight)
+            report.requests += exchange.send_one(ctx, config, adapter, first, options, flight)
         finally:
             if token is not None:
                 # The pause runs from the end of our request, whether it returned or raised.
@@ -164,154 +144,6 @@ def _due_rows(
             waiting,
         )
     return due
-
-
-def _send_one(
-    ctx: Services,
-    config: AccountConfig,
-    adapter: vendor_base.Adapter,
-    planned: vendor_base.SendRequest,
-    options: Mapping[str, Any],
-    flight: _Flight,
-) -> int:
-    """Claim the rows of one request, send it, record the outcomes; return requests sent."""
-    now = ctx.clock.now()
-    with ctx.engine.begin() as conn:
-        claimed = _claim(conn, [r.message_id for r in planned.recipients], now)
-    if not claimed:
-        return 0
-    try:
-        recipients = [r for r in planned.recipients if r.message_id in claimed]
-        sent = 0
-        for request in adapter.build_send(config.account, vendor_base.Outgoing(recipients, options)):
-            flight.started = True
-            results, retry_after = _exchange(ctx, config, adapter, request)
-            sent += 1
-            counts = _record_answer(ctx, config, claimed, results, retry_after)
-            log.info(
-                "sent request",
-                extra={
-                    "account": config.key,
-                    "recipients": len(request.recipients),
-                    "outcomes": counts,
-                    "messages": [r.message_id for r in request.recipients],
-                },
-            )
-        return sent
-    except BaseException as exc:
-        # Whatever broke after the claim (the soft time limit mid-request, a bug, the database),
-        # the vendor may have the request: its rows are unknown, never resent blindly.
-        _abandon(ctx, config, list(claimed), exc)
-        raise
-
-
-def _abandon(ctx: Services, config: AccountConfig, ids: list[int], exc: BaseException) -> None:
-    """Claimed rows still 'sending' become 'unknown' at once; the stale sweep does it if this fails."""
-    reason = f"the task stopped mid-request ({type(exc).__name__}): the vendor may have it (not resent)"
-    try:
-        with ctx.engine.begin() as conn:
-            which = Message.id.in_(ids)
-            release.transition(conn, which, MessageState.SENDING, MessageState.UNKNOWN, reason, ctx.clock.now())
-    except Exception:  # noqa: BLE001 - the original exception is the one to raise
-        log.exception(
-            "could not mark %d rows unknown; the stale sweep will", len(ids), extra={"account": config.key}
-        )
-
-
-def _record_answer(
-    ctx: Services,
-    config: AccountConfig,
-    claimed: dict[int, Claimed],
-    results: list[vendor_base.Result],
-    retry_after: float | None,
-) -> dict[str, int]:
-    """Store a vendor's answer, trying again for a while if the database is away.
-
-    The answer is known and the request is done: storing it later beats declaring its rows
-    unknown. ``record`` is guarded (``state = 'sending'``), so a second try changes nothing twice.
-    """
-    delay, waited = RECORD_RETRY_FIRST, 0.0
-    while True:
-        try:
-            with ctx.engine.begin() as conn:
-                return record(conn, config, claimed, results, ctx.clock.now(), retry_after)
-        except (OperationalError, InterfaceError) as exc:
-            if waited + delay > RECORD_RETRY_SECONDS:
-                raise
-            log.warning(
-                "could not store a vendor's answer (%s); trying again in %.1f s",
-                type(exc).__name__,
-                delay,
-                extra={"account": config.key},
-            )
-            time.sleep(delay)  # a real wait for the database, not the dispatcher's clock
-            waited, delay = waited + delay, min(delay * 2, 8.0)
-
-
-def _refuse(
-    ctx: Services,
-    config: AccountConfig,
-    adapter: vendor_base.Adapter,
-    due: Sequence[vendor_base.Recipient],
-    options: Mapping[str, Any],
-    fallback: str,
-) -> None:
-    """Fail, without a request, the due rows the adapter refuses (all of them if it names none)."""
-    refused = {r.message_id: adapter.check_recipient(r, options) for r in due}
-    if not any(refused.values()):
-        refused = dict.fromkeys(refused, fallback)
-    now = ctx.clock.now()
-    with ctx.engine.begin() as conn:
-        claimed = _claim(conn, [i for i, why in refused.items() if why], now)
-        results = [
-            vendor_base.Result(i, vendor_base.Outcome.REJECTED, reason=f"not sent: {refused[i]}") for i in claimed
-        ]
-        record(conn, config, claimed, results, now)
-
-
-def _claim(conn: Connection, ids: Sequence[int], now: datetime) -> dict[int, Claimed]:
-    """pending → sending for these ids; returns only the rows this call won."""
-    candidates = select(Message.id).where(Message.id.in_(ids), Message.state == MessageState.PENDING.value)
-    if is_postgres(conn.engine):
-        candidates = candidates.with_for_update(skip_locked=True)
-    rows = conn.execute(
-        update(Message)
-        .where(Message.id.in_(candidates.scalar_subquery()), Message.state == MessageState.PENDING.value)
-        .values(state=MessageState.SENDING.value, attempts=Message.attempts + 1, updated_at=now)
-        .returning(Message.id, Message.address, Message.attempts, Message.created_at)
-    ).all()
-    return {r.id: Claimed(r.id, r.address, r.attempts, r.created_at) for r in rows}
-
-
-def _exchange(
-    ctx: Services, config: AccountConfig, adapter: vendor_base.Adapter, request: vendor_base.SendRequest
-) -> tuple[list[vendor_base.Result], float | None]:
-    """Run one request; every failure becomes an outcome for each of its recipients."""
-    policy = config.policy
-    secrets = config.account.secrets()
-    timer = metrics.RequestTimer(config.key, config.vendor)
-    try:
-        response = ctx.transport.send(request.request, policy.connect_timeout, policy.read_timeout)
-        results = adapter.parse_send(config.account, request, response)
-    except VendorError as exc:
-        # The error decides what its failure means for each recipient.
-        outcome = vendor_base.Outcome(exc.outcome)
-        timer.done(outcome.value)
-        reason = scrub(str(exc), secrets)
-        log.warning("vendor request failed: %s", reason, extra={"account": config.key})
-        results = [
-            vendor_base.Result(r.message_id, outcome, code=exc.code, reason=reason) for r in request.recipients
-        ]
-        return results, exc.retry_after
-    timer.done("ok")
-    answered = {r.message_id for r in results}
-    results = [replace(r, reason=scrub(r.reason, secrets)) for r in results]
-    for r in request.recipients:
-        if r.message_id not in answered:
-            results.append(
-                vendor_base.Result(r.message_id, vendor_base.Outcome.UNKNOWN, reason="the reply did not cover it")
-            )
-    return results, None
 
 
 def _settle(ctx: Services, batch_id: int, report: SendReport, hold: float | None) -> SendReport:

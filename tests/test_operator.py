@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from dispatcher import sending
+from dispatcher import exchange, sending
 from dispatcher.cli import main
 from dispatcher.clock import FileClock
 from dispatcher.config import load_accounts
@@ -123,7 +123,7 @@ def test_cancel_cancels_what_waits_and_lets_what_is_in_flight_finish(ops: dict[s
         assert conn.execute(select(Job.state).where(Job.id == job_id)).scalar() == "canceled"
         assert set(conn.execute(select(Batch.state).where(Batch.job_id == job_id)).scalars()) == {"done"}
         # And no claim takes a canceled row, the retry's included
-        assert sending._claim(conn, ids, now + timedelta(hours=1)) == {}
+        assert exchange.claim(conn, ids, now + timedelta(hours=1)) == {}
         # When the row in flight comes back to pending (the vendor said try again)
         conn.execute(update(Message).where(Message.id == ids[0]).values(state="pending", not_before=None))
         batch_id = conn.execute(select(Message.batch_id).where(Message.id == ids[0])).scalar_one()

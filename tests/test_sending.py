@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select, update
 from sqlalchemy.exc import OperationalError
 
-from dispatcher import sending
+from dispatcher import exchange
 from dispatcher.config import Settings
 from dispatcher.jobs import ingest_job
 from dispatcher.models import AccountState, Batch, Message, MessageEvent, OptOut
@@ -479,7 +479,7 @@ class DatabaseAway:
 
 def test_an_answer_is_stored_once_the_database_is_back(engine: Engine, sandbox, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # Given the database goes away just as the vendor's answer is to be stored, twice in a row
-    monkeypatch.setattr(sending, "RECORD_RETRY_FIRST", 0.01)
+    monkeypatch.setattr(exchange, "RECORD_RETRY_FIRST", 0.01)
     ctx = context(engine, sandbox)
     job_id, queued = submit(ctx, 3)
     away = DatabaseAway(engine, times=2)
