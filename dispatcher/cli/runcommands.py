@@ -93,7 +93,11 @@ def sandbox(args: argparse.Namespace) -> int:
         clock, faults=faults, webhook_url=args.webhook_url, port=args.port, host=args.host,
         public_url=args.public_url,
     )  # fmt: skip
-    Path(args.accounts_out).write_text(world.accounts_toml())
+    # Written whole, then renamed into place: whoever waits for the file never reads half of it.
+    out = Path(args.accounts_out)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(world.accounts_toml())
+    partial.replace(out)
     print(f"sandbox vendors on {world.url('<vendor>')}; accounts in {args.accounts_out}")
     print("point the dispatcher at them with:")
     print(f"  export DISPATCHER_ACCOUNTS={args.accounts_out}")
