@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from dispatcher.config import parse_accounts
 from dispatcher.jobs import ingest_job
-from dispatcher.sandbox.world import SECRETS
+from dispatcher.sandbox.world import ACCOUNT_KEYS, SECRETS
 from tests.conftest import BOGOTA_10AM, REDIS_URL, wipe_redis
 from tests.sandbox.harness import sandbox_command
 
@@ -45,9 +45,7 @@ def test_the_demo_accounts_file_is_what_the_sandbox_service_writes(tmp_path: Pat
     names = set(SECRETS)
     for service in ("worker", "beat", "webhooks"):
         assert names <= set(SERVICES[service]["environment"]), service
-    assert set(parse_accounts(tomllib.loads(DEMO_ACCOUNTS.read_text()), SECRETS)) == {
-        "co-itcloud", "mx-smsclouds", "mx-smsclick", "us-voipcomms", "ve-ogangi",
-    }  # fmt: skip
+    assert set(parse_accounts(tomllib.loads(DEMO_ACCOUNTS.read_text()), SECRETS)) == set(ACCOUNT_KEYS.values())
 
 
 def queued_messages(client) -> list[dict]:  # type: ignore[no-untyped-def]
@@ -67,7 +65,7 @@ def test_the_producer_drops_jobs_the_sandbox_accounts_accept_whole(engine: Engin
     assert done.returncode == 0, done.stderr
     # When the queued messages are read back
     messages = queued_messages(redis_client)
-    assert len(messages) == 2 * 5
+    assert len(messages) == 2 * len(ACCOUNT_KEYS)
     accounts = parse_accounts(tomllib.loads(DEMO_ACCOUNTS.read_text()), SECRETS)
     phones: dict[str, list[str]] = {}
     for message in messages:

@@ -13,6 +13,7 @@ from typing import Any
 
 from dispatcher.sandbox.core import SimRequest, SimResponse
 from dispatcher.sandbox.messages import Push
+from dispatcher.sandbox.samples import SampleJob, SandboxCustomer
 from dispatcher.sandbox.skeleton import Customer, Simulator, plain_reply
 
 METHODS = ("1via", "2via", "flash")
@@ -41,11 +42,20 @@ class ItCloudSim(Simulator[ItCloudSettings]):
     min_interval = 2.0
     #: numbers the manual asks per request
     batch_size = 1000
+    sandbox = SandboxCustomer(
+        "co-itcloud", "demo@example.com", "sandbox-itcloud-token", "SANDBOX_ITCLOUD_TOKEN",
+        {"user": "demo@example.com", "token": "${SANDBOX_ITCLOUD_TOKEN}"},
+        SampleJob("+57300", "{shop}: su pedido va en camino", 2500, {"metodo_envio": "2via"}),
+    )  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._ids = itertools.count(12102253)
         self._last: dict[str, float] = {}
+
+    def sandbox_account(self, base_url: str) -> dict[str, Any]:
+        """The sandbox account, its balance queries sent to this simulator too."""
+        return {**super().sandbox_account(base_url), "balance_url": base_url + "/query.php"}
 
     def handle(self, request: SimRequest) -> SimResponse:
         """Route sendsms and query.php; anything else is 404."""
@@ -121,3 +131,7 @@ class ItCloudSim(Simulator[ItCloudSettings]):
             self.ledger.violation(f"itcloud {user}: requests {request.at - last:.3f}s apart")
         if count > self.batch_size:
             self.ledger.violation(f"itcloud {user}: {count} numbers in one request")
+
+
+#: the simulator the sandbox world starts for this vendor
+SIMULATOR = ItCloudSim

@@ -24,6 +24,7 @@ from urllib.parse import unquote
 from dispatcher.sandbox.core import SimRequest, SimResponse
 from dispatcher.sandbox.messages import STOP_WORDS, Push, SimMessage
 from dispatcher.sandbox.ogangi_wire import METHODS, element, envelope, from_b64, mo_filters, parse_call, sign
+from dispatcher.sandbox.samples import SampleJob, SandboxCustomer
 from dispatcher.sandbox.skeleton import Customer, Simulator, plain_reply
 
 #: the message status words this sandbox produces, with their <statusDescription>
@@ -72,12 +73,23 @@ class MoMessage:
     keyword: str
 
 
+#: the sandbox customer's short code, which its sample job sends from
+OGANGI_CODE = "19893653744"
+
+
 class OgangiSim(Simulator[OgangiSettings]):
     """Ogangi's signed GET methods: sendSMS, sendMT, the PIN, fireMessage, getMOMessages."""
 
     key = "ogangi"
     settings_type = OgangiSettings
     timezone = "America/Caracas"
+    sandbox = SandboxCustomer(
+        "ve-ogangi", "sandbox-public", "sandbox-ogangi-private-key", "SANDBOX_OGANGI_PRIVATE_KEY",
+        {"instance_id": "8", "public_key": "sandbox-public", "private_key": "${SANDBOX_OGANGI_PRIVATE_KEY}",
+         "from": OGANGI_CODE},
+        SampleJob("+58414", "{shop}: su saldo fue actualizado", 40, {"from": OGANGI_CODE}),
+        settings={"instance_id": "8", "codes": (OGANGI_CODE,)},
+    )  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -301,3 +313,7 @@ def _parts(text: str) -> int:
 
 def _refusal(word: str) -> str:
     return f"{word}: {MESSAGE_WORDS[word]}"
+
+
+#: the simulator the sandbox world starts for this vendor
+SIMULATOR = OgangiSim

@@ -5,7 +5,8 @@ A simulator is ``Sim(ledger, clock, faults, progress=..., pushes=...)``; its cus
 ``sim.add_customer(key, secret, credit=..., callback_url=..., **settings)``, where ``key`` is who
 the vendor knows the customer as (a user, an API key, a public key), ``secret`` what proves it
 (a token, a password, a private key), and ``settings`` the vendor's own fields, typed by its
-``Settings`` dataclass. A vendor module holds only its paths, codes and quirks.
+``Settings`` dataclass. A vendor module holds only its paths, codes and quirks, and declares its
+customer in the sandbox world (``sandbox``: the account, its secret and its sample job).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from zoneinfo import ZoneInfo
 from dispatcher.clock import SystemClock
 from dispatcher.sandbox.core import Faults, Ledger, SimRequest, SimResponse
 from dispatcher.sandbox.messages import MessageStore, Progress, PushQueue
+from dispatcher.sandbox.samples import SandboxCustomer
 
 S = TypeVar("S")
 
@@ -56,6 +58,8 @@ class Simulator(Generic[S]):
     default_credit: ClassVar[Any] = 1_000_000
     #: the zone the vendor writes its dates in, unless the customer has its own
     timezone: ClassVar[str] = "UTC"
+    #: the vendor's customer in the sandbox world (``world.py``): its account and sample job
+    sandbox: ClassVar[SandboxCustomer]
 
     def __init__(
         self,
@@ -87,6 +91,15 @@ class Simulator(Generic[S]):
         customer = Customer(key, secret, credit, callback_url, timezone, self.settings_type(**settings))
         self.customers[key] = customer
         return customer
+
+    def join_sandbox(self, callback_url: str) -> Customer[S]:
+        """Register the sandbox world's customer; its pushes go to ``callback_url`` if the vendor pushes."""
+        c = self.sandbox
+        return self.add_customer(c.key, c.secret, c.credit, callback_url if c.pushes else "", **c.settings)
+
+    def sandbox_account(self, base_url: str) -> dict[str, Any]:
+        """The accounts-file table of the sandbox customer, its secret a ``${VAR}`` reference."""
+        return {"vendor": self.key, **self.sandbox.fields}
 
     def authenticate(self, key: str | None, secret: str) -> Customer[S] | None:
         """The customer these credentials open: by key and secret, or by the secret alone (key None)."""

@@ -28,6 +28,7 @@ from typing import Any
 
 from dispatcher.sandbox.core import SimRequest, SimResponse
 from dispatcher.sandbox.messages import SimMessage
+from dispatcher.sandbox.samples import SampleJob, SandboxCustomer
 from dispatcher.sandbox.skeleton import Customer, Simulator, html_reply, json_reply, read_date
 
 DATE = "%d-%m-%Y %H:%M:%S"  #: DD-MM-AAAA HH:mm:ss
@@ -37,6 +38,8 @@ SEND_AUTH = ("Parámetro APIKEY no definido", "APIKEY incorrecta")
 QUERY_AUTH = ("Apikey no definida", "Apikey incorrecta")
 GET_NULLS = {"estatus_mensaje": None, "fecha_recepcion": None, "respuesta": None}
 LIST_NULLS = {"mensajes": None}
+#: the interactive rule the sandbox customer has (two-way messages)
+SMSCLICK_RULE = "77"
 _STATUSES = re.compile(r"[0-4](,[0-4])*")
 
 
@@ -83,6 +86,12 @@ class SmsclickSim(Simulator[SmsclickSettings]):
     settings_type = SmsclickSettings
     default_credit = 1000
     timezone = "America/Mexico_City"
+    sandbox = SandboxCustomer(
+        "mx-smsclick", "demo", "sandbox-smsclick-apikey", "SANDBOX_SMSCLICK_APIKEY",
+        {"apikey": "${SANDBOX_SMSCLICK_APIKEY}"},
+        SampleJob("+52552", "{shop}: responda SI para confirmar", 40, {"ID_REGLA_INTERACTIVA": SMSCLICK_RULE}),
+        credit=1_000_000, pushes=False, settings={"rules": (SMSCLICK_RULE,)},
+    )  # fmt: skip
 
     def __init__(self, *args: Any, first_id: int = 123, **kw: Any):
         super().__init__(*args, **kw)
@@ -235,3 +244,7 @@ def _date(value: str | None, codigo: int, descripcion: str) -> datetime:
     if when is None:
         raise Refusal(codigo, descripcion)
     return when
+
+
+#: the simulator the sandbox world starts for this vendor
+SIMULATOR = SmsclickSim

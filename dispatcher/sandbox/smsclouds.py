@@ -25,6 +25,7 @@ from typing import Any
 
 from dispatcher.sandbox.core import SimRequest, SimResponse
 from dispatcher.sandbox.messages import Push, SimMessage
+from dispatcher.sandbox.samples import SampleJob, SandboxCustomer
 from dispatcher.sandbox.skeleton import Customer, Simulator, bearer_token, json_reply
 from dispatcher.sandbox.smsclouds_fields import (
     DATE,
@@ -76,6 +77,11 @@ class SmscloudsSim(Simulator[SmscloudsSettings]):
     settings_type = SmscloudsSettings
     default_credit = 500
     timezone = "America/Mexico_City"  #: the vendor's dates are Mexico City wall time
+    sandbox = SandboxCustomer(
+        "mx-smsclouds", "demo@example.com", "sandbox-smsclouds-token", "SANDBOX_SMSCLOUDS_TOKEN",
+        {"token": "${SANDBOX_SMSCLOUDS_TOKEN}"},
+        SampleJob("+52449", "{shop}: su cita es manana a las 9", 300), credit=1_000_000,
+    )  # fmt: skip
 
     def __init__(self, *args: Any, **kw: Any):
         super().__init__(*args, **kw)
@@ -275,3 +281,7 @@ def _item(vendor_id: str, record: SentRecord) -> dict[str, Any]:
         "cellphone": record.cellphone,
         "message": record.message.text,
     }
+
+
+#: the simulator the sandbox world starts for this vendor
+SIMULATOR = SmscloudsSim

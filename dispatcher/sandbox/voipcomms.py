@@ -25,6 +25,7 @@ from typing import Any
 
 from dispatcher.sandbox.core import SimRequest, SimResponse
 from dispatcher.sandbox.messages import STOP_WORDS, Push, SimMessage
+from dispatcher.sandbox.samples import SampleJob, SandboxCustomer
 from dispatcher.sandbox.skeleton import Customer, Simulator, basic_credentials, wall_clock
 from dispatcher.sandbox.voipcomms_wire import (
     BULK,
@@ -84,6 +85,10 @@ class VoipSms:
     refused: str = ""  #: why a scheduled message failed when its time came
 
 
+#: the sandbox customer's own number, which its sample job sends from
+VOIP_NUMBER = "17134567890"
+
+
 class VoipcommsSim(Simulator[VoipSettings]):
     """VoIP Communications api-v2: sms/send, sms/summary, sms/chat; replies pushed to a number's URL."""
 
@@ -94,6 +99,12 @@ class VoipcommsSim(Simulator[VoipSettings]):
     timezone = "America/Chicago"
     #: the shared number bulk messages leave from (the manual's example shows it with BULKSMS)
     bulk_number = "17134567890"
+    sandbox = SandboxCustomer(
+        "us-voipcomms", "sandbox-voip", "sandbox-voipcomms-password", "SANDBOX_VOIPCOMMS_PASSWORD",
+        {"api_key": "sandbox-voip", "api_password": "${SANDBOX_VOIPCOMMS_PASSWORD}"},
+        SampleJob("+12812", "{shop}: your order has shipped", 200, {"from": VOIP_NUMBER}, length=12),
+        credit="10000",
+    )  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -101,6 +112,12 @@ class VoipcommsSim(Simulator[VoipSettings]):
         self._scheduled: list[VoipSms] = []  #: not yet gone out (nor charged)
         self._stops: dict[tuple[str, str], datetime] = {}  #: (api key, phone) -> when it answered STOP
         self._rows = itertools.count(1000, 2)
+
+    def join_sandbox(self, callback_url: str) -> VoipAccount:
+        """The sandbox customer, with the number its sample job sends from."""
+        customer = super().join_sandbox(callback_url)
+        self.add_number(customer.key, VOIP_NUMBER)
+        return customer
 
     def add_number(self, key: str, number: str, callback_url: str = "", sms_enabled: bool = True) -> None:
         """Give a customer a number (international digits); replies to it go to ``callback_url`` or its own."""
@@ -273,3 +290,7 @@ def _row(
 
 def _local(at: datetime, account: VoipAccount) -> str:
     return wall_clock(at, account.timezone).strftime(DAY)
+
+
+#: the simulator the sandbox world starts for this vendor
+SIMULATOR = VoipcommsSim

@@ -1,4 +1,4 @@
-"""``dispatcher sandbox`` as an operator runs it: five vendors on loopback, faults by flag."""
+"""``dispatcher sandbox`` as an operator runs it: every vendor on loopback, faults by flag."""
 
 from __future__ import annotations
 
@@ -7,22 +7,17 @@ from pathlib import Path
 
 import httpx
 
+from dispatcher.vendors import VENDORS
 from tests.sandbox.harness import sandbox_command
 
 
-def test_the_sandbox_command_serves_five_vendors_with_faults_by_flag(tmp_path: Path) -> None:
+def test_the_sandbox_command_serves_every_vendor_with_faults_by_flag(tmp_path: Path) -> None:
     # Given the sandbox started with IT Cloud in maintenance
     accounts = tmp_path / "accounts.toml"
     with sandbox_command(accounts, "--maintenance", "itcloud") as port:
-        # Then the accounts file it wrote names all five vendors on that port
+        # Then the accounts file it wrote names every vendor of the registry on that port
         tables = tomllib.loads(accounts.read_text())["accounts"]
-        assert {t["vendor"] for t in tables.values()} == {
-            "itcloud",
-            "smsclouds",
-            "smsclick",
-            "voipcomms",
-            "ogangi",
-        }
+        assert {t["vendor"] for t in tables.values()} == set(VENDORS)
         assert all(f"127.0.0.1:{port}" in t["base_url"] for t in tables.values())
         # And IT Cloud answers maintenance (-6) per number, sending nothing
         form = {

@@ -1,4 +1,4 @@
-"""What every adapter in the registry must satisfy, checked the same way for all five."""
+"""What every adapter in the registry must satisfy, checked the same way for each."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dispatcher.config import parse_accounts
-from dispatcher.sandbox.world import SECRETS, build_world
+from dispatcher.sandbox.world import SECRETS, build_world, simulator_of
 from dispatcher.transport import Transport
 from dispatcher.vendors import VENDOR_KEYS, VENDORS, abilities_of
 from dispatcher.vendors.abilities import Abilities
@@ -17,18 +17,21 @@ from tests.conftest import BOGOTA_10AM, FakeClock
 
 REQUIRED = ("key", "default_base_url", "codes", "limits", "validate_options", "text_limit", "check_recipient",
             "build_send", "parse_send")  # fmt: skip
-#: two numbers each vendor's sandbox customer can reach
-PHONES = {
-    "itcloud": ["+573001234567", "+573001234568"],
-    "smsclouds": ["+524498987282", "+524492799694"],
-    "smsclick": ["+525526632636", "+525554542570"],
-    "voipcomms": ["+12812345678", "+12812345679"],
-    "ogangi": ["+584142871901", "+584142871902"],
-}
 
 
 def test_the_registry_holds_every_vendor_an_account_may_name() -> None:
     assert set(VENDORS) == set(VENDOR_KEYS)
+
+
+@pytest.mark.parametrize("vendor", sorted(VENDORS))
+def test_every_vendor_has_a_simulator_with_a_sandbox_customer_of_its_own(vendor: str) -> None:
+    simulator = simulator_of(vendor)
+    assert simulator.key == vendor
+    customer = simulator.sandbox
+    # The account's secret reaches the dispatcher by its variable, never written in the table
+    assert f"${{{customer.secret_env}}}" in customer.fields.values()
+    assert customer.secret not in customer.fields.values()
+    assert customer.sample.count > 0
 
 
 @pytest.mark.parametrize("vendor", sorted(VENDORS))
@@ -67,11 +70,13 @@ def world() -> Any:
 
 @pytest.mark.parametrize("vendor", sorted(VENDORS))
 def test_an_adapter_round_trips_a_batch_with_its_sandbox(vendor: str, world: Any) -> None:
-    # Given the vendor's sandbox customer and a batch of two numbers it can reach
+    # Given the vendor's sandbox customer and the first two numbers of its sample job
     accounts = parse_accounts(tomllib.loads(world.accounts_toml()), SECRETS)
     account = next(c.account for c in accounts.values() if c.vendor == vendor)
     adapter = VENDORS[vendor]
-    recipients = [Recipient(i + 1, phone, "Prueba") for i, phone in enumerate(PHONES[vendor])]
+    sample = simulator_of(vendor).sandbox.sample.job(account.key, 2)
+    phones = [r["phone"] for r in sample["recipients"]]
+    recipients = [Recipient(i + 1, phone, "Prueba") for i, phone in enumerate(phones)]
     assert all(adapter.check_recipient(r, {}) is None for r in recipients)
     # When the adapter's requests go to the sandbox and its replies come back
     transport = Transport()
@@ -82,7 +87,7 @@ def test_an_adapter_round_trips_a_batch_with_its_sandbox(vendor: str, world: Any
     assert sorted(r.message_id for r in results) == [1, 2]
     assert all(r.outcome is Outcome.ACCEPTED for r in results), results
     assert len({r.vendor_id for r in results}) == 2 and all(r.vendor_id for r in results)
-    assert all(world.ledger.sends[phone] == 1 for phone in PHONES[vendor])
+    assert all(world.ledger.sends[phone] == 1 for phone in phones)
 
 
 def _subclasses(cls: type) -> list[type]:
