@@ -5,13 +5,13 @@ from __future__ import annotations
 import httpx
 
 from dispatcher.errors import VendorAccountError, VendorRetryable
-from dispatcher.vendors.base import Account, Balance, raise_for_status, short_body
+from dispatcher.vendors import base
 
 #: the balance query lives on another host (manual, section 2); accounts may set ``balance_url``
 default_balance_url = "https://sistemasmasivos.com/itcloud/api/sendsms/query.php"
 
 
-def build_balance(account: Account) -> httpx.Request:
+def build_balance(account: base.Account) -> httpx.Request:
     """GET ``query.php`` with ``user`` and ``token`` (and ``password`` when the account has one)."""
     params = {"user": account.params["user"], "token": account.params["token"]}
     if account.params.get("password"):
@@ -20,14 +20,16 @@ def build_balance(account: Account) -> httpx.Request:
     return httpx.Request("GET", account.params.get("balance_url", default_balance_url), params=params)
 
 
-def parse_balance(response: httpx.Response) -> Balance:
+def parse_balance(response: httpx.Response) -> base.Balance:
     """A number is the balance; ``-1`` is a failed authentication."""
-    raise_for_status(response)
+    base.raise_for_status(response)
     body = response.text.strip()
     try:
         value = float(body)
     except ValueError:
-        raise VendorRetryable(f"itcloud answered a balance that is not a number: {short_body(response)}") from None
+        raise VendorRetryable(
+            f"itcloud answered a balance that is not a number: {base.short_body(response)}"
+        ) from None
     if body == "-1":
         raise VendorAccountError("itcloud -1: authentication failed: bad user or token", "-1")
-    return Balance(value)
+    return base.Balance(value)

@@ -25,17 +25,7 @@ from typing import Any
 import httpx
 
 from dispatcher.errors import VendorRetryable
-from dispatcher.vendors.base import (
-    Account,
-    Outcome,
-    Outgoing,
-    Recipient,
-    Result,
-    SendRequest,
-    raise_for_status,
-    result_for_code,
-    short_body,
-)
+from dispatcher.vendors import base
 from dispatcher.vendors.itcloud import wire
 
 #: codes that, answered bare, speak for every number of the request (the rest are per number)
@@ -62,7 +52,7 @@ def text_limit(text: str, options: Mapping[str, Any]) -> int:
     return wire.limits.max_text_chars
 
 
-def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | None:
+def check_recipient(recipient: base.Recipient, options: Mapping[str, Any]) -> str | None:
     """IT Cloud takes 12-digit numbers (country prefix included); say so before a request."""
     number = wire.vendor_number(recipient.address)
     if len(number) != 12 or not number.isdigit():
@@ -70,7 +60,7 @@ def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | N
     return None
 
 
-def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
+def build_send(account: base.Account, outgoing: base.Outgoing) -> list[base.SendRequest]:
     """One form POST per text and per 1000 numbers (the manual's block; the planner cuts the same)."""
     recipients = list(outgoing.recipients)
     texts = {r.text for r in recipients}
@@ -87,7 +77,9 @@ def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
     return [_request(account, recipients, outgoing.options)]
 
 
-def _request(account: Account, recipients: list[Recipient], options: Mapping[str, Any]) -> SendRequest:
+def _request(
+    account: base.Account, recipients: list[base.Recipient], options: Mapping[str, Any]
+) -> base.SendRequest:
     form = {
         "user": account.params["user"],
         "token": account.params["token"],
@@ -97,40 +89,44 @@ def _request(account: Account, recipients: list[Recipient], options: Mapping[str
     if options.get("metodo_envio"):
         form["metodo_envio"] = options["metodo_envio"]
     request = httpx.Request("POST", f"{account.base_url.rstrip('/')}/api/sendsms", data=form)
-    return SendRequest(request, recipients)
+    return base.SendRequest(request, recipients)
 
 
-def parse_send(account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:
+def parse_send(account: base.Account, sent: base.SendRequest, response: httpx.Response) -> list[base.Result]:
     """One result per number from the ``phone,code`` lines, or the bare code for all of them."""
-    raise_for_status(response)
+    base.raise_for_status(response)
     body = response.text.strip()
     recipients = list(sent.recipients)
     if _CODE.match(body):
         if len(recipients) == 1:
             return [_result(recipients[0], body)]
         if body in REQUEST_CODES:
-            return [result_for_code(r, body, wire.codes, wire.key) for r in recipients]
+            return [base.result_for_code(r, body, wire.codes, wire.key) for r in recipients]
         reason = f"itcloud answered one bare code {body} for {len(recipients)} numbers: whose is unknown"
-        return [Result(r.message_id, Outcome.UNKNOWN, code=body, reason=reason) for r in recipients]
+        return [base.Result(r.message_id, base.Outcome.UNKNOWN, code=body, reason=reason) for r in recipients]
     replies: dict[str, str] = {}
     for line in filter(None, (part.strip() for part in _LINE_SPLIT.split(body))):
         number, sep, code = line.partition(",")
         if not sep or not _CODE.match(code.strip()):
-            raise VendorRetryable(f"itcloud answered something that is not a code list: {short_body(response)}")
+            raise VendorRetryable(
+                f"itcloud answered something that is not a code list: {base.short_body(response)}"
+            )
         replies[number.strip()] = code.strip()
     if not replies:
         raise VendorRetryable("itcloud answered an empty body")
     return [_result(r, replies.get(wire.vendor_number(r.address))) for r in recipients]
 
 
-def _result(recipient: Recipient, code: str | None) -> Result:
+def _result(recipient: base.Recipient, code: str | None) -> base.Result:
     if code is None:
-        return Result(recipient.message_id, Outcome.UNKNOWN, reason="itcloud's reply did not mention this number")
+        return base.Result(
+            recipient.message_id, base.Outcome.UNKNOWN, reason="itcloud's reply did not mention this number"
+        )
     if int(code) > 0:
         return _accepted(recipient, code)
     # Many numbers share a request: an undocumented code may hide a send, so never resend it.
-    return result_for_code(recipient, code, wire.codes, wire.key, undocumented=Outcome.UNKNOWN)
+    return base.result_for_code(recipient, code, wire.codes, wire.key, undocumented=base.Outcome.UNKNOWN)
 
 
-def _accepted(recipient: Recipient, code: str) -> Result:
-    return Result(recipient.message_id, Outcome.ACCEPTED, vendor_id=code, code=code, reason="")
+def _accepted(recipient: base.Recipient, code: str) -> base.Result:
+    return base.Result(recipient.message_id, base.Outcome.ACCEPTED, vendor_id=code, code=code, reason="")

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 
 from dispatcher.errors import VendorRetryable
-from dispatcher.vendors.base import Account, Inbound
+from dispatcher.vendors import base
 from dispatcher.vendors.ogangi import signing, wire
 
 #: filters of getMOMessages' inline search string
@@ -18,7 +18,7 @@ MO_FILTERS = ("carrier", "to", "from", "keyword", "order")
 
 
 def build_replies(
-    account: Account, page: int, per_page: int = 100, filters: Mapping[str, str | Sequence[str]] | None = None
+    account: base.Account, page: int, per_page: int = 100, filters: Mapping[str, str | Sequence[str]] | None = None
 ) -> httpx.Request:
     """One page of received messages (``tools/getMOMessages``), narrowed by the inline search string."""
     values = [str(int(page)), str(int(per_page)), search_string(filters or {})]
@@ -41,7 +41,7 @@ def search_string(filters: Mapping[str, str | Sequence[str]]) -> str:
     return "&".join(parts) or "order=asc"
 
 
-def parse_replies(response: httpx.Response) -> list[Inbound]:
+def parse_replies(response: httpx.Response) -> list[base.Inbound]:
     """The replies (MO) of one getMOMessages page."""
     listing = wire.checked(response).find("result/MOMessageList")
     if listing is None:
@@ -54,18 +54,18 @@ def parse_replies(response: httpx.Response) -> list[Inbound]:
         # The example's 'from' is the handset (the field table says otherwise; the example wins).
         keyword = wire.text_of(row, "keyword") or None
         at, to = wire.text_of(row, "sendDate") or None, wire.text_of(row, "to") or None
-        replies.append(Inbound(wire.e164(phone), text, to=to, at=at, keyword=keyword))
+        replies.append(base.Inbound(wire.e164(phone), text, to=to, at=at, keyword=keyword))
     return replies
 
 
-def build_fire(account: Account, phone: str, text: str) -> httpx.Request:
+def build_fire(account: base.Account, phone: str, text: str) -> httpx.Request:
     """Inject a reply (MO) as if the handset had sent it (``fireMessage``), e.g. from a web form."""
     return signing.signed_get(account, "fireMessage", [wire.digits(phone), signing.b64(text)])
 
 
-def parse_fire(response: httpx.Response) -> Inbound:
+def parse_fire(response: httpx.Response) -> base.Inbound:
     """The MO Ogangi took in, as it echoes it."""
     mo = wire.checked(response).find("result/mo")
     if mo is None or not wire.text_of(mo, "mobileNumber") or mo.findtext("text") is None:
         raise VendorRetryable("ogangi fireMessage answered without the mo it took")
-    return Inbound(wire.e164(wire.text_of(mo, "mobileNumber")), mo.findtext("text") or "")
+    return base.Inbound(wire.e164(wire.text_of(mo, "mobileNumber")), mo.findtext("text") or "")

@@ -16,16 +16,7 @@ import httpx
 
 from dispatcher.errors import ConfigError, VendorRetryable
 from dispatcher.text import is_gsm7
-from dispatcher.vendors.base import (
-    Account,
-    Outcome,
-    Outgoing,
-    Recipient,
-    Result,
-    SendRequest,
-    raise_for_status,
-    result_for_code,
-)
+from dispatcher.vendors import base
 from dispatcher.vendors.ogangi import signing, wire
 from dispatcher.vendors.pins import hash_pin
 
@@ -72,7 +63,7 @@ def validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return checked
 
 
-def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | None:
+def check_recipient(recipient: base.Recipient, options: Mapping[str, Any]) -> str | None:
     """Nothing to refuse before a request: ogangi takes any international number."""
     return None
 
@@ -82,7 +73,7 @@ def text_limit(text: str, options: Mapping[str, Any]) -> int:
     return wire.limits.max_text_chars if is_gsm7(text) else 70
 
 
-def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
+def build_send(account: base.Account, outgoing: base.Outgoing) -> list[base.SendRequest]:
     """One signed GET per recipient, by ``tools/sendSMS`` (the default) or ``sendMT``."""
     options = outgoing.options
     chosen = options.get("method") or "sendSMS"
@@ -94,20 +85,20 @@ def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
         mobile, text = wire.digits(recipient.address), signing.b64(recipient.text)
         if method == METHODS["pin"]:
             pin = build_pin(account, recipient.address, recipient.text, options.get("pin_length", PIN_LENGTH))
-            requests.append(SendRequest(pin, [recipient]))
+            requests.append(base.SendRequest(pin, [recipient]))
             continue
         if method == "sendMT":
             values = [sender, carrier, mobile, text]
             values += [signing.segment(options["flags"])] if options.get("flags") else []
         else:
             values = [carrier, sender, signing.b64(mobile), text]
-        requests.append(SendRequest(signing.signed_get(account, method, values), [recipient]))
+        requests.append(base.SendRequest(signing.signed_get(account, method, values), [recipient]))
     return requests
 
 
-def parse_send(account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:
+def parse_send(account: base.Account, sent: base.SendRequest, response: httpx.Response) -> list[base.Result]:
     """The recipient's result from the envelope's status, then the message's own status and id."""
-    raise_for_status(response)
+    base.raise_for_status(response)
     recipient = sent.recipients[0]
     if "/sendSMSPinMobileNumberConfirm/" in sent.request.url.path:
         return [_pin_result(recipient, response)]
@@ -120,34 +111,40 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
     if not vendor_id:
         if "/rest/api/sendMT/" in sent.request.url.path:
             # sendMT answers the bare envelope: accepted, under no id.
-            return [Result(recipient.message_id, Outcome.ACCEPTED, code="OK")]
-        return [Result(recipient.message_id, Outcome.UNKNOWN, code="OK", reason="ogangi said OK but gave no id")]
+            return [base.Result(recipient.message_id, base.Outcome.ACCEPTED, code="OK")]
+        return [
+            base.Result(
+                recipient.message_id, base.Outcome.UNKNOWN, code="OK", reason="ogangi said OK but gave no id"
+            )
+        ]
     word = wire.text_of(message, "status") or "OK"
-    result = result_for_code(recipient, word, wire.codes, wire.key)
-    if result.outcome is Outcome.ACCEPTED:
+    result = base.result_for_code(recipient, word, wire.codes, wire.key)
+    if result.outcome is base.Outcome.ACCEPTED:
         return [replace(result, vendor_id=vendor_id, reason="")]
     return [_detailed(result, wire.text_of(message, "statusDescription"))]
 
 
-def _refusal(recipient: Recipient, status: str, description: str) -> Result:
+def _refusal(recipient: base.Recipient, status: str, description: str) -> base.Result:
     # sendMT and the PIN have no message element: a word such as NOT_ENOUGH_FUNDS rides in the
     # ERROR envelope's description, and it decides (no funds pause the account, not a retry).
     word = description.strip().upper()
     if status == "ERROR" and word in wire.codes:
-        return _detailed(result_for_code(recipient, word, wire.codes, wire.key), description)
-    return _detailed(result_for_code(recipient, status, wire.codes, wire.key), description)
+        return _detailed(base.result_for_code(recipient, word, wire.codes, wire.key), description)
+    return _detailed(base.result_for_code(recipient, status, wire.codes, wire.key), description)
 
 
-def _pin_result(recipient: Recipient, response: httpx.Response) -> Result:
+def _pin_result(recipient: base.Recipient, response: httpx.Response) -> base.Result:
     envelope = wire.envelope(response, echo=False)
     status = wire.text_of(envelope, "status")
     if status != "OK":
         return _refusal(recipient, status, wire.text_of(envelope, "description"))
     # The PIN goes no further than this line: only its salted hash is kept.
-    return Result(recipient.message_id, Outcome.ACCEPTED, code="OK", pin_hash=hash_pin(parse_pin(response)))
+    return base.Result(
+        recipient.message_id, base.Outcome.ACCEPTED, code="OK", pin_hash=hash_pin(parse_pin(response))
+    )
 
 
-def build_pin(account: Account, phone: str, text: str, length: int = 6) -> httpx.Request:
+def build_pin(account: base.Account, phone: str, text: str, length: int = 6) -> httpx.Request:
     """Ask Ogangi to make a PIN and text it (``tools/sendSMSPinMobileNumberConfirm``)."""
     carrier, sender = _route(account, {})
     values = [carrier, sender, wire.digits(phone), signing.b64(text), str(int(length))]
@@ -162,11 +159,11 @@ def parse_pin(response: httpx.Response) -> str:
     return pin.strip()
 
 
-def _detailed(result: Result, detail: str) -> Result:
+def _detailed(result: base.Result, detail: str) -> base.Result:
     return replace(result, reason=f"{result.reason} ({detail[:200]})") if detail else result
 
 
-def _route(account: Account, options: Mapping[str, Any]) -> tuple[str, str]:
+def _route(account: base.Account, options: Mapping[str, Any]) -> tuple[str, str]:
     """(carrier, from) as path segments: the job's option, else the account's setting."""
     sender = options.get("from") or account.params.get("from")
     if not sender:

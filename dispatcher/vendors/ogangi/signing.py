@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from dispatcher.vendors.base import Account
+from dispatcher.vendors import base
 
 
 def sign(message: str, private_key: str) -> str:
@@ -23,7 +23,7 @@ def sign(message: str, private_key: str) -> str:
     return hmac.new(private_key.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def signed_get(account: Account, method: str, values: list[str]) -> httpx.Request:
+def signed_get(account: base.Account, method: str, values: list[str]) -> httpx.Request:
     """A GET of ``method``: instance id and values, signed, then the public key and the signature."""
     signed = "/".join([segment(account.params["instance_id"]), *values])
     signature = sign(signed, account.params["private_key"])

@@ -15,17 +15,17 @@ import xml.etree.ElementTree as ET  # noqa: S405 - DTDs are refused before parsi
 import httpx
 
 from dispatcher.errors import VendorAccountError, VendorRetryable
-from dispatcher.vendors.base import CodeRule, DeliveryState, Limits, Outcome, raise_for_status, short_body
+from dispatcher.vendors import base
 
 key = "ogangi"
 
-A, R, X, P = Outcome.ACCEPTED, Outcome.RETRY, Outcome.REJECTED, Outcome.PAUSE_ACCOUNT
-QUEUED, SENT = DeliveryState.QUEUED, DeliveryState.SENT
-DELIVERED, FAILED = DeliveryState.DELIVERED, DeliveryState.FAILED
+A, R, X, P = base.Outcome.ACCEPTED, base.Outcome.RETRY, base.Outcome.REJECTED, base.Outcome.PAUSE_ACCOUNT
+QUEUED, SENT = base.DeliveryState.QUEUED, base.DeliveryState.SENT
+DELIVERED, FAILED = base.DeliveryState.DELIVERED, base.DeliveryState.FAILED
 
 #: a message status word (the send reply's ``<message><status>``, a push's STATUS):
 #: (outcome when the send reply carries it, delivery state when a report does, meaning)
-MESSAGE_STATUS: dict[str, tuple[Outcome, DeliveryState, str]] = {
+MESSAGE_STATUS: dict[str, tuple[base.Outcome, base.DeliveryState, str]] = {
     "SENT": (A, SENT, "message sent to carrier"),
     "SENT_TO_CARRIER": (A, SENT, "sent to carrier"),
     "DELIVERED_TO_CARRIER": (A, SENT, "delivered to carrier"),
@@ -61,26 +61,26 @@ MESSAGE_STATUS: dict[str, tuple[Outcome, DeliveryState, str]] = {
     "DELETED": (X, FAILED, "deleted by the carrier"),
 }
 
-codes: dict[str, CodeRule] = {
+codes: dict[str, base.CodeRule] = {
     # The envelope's <status>.
-    "OK": CodeRule(A, "completed"),
-    "BAD_SIGNATURE": CodeRule(P, "invalid signature, access denied: check the public and private key"),
-    "ERROR": CodeRule(R, "internal error at Ogangi"),
-    **{word: CodeRule(outcome, meaning) for word, (outcome, _, meaning) in MESSAGE_STATUS.items()},
+    "OK": base.CodeRule(A, "completed"),
+    "BAD_SIGNATURE": base.CodeRule(P, "invalid signature, access denied: check the public and private key"),
+    "ERROR": base.CodeRule(R, "internal error at Ogangi"),
+    **{word: base.CodeRule(outcome, meaning) for word, (outcome, _, meaning) in MESSAGE_STATUS.items()},
 }
 
 #: status word of a delivery report -> where the message stands
-status_codes: dict[str, DeliveryState] = {word: state for word, (_, state, _) in MESSAGE_STATUS.items()}
+status_codes: dict[str, base.DeliveryState] = {word: state for word, (_, state, _) in MESSAGE_STATUS.items()}
 
 # The seed documents no concatenation for these GET methods: one SMS part per message.
-limits = Limits(batch_size=1, hard_max_recipients=1, min_interval=0.0, max_text_chars=160)
+limits = base.Limits(batch_size=1, hard_max_recipients=1, min_interval=0.0, max_text_chars=160)
 
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
 
 def envelope(response: httpx.Response, echo: bool = True) -> ET.Element:
     """The element that holds ``<status>``, or VendorRetryable; ``echo=False`` keeps the body out."""
-    body = short_body(response) if echo else "(body withheld)"
+    body = base.short_body(response) if echo else "(body withheld)"
     text = _DECLARATION.sub("", response.text, count=1)
     # A DTD has no place in these replies and is how entity bombs get in.
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
@@ -98,7 +98,7 @@ def envelope(response: httpx.Response, echo: bool = True) -> ET.Element:
 
 def checked(response: httpx.Response, echo: bool = True) -> ET.Element:
     """The envelope of a query that succeeded; BAD_SIGNATURE pauses, anything else is retried."""
-    raise_for_status(response)
+    base.raise_for_status(response)
     found = envelope(response, echo)
     status = text_of(found, "status")
     if status == "OK":

@@ -17,22 +17,14 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from dispatcher.errors import VendorRetryable
-from dispatcher.vendors.base import (
-    Account,
-    Balance,
-    DeliveryState,
-    Inbound,
-    StatusReport,
-    raise_for_status,
-    short_body,
-)
+from dispatcher.vendors import base
 from dispatcher.vendors.smsclick import wire
 
 # Dates in queries are the vendor's wall time (Mexico City).
 _ZONE = ZoneInfo("America/Mexico_City")
 
 
-def build_status(account: Account, vendor_ids: Sequence[str]) -> httpx.Request:
+def build_status(account: base.Account, vendor_ids: Sequence[str]) -> httpx.Request:
     """POST ``getMsg.json`` for exactly one id (the endpoint takes one; see build_status_requests)."""
     if len(vendor_ids) != 1:
         raise ValueError("getMsg.json takes one ID_MENSAJE per request: use build_status_requests")
@@ -41,13 +33,13 @@ def build_status(account: Account, vendor_ids: Sequence[str]) -> httpx.Request:
     )
 
 
-def build_status_requests(account: Account, vendor_ids: Iterable[str]) -> list[httpx.Request]:
+def build_status_requests(account: base.Account, vendor_ids: Iterable[str]) -> list[httpx.Request]:
     """One ``getMsg.json`` request per id."""
     return [build_status(account, [vendor_id]) for vendor_id in vendor_ids]
 
 
 def build_report(
-    account: Account,
+    account: base.Account,
     start: datetime | str,
     end: datetime | str,
     statuses: Iterable[int] = (),
@@ -69,23 +61,23 @@ def build_report(
     return wire.post(account, "report.json", form)
 
 
-def build_replies(account: Account, start: datetime | str, end: datetime | str) -> httpx.Request:
+def build_replies(account: base.Account, start: datetime | str, end: datetime | str) -> httpx.Request:
     """Replies come inside ``report.json``: ask for the messages of a date range."""
     return build_report(account, start, end)
 
 
-def parse_status(response: httpx.Response) -> list[StatusReport]:
+def parse_status(response: httpx.Response) -> list[base.StatusReport]:
     """One report per message of a ``getMsg.json`` or ``report.json`` answer."""
     reports = []
     for item in _messages(response):
         code = None if item.get("estatus_mensaje") is None else str(item["estatus_mensaje"])
-        state = wire.status_codes.get(code or "", DeliveryState.QUEUED)  # undocumented: not final, kept raw
+        state = wire.status_codes.get(code or "", base.DeliveryState.QUEUED)  # undocumented: not final, kept raw
         phone, at = wire.e164(item.get("telefono")), wire.iso_date(item.get("fecha_envio"))
-        reports.append(StatusReport(str(item["id_mensaje"]), state, code=code, phone=phone, at=at))
+        reports.append(base.StatusReport(str(item["id_mensaje"]), state, code=code, phone=phone, at=at))
     return reports
 
 
-def parse_replies(response: httpx.Response) -> list[Inbound]:
+def parse_replies(response: httpx.Response) -> list[base.Inbound]:
     """The handset's replies (``respuesta`` / ``respuesta_cliente``) in a getMsg or report answer."""
     inbound = []
     for item in _messages(response):
@@ -93,30 +85,30 @@ def parse_replies(response: httpx.Response) -> list[Inbound]:
         if text is None or str(text).strip() in ("", "NULL"):
             continue  # the manual: "NULL" unless the message was interactive
         phone, at = wire.e164(item.get("telefono")) or "", wire.iso_date(item.get("fecha_respuesta"))
-        inbound.append(Inbound(phone, str(text), vendor_id=str(item["id_mensaje"]), at=at))
+        inbound.append(base.Inbound(phone, str(text), vendor_id=str(item["id_mensaje"]), at=at))
     return inbound
 
 
-def build_balance(account: Account) -> httpx.Request:
+def build_balance(account: base.Account) -> httpx.Request:
     """POST ``credits.json``: the credits left."""
     return wire.post(account, "credits.json", {"APIKEY": account.params["apikey"]})
 
 
-def parse_balance(response: httpx.Response) -> Balance:
+def parse_balance(response: httpx.Response) -> base.Balance:
     """Read ``creditos``."""
-    raise_for_status(response)
+    base.raise_for_status(response)
     body, code = wire.reply(response)
     if code != "1":
         raise wire.query_error(code)
     credits = body.get("creditos")
     if isinstance(credits, bool) or not isinstance(credits, (int, float)):
-        raise VendorRetryable(f"smsclick answered no creditos: {short_body(response)}")
-    return Balance(float(credits))
+        raise VendorRetryable(f"smsclick answered no creditos: {base.short_body(response)}")
+    return base.Balance(float(credits))
 
 
 def _messages(response: httpx.Response) -> list[dict[str, Any]]:
     """The message records of a getMsg (one, id read from the request) or report answer."""
-    raise_for_status(response)
+    base.raise_for_status(response)
     body, code = wire.reply(response)
     if code != "1":
         raise wire.query_error(code)
@@ -126,7 +118,7 @@ def _messages(response: httpx.Response) -> list[dict[str, Any]]:
             return items
     elif "estatus_mensaje" in body:
         return [{**body, "id_mensaje": _asked_id(response)}]
-    raise VendorRetryable(f"smsclick answered no message records: {short_body(response)}")
+    raise VendorRetryable(f"smsclick answered no message records: {base.short_body(response)}")
 
 
 def _asked_id(response: httpx.Response) -> str:
@@ -139,6 +131,6 @@ def _asked_id(response: httpx.Response) -> str:
     return asked
 
 
-def report_window(account: Account, start: datetime, end: datetime) -> httpx.Request:
+def report_window(account: base.Account, start: datetime, end: datetime) -> httpx.Request:
     """``report.json`` for two aware times, written in the vendor's zone."""
     return build_report(account, start.astimezone(_ZONE), end.astimezone(_ZONE))

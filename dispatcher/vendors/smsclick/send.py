@@ -14,16 +14,7 @@ from typing import Any
 
 import httpx
 
-from dispatcher.vendors.base import (
-    Account,
-    Outcome,
-    Outgoing,
-    Recipient,
-    Result,
-    SendRequest,
-    raise_for_status,
-    result_for_code,
-)
+from dispatcher.vendors import base
 from dispatcher.vendors.smsclick import wire
 
 
@@ -45,14 +36,14 @@ def text_limit(text: str, options: Mapping[str, Any]) -> int:
     return wire.limits.max_text_chars
 
 
-def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | None:
+def check_recipient(recipient: base.Recipient, options: Mapping[str, Any]) -> str | None:
     """Say why a recipient cannot go through SMSClick (Mexican numbers only), or None."""
     if wire.vendor_number(recipient.address) is None:
         return "smsclick sends to Mexican numbers (+52 and 10 digits) only"
     return None
 
 
-def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
+def build_send(account: base.Account, outgoing: base.Outgoing) -> list[base.SendRequest]:
     """One form POST per recipient: ``sendMsg.json`` takes a single TELEFONO."""
     sends = []
     for r in outgoing.recipients:
@@ -63,22 +54,26 @@ def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
         form = {"APIKEY": account.params["apikey"], "TELEFONO": number, "MENSAJE": r.text}
         if outgoing.options.get("ID_REGLA_INTERACTIVA") is not None:
             form["ID_REGLA_INTERACTIVA"] = str(outgoing.options["ID_REGLA_INTERACTIVA"])
-        sends.append(SendRequest(wire.post(account, "sendMsg.json", form), [r]))
+        sends.append(base.SendRequest(wire.post(account, "sendMsg.json", form), [r]))
     return sends
 
 
-def parse_send(account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:
+def parse_send(account: base.Account, sent: base.SendRequest, response: httpx.Response) -> list[base.Result]:
     """Read ``codigo``: 1 is accepted under ``id_mensaje``, other codes go through ``codes``."""
-    raise_for_status(response)
+    base.raise_for_status(response)
     recipient = sent.recipients[0]
     body, code = wire.reply(response)
     if code != "1":
-        return [result_for_code(recipient, code, wire.codes, wire.key)]
+        return [base.result_for_code(recipient, code, wire.codes, wire.key)]
     vendor_id = body.get("id_mensaje")
     if isinstance(vendor_id, bool) or not wire.CODE.fullmatch(str(vendor_id)):
         # codigo 1 says it was sent: sending again would send it twice.
         reason = "smsclick said sent but gave no id_mensaje"
-        return [Result(recipient.message_id, Outcome.UNKNOWN, code=code, reason=reason)]
+        return [base.Result(recipient.message_id, base.Outcome.UNKNOWN, code=code, reason=reason)]
     credits = body.get("creditosUsados", body.get("creditos_usados"))
     reason = f"smsclick credits used: {credits}" if credits is not None else ""
-    return [Result(recipient.message_id, Outcome.ACCEPTED, vendor_id=str(vendor_id), code=code, reason=reason)]
+    return [
+        base.Result(
+            recipient.message_id, base.Outcome.ACCEPTED, vendor_id=str(vendor_id), code=code, reason=reason
+        )
+    ]

@@ -15,44 +15,44 @@ from typing import Any
 import httpx
 
 from dispatcher.errors import VendorAccountError, VendorError, VendorRejectedRequest, VendorRetryable
-from dispatcher.vendors.base import Account, CodeRule, DeliveryState, Limits, Outcome, short_body
+from dispatcher.vendors import base
 
 key = "smsclick"
 
 # One table for every endpoint: send results become outcomes; a query answered with a code other
 # than 1 raises the error of its outcome (_ERROR_OF).
-codes: dict[str, CodeRule] = {
-    "1": CodeRule(Outcome.ACCEPTED, "message sent (queries: answered)"),
-    "-100": CodeRule(Outcome.PAUSE_ACCOUNT, "APIKEY parameter not defined"),
-    "-101": CodeRule(Outcome.PAUSE_ACCOUNT, "APIKEY incorrect"),
-    "-102": CodeRule(Outcome.REJECTED, "TELEFONO not valid: not 10 digits"),
-    "-103": CodeRule(Outcome.REJECTED, "MENSAJE empty"),
-    "-104": CodeRule(Outcome.PAUSE_ACCOUNT, "insufficient balance"),
-    "-105": CodeRule(Outcome.REJECTED, "ID_REGLA_INTERACTIVA does not exist"),
-    "-200": CodeRule(Outcome.REJECTED, "getMsg: ID_MENSAJE not valid"),
-    "-201": CodeRule(Outcome.REJECTED, "getMsg: ID_MENSAJE does not exist"),
-    "-300": CodeRule(Outcome.REJECTED, "report: FECHA_INICIO empty or badly written"),
-    "-301": CodeRule(Outcome.REJECTED, "report: FECHA_FIN empty or badly written"),
-    "-302": CodeRule(Outcome.REJECTED, "report: ESTATUS_MENSAJE badly written"),
-    "-303": CodeRule(Outcome.REJECTED, "report: ID_CAMPANIA badly written"),
+codes: dict[str, base.CodeRule] = {
+    "1": base.CodeRule(base.Outcome.ACCEPTED, "message sent (queries: answered)"),
+    "-100": base.CodeRule(base.Outcome.PAUSE_ACCOUNT, "APIKEY parameter not defined"),
+    "-101": base.CodeRule(base.Outcome.PAUSE_ACCOUNT, "APIKEY incorrect"),
+    "-102": base.CodeRule(base.Outcome.REJECTED, "TELEFONO not valid: not 10 digits"),
+    "-103": base.CodeRule(base.Outcome.REJECTED, "MENSAJE empty"),
+    "-104": base.CodeRule(base.Outcome.PAUSE_ACCOUNT, "insufficient balance"),
+    "-105": base.CodeRule(base.Outcome.REJECTED, "ID_REGLA_INTERACTIVA does not exist"),
+    "-200": base.CodeRule(base.Outcome.REJECTED, "getMsg: ID_MENSAJE not valid"),
+    "-201": base.CodeRule(base.Outcome.REJECTED, "getMsg: ID_MENSAJE does not exist"),
+    "-300": base.CodeRule(base.Outcome.REJECTED, "report: FECHA_INICIO empty or badly written"),
+    "-301": base.CodeRule(base.Outcome.REJECTED, "report: FECHA_FIN empty or badly written"),
+    "-302": base.CodeRule(base.Outcome.REJECTED, "report: ESTATUS_MENSAJE badly written"),
+    "-303": base.CodeRule(base.Outcome.REJECTED, "report: ID_CAMPANIA badly written"),
 }
 
 #: ``estatus_mensaje`` -> delivery state
-status_codes: dict[str, DeliveryState] = {
-    "0": DeliveryState.QUEUED,  # pendiente de envío
-    "1": DeliveryState.QUEUED,  # en proceso de envío
-    "2": DeliveryState.SENT,  # enviado
-    "3": DeliveryState.DELIVERED,  # recibido
-    "4": DeliveryState.FAILED,  # rechazado
+status_codes: dict[str, base.DeliveryState] = {
+    "0": base.DeliveryState.QUEUED,  # pendiente de envío
+    "1": base.DeliveryState.QUEUED,  # en proceso de envío
+    "2": base.DeliveryState.SENT,  # enviado
+    "3": base.DeliveryState.DELIVERED,  # recibido
+    "4": base.DeliveryState.FAILED,  # rechazado
 }
 
 # One TELEFONO per request and no documented pause. No text maximum is documented either; every
 # 150 characters cost one more credit, so 450 (three credits) bounds what one message may cost.
-limits = Limits(batch_size=1, hard_max_recipients=1, min_interval=0.0, max_text_chars=450)
+limits = base.Limits(batch_size=1, hard_max_recipients=1, min_interval=0.0, max_text_chars=450)
 
-_ERROR_OF: dict[Outcome, type[VendorError]] = {
-    Outcome.PAUSE_ACCOUNT: VendorAccountError,
-    Outcome.REJECTED: VendorRejectedRequest,
+_ERROR_OF: dict[base.Outcome, type[VendorError]] = {
+    base.Outcome.PAUSE_ACCOUNT: VendorAccountError,
+    base.Outcome.REJECTED: VendorRejectedRequest,
 }
 
 #: a ``codigo`` or an id: digits, maybe negative
@@ -75,7 +75,7 @@ def reply(response: httpx.Response) -> tuple[dict[str, Any], str]:
     code = body.get("codigo") if isinstance(body, dict) else None
     digits = CODE.fullmatch(str(code))
     if not isinstance(body, dict) or isinstance(code, bool) or digits is None:
-        raise VendorRetryable(f"smsclick answered no codigo: {short_body(response)}")
+        raise VendorRetryable(f"smsclick answered no codigo: {base.short_body(response)}")
     return body, str(int(digits.group()))
 
 
@@ -116,7 +116,7 @@ def vendor_date(name: str, value: datetime | str) -> str:
     return value
 
 
-def post(account: Account, endpoint: str, form: Mapping[str, str]) -> httpx.Request:
+def post(account: base.Account, endpoint: str, form: Mapping[str, str]) -> httpx.Request:
     """A form POST to an endpoint under ``/sms-services/``."""
     url = f"{account.base_url.rstrip('/')}/sms-services/{endpoint}"
     return httpx.Request("POST", url, data=dict(form))

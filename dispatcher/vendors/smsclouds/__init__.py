@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from dispatcher.vendors import base
 from dispatcher.vendors.abilities import Abilities, BalanceQuery, ByDateRange, ByIds, Credentials
-from dispatcher.vendors.base import DeliveryState
 from dispatcher.vendors.smsclouds.campaigns import build_email, build_voice, parse_email, parse_voice
 from dispatcher.vendors.smsclouds.channels import CHANNELS
 from dispatcher.vendors.smsclouds.pushes import PUSH_ACK, answer_push, parse_push, push_content_types, push_methods
@@ -52,7 +52,7 @@ ABILITIES = Abilities(
     balance=BalanceQuery(build_balance, parse_balance),
     # "sent" is the best news this vendor ever gives: no handset receipt follows it. A failure may
     # still follow it (the manual gives no bound; carriers report within minutes): an hour.
-    final=frozenset({DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.FAILED}),
+    final=frozenset({base.DeliveryState.SENT, base.DeliveryState.DELIVERED, base.DeliveryState.FAILED}),
     settles_after=timedelta(hours=1),
 )
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from dispatcher.errors import VendorRetryable
-from dispatcher.vendors.base import Account, raise_for_status, short_body
+from dispatcher.vendors import base
 from dispatcher.vendors.smsclouds import wire
 
 #: how ``scheduledDate`` is written (the manual's examples: "2018-08-07 14:26")
@@ -25,7 +25,7 @@ PERSON_FIELDS = ("name", "field1", "field2", "field3", "field4")
 
 
 def build_email(
-    account: Account,
+    account: base.Account,
     *,
     subject: str,
     body: str,
@@ -49,7 +49,7 @@ def build_email(
 
 
 def build_voice(
-    account: Account,
+    account: base.Account,
     *,
     kind: int,
     campaign_name: str,
@@ -95,10 +95,10 @@ def _check_voice(
 
 def parse_campaign(response: httpx.Response) -> str:
     """Read the ``message`` of an email or voice campaign reply."""
-    raise_for_status(response)
+    base.raise_for_status(response)
     body = wire.read_json(response)
     if not isinstance(body, dict) or not isinstance(body.get("message"), str):
-        raise VendorRetryable(f"smsclouds answered no campaign message: {short_body(response)}")
+        raise VendorRetryable(f"smsclouds answered no campaign message: {base.short_body(response)}")
     message: str = body["message"]
     return message
 

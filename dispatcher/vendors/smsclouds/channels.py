@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from dispatcher.vendors.base import Account, Outcome, Outgoing, Recipient, Result, SendRequest
+from dispatcher.vendors import base
 from dispatcher.vendors.smsclouds import campaigns, wire
 
 CHANNELS = ("sms", "email", "voice")
@@ -41,45 +41,51 @@ def validate(options: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"smsclouds {channel} takes no option {sorted(unknown)[0]!r}")
     probe = [{"email": "probe@example.com"}] if channel == "email" else [{"cellphone": "4491234567"}]
     # Build once with a stand-in recipient: the manual's own checks run on the options.
-    _build(Account("probe", "smsclouds", "https://probe.invalid", "MX", {"token": "x"}), options, "probe", probe)
+    _build(
+        base.Account("probe", "smsclouds", "https://probe.invalid", "MX", {"token": "x"}), options, "probe", probe
+    )
     return dict(options)
 
 
-def check(recipient: Recipient, channel: str) -> str | None:
+def check(recipient: base.Recipient, channel: str) -> str | None:
     """Say why a recipient cannot be reached on this channel, or None."""
     if channel == "email":
         return None if _EMAIL.match(recipient.address) else f"{recipient.address!r} is not an email address"
     return None if wire.vendor_number(recipient.address) else "smsclouds has no route for this number's country"
 
 
-def build(account: Account, outgoing: Outgoing) -> list[SendRequest]:
+def build(account: base.Account, outgoing: base.Outgoing) -> list[base.SendRequest]:
     """One campaign request per distinct text."""
     channel = outgoing.options["channel"]
-    by_text: dict[str, list[Recipient]] = {}
+    by_text: dict[str, list[base.Recipient]] = {}
     for r in outgoing.recipients:
         why = check(r, channel)
         if why:
             raise ValueError(why)
         by_text.setdefault(r.text, []).append(r)
     return [
-        SendRequest(_build(account, outgoing.options, text, [_person(r, channel) for r in rs]), rs)
+        base.SendRequest(_build(account, outgoing.options, text, [_person(r, channel) for r in rs]), rs)
         for text, rs in by_text.items()
     ]
 
 
-def parse(sent: SendRequest, response: httpx.Response) -> list[Result]:
+def parse(sent: base.SendRequest, response: httpx.Response) -> list[base.Result]:
     """The vendor's message accepts every recipient of the campaign."""
     message = campaigns.parse_campaign(response)
-    return [Result(r.message_id, Outcome.ACCEPTED, reason=f"smsclouds: {message}") for r in sent.recipients]
+    return [
+        base.Result(r.message_id, base.Outcome.ACCEPTED, reason=f"smsclouds: {message}") for r in sent.recipients
+    ]
 
 
-def _person(recipient: Recipient, channel: str) -> dict[str, str]:
+def _person(recipient: base.Recipient, channel: str) -> dict[str, str]:
     fields = {k: v for k, v in recipient.vars.items() if k in campaigns.PERSON_FIELDS}
     address = "email" if channel == "email" else "cellphone"
     return {address: recipient.address, **fields}
 
 
-def _build(account: Account, options: Mapping[str, Any], text: str, people: list[dict[str, str]]) -> httpx.Request:
+def _build(
+    account: base.Account, options: Mapping[str, Any], text: str, people: list[dict[str, str]]
+) -> httpx.Request:
     if options["channel"] == "email":
         return campaigns.build_email(
             account,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from dispatcher.vendors.base import Inbound, StatusReport
+from dispatcher.vendors import base
 
 #: the body our MO push endpoint must answer (the keyword endpoint answers the reply text instead)
 PUSH_ACK = "ok"
@@ -18,7 +18,7 @@ push_methods = frozenset({"GET"})
 push_content_types: frozenset[str] = frozenset()
 
 
-def parse_push(params: Mapping[str, str]) -> list[Inbound]:
+def parse_push(params: Mapping[str, str]) -> list[base.Inbound]:
     """Read the MO push (message_id) or the keyword auto-reply push (keyword, operador)."""
     fields = {name.lower(): value for name, value in params.items()}
     kind = "keyword" if "keyword" in fields else "message_id"
@@ -26,7 +26,7 @@ def parse_push(params: Mapping[str, str]) -> list[Inbound]:
     if missing:
         raise ValueError(f"smsclouds push without {missing[0]!r}")
     return [
-        Inbound(
+        base.Inbound(
             fields["cellphone"],
             fields["response"],
             vendor_id=fields.get("message_id"),
@@ -36,9 +36,9 @@ def parse_push(params: Mapping[str, str]) -> list[Inbound]:
     ]
 
 
-def answer_push(items: Sequence[Inbound | StatusReport], keyword_reply: str | None) -> str:
+def answer_push(items: Sequence[base.Inbound | base.StatusReport], keyword_reply: str | None) -> str:
     """``ok`` for an MO; for a keyword the auto-reply text itself (empty: no auto-reply)."""
-    if any(isinstance(item, Inbound) and item.keyword for item in items):
+    if any(isinstance(item, base.Inbound) and item.keyword for item in items):
         # The manual: the client server "should respond a simple print for your automatic text".
         return keyword_reply or ""
     return PUSH_ACK

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from dispatcher.errors import VendorRetryable
-from dispatcher.vendors.base import Account, Balance, DeliveryState, Inbound, StatusReport, short_body
+from dispatcher.vendors import base
 from dispatcher.vendors.smsclouds import wire
 
 #: reply query type -> the filters it takes, the required one first
@@ -28,7 +28,9 @@ _REPLY_DATES = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 _ZONE = ZoneInfo("America/Mexico_City")
 
 
-def build_status(account: Account, vendor_ids: Sequence[str], campaign_ids: Sequence[str] = ()) -> httpx.Request:
+def build_status(
+    account: base.Account, vendor_ids: Sequence[str], campaign_ids: Sequence[str] = ()
+) -> httpx.Request:
     """POST /api/v1/status for these message ids (and whole campaigns)."""
     payload = {}
     if vendor_ids:
@@ -40,17 +42,17 @@ def build_status(account: Account, vendor_ids: Sequence[str], campaign_ids: Sequ
     return wire.post(account, "/api/v1/status", payload)
 
 
-def status_requests(account: Account, vendor_ids: Sequence[str]) -> list[httpx.Request]:
+def status_requests(account: base.Account, vendor_ids: Sequence[str]) -> list[httpx.Request]:
     """The status query of these ids, as the poller asks it: one request."""
     return [build_status(account, vendor_ids)]
 
 
-def parse_status(response: httpx.Response) -> list[StatusReport]:
+def parse_status(response: httpx.Response) -> list[base.StatusReport]:
     """One report per ``data.messages`` item; an undocumented status stays queued, kept raw."""
     return [
-        StatusReport(
+        base.StatusReport(
             str(item["message_id"]),
-            wire.status_codes.get(str(item.get("status")), DeliveryState.QUEUED),
+            wire.status_codes.get(str(item.get("status")), base.DeliveryState.QUEUED),
             code=str(item.get("status")),
             phone=str(item["cellphone"]) if item.get("cellphone") is not None else None,
         )
@@ -58,7 +60,7 @@ def parse_status(response: httpx.Response) -> list[StatusReport]:
     ]
 
 
-def build_replies(account: Account, **filters: Any) -> httpx.Request:
+def build_replies(account: base.Account, **filters: Any) -> httpx.Request:
     """POST /api/v1/response: type 1 from/to, 2 message_id list, 3 cellphone, 4 campaign_id."""
     kind = filters.pop("type", None)
     if kind is None:
@@ -75,7 +77,7 @@ def build_replies(account: Account, **filters: Any) -> httpx.Request:
     return wire.post(account, "/api/v1/response", payload)
 
 
-def replies_between(account: Account, start: datetime, end: datetime) -> httpx.Request:
+def replies_between(account: base.Account, start: datetime, end: datetime) -> httpx.Request:
     """The replies received between two aware times (type 1), written in the vendor's zone."""
     return build_replies(account, type=1, **{"from": start.astimezone(_ZONE), "to": end.astimezone(_ZONE)})
 
@@ -89,22 +91,24 @@ _REPLY_FILTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def parse_replies(response: httpx.Response) -> list[Inbound]:
+def parse_replies(response: httpx.Response) -> list[base.Inbound]:
     """One Inbound per ``data.responses`` item; ``vendor_id`` is the id of our message answered."""
     return [
-        Inbound(str(i["cellphone"]), str(i["response"]), vendor_id=str(i["message_id"]), at=i.get("received_at"))
+        base.Inbound(
+            str(i["cellphone"]), str(i["response"]), vendor_id=str(i["message_id"]), at=i.get("received_at")
+        )
         for i in wire.read_items(response, "responses", ("cellphone", "response", "message_id"))
     ]
 
 
-def build_balance(account: Account) -> httpx.Request:
+def build_balance(account: base.Account) -> httpx.Request:
     """GET /api/v1/user: the account and its credit."""
     return httpx.Request("GET", wire.url(account, "/api/v1/user"), headers=wire.headers(account))
 
 
-def parse_balance(response: httpx.Response) -> Balance:
+def parse_balance(response: httpx.Response) -> base.Balance:
     """Read ``data.credit``."""
     credit = wire.read_data(response).get("credit")
     if isinstance(credit, bool) or not isinstance(credit, (int, float)):
-        raise VendorRetryable(f"smsclouds answered no data.credit: {short_body(response)}")
-    return Balance(float(credit))
+        raise VendorRetryable(f"smsclouds answered no data.credit: {base.short_body(response)}")
+    return base.Balance(float(credit))

@@ -20,17 +20,7 @@ from typing import Any
 import httpx
 
 from dispatcher.errors import VendorAccountError, VendorRetryable
-from dispatcher.vendors.base import (
-    Account,
-    Outcome,
-    Outgoing,
-    Recipient,
-    Result,
-    SendRequest,
-    raise_for_status,
-    result_for_code,
-    short_body,
-)
+from dispatcher.vendors import base
 from dispatcher.vendors.smsclouds import channels, wire
 
 
@@ -53,18 +43,18 @@ def text_limit(text: str, options: Mapping[str, Any]) -> int:
     return wire.ENCODED_MAX if options.get("encode") is True or wire.needs_encode(text) else wire.LARGE_MAX
 
 
-def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | None:
+def check_recipient(recipient: base.Recipient, options: Mapping[str, Any]) -> str | None:
     """Say why a recipient cannot go through smsclouds, or None; checked before any request."""
     if _channel(options) != "sms":
         return channels.check(recipient, _channel(options))
     return _unsendable(recipient)
 
 
-def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
+def build_send(account: base.Account, outgoing: base.Outgoing) -> list[base.SendRequest]:
     """One JSON POST per route, text and encoding."""
     if _channel(outgoing.options) != "sms":
         return channels.build(account, outgoing)
-    groups: dict[tuple[int, str, bool], list[Recipient]] = {}
+    groups: dict[tuple[int, str, bool], list[base.Recipient]] = {}
     for r in outgoing.recipients:
         why = _unsendable(r)
         route = wire.vendor_number(r.address)
@@ -73,32 +63,35 @@ def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
             raise ValueError(why or "smsclouds has no route for this number's country")
         encode = outgoing.options.get("encode") is True or wire.needs_encode(r.text + "".join(_used_vars(r)))
         groups.setdefault((route[0], r.text, encode), []).append(r)
-    return [SendRequest(_message_request(account, *group, rs), rs) for group, rs in groups.items()]
+    return [base.SendRequest(_message_request(account, *group, rs), rs) for group, rs in groups.items()]
 
 
-def parse_send(account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:
+def parse_send(account: base.Account, sent: base.SendRequest, response: httpx.Response) -> list[base.Result]:
     """Map ``messages_ids`` onto the cellphones in order."""
     if not sent.request.url.path.endswith("/message"):
         return channels.parse(sent, response)
     _raise_for_credit(response)
-    raise_for_status(response)
+    base.raise_for_status(response)
     sendable = list(sent.recipients)
     body = wire.read_json(response)
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         code = str(body["error"].get("status_code"))
         # An error code the manual does not list says nothing of what went out: never resend blindly.
-        return [result_for_code(r, code, wire.codes, wire.key, undocumented=Outcome.UNKNOWN) for r in sendable]
+        return [
+            base.result_for_code(r, code, wire.codes, wire.key, undocumented=base.Outcome.UNKNOWN)
+            for r in sendable
+        ]
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict):
-        raise VendorRetryable(f"smsclouds answered neither data nor error: {short_body(response)}")
+        raise VendorRetryable(f"smsclouds answered neither data nor error: {base.short_body(response)}")
     ids = data.get("messages_ids")
     if not isinstance(ids, list) or len(ids) != len(sendable) or not all(map(wire.is_id, ids)):
         # It took the request but we cannot tell which id is whose: never resend blindly.
         reason = f"smsclouds took {len(sendable)} numbers but answered messages_ids {str(ids)[:80]}"
-        return [Result(r.message_id, Outcome.UNKNOWN, reason=reason) for r in sendable]
+        return [base.Result(r.message_id, base.Outcome.UNKNOWN, reason=reason) for r in sendable]
     campaign = f"smsclouds campaign {data.get('campaign_id')}"
     return [
-        Result(r.message_id, Outcome.ACCEPTED, vendor_id=str(i), reason=campaign)
+        base.Result(r.message_id, base.Outcome.ACCEPTED, vendor_id=str(i), reason=campaign)
         for r, i in zip(sendable, ids, strict=True)
     ]
 
@@ -121,7 +114,7 @@ def _channel(options: Mapping[str, Any]) -> str:
     return str(options.get("channel", "sms"))
 
 
-def _unsendable(recipient: Recipient) -> str | None:
+def _unsendable(recipient: base.Recipient) -> str | None:
     if wire.vendor_number(recipient.address) is None:
         return "smsclouds has no route for this number's country"
     for marker, (var, _) in wire.MARKERS.items():
@@ -135,12 +128,12 @@ def _unsendable(recipient: Recipient) -> str | None:
     return None
 
 
-def _used_vars(recipient: Recipient) -> list[str]:
+def _used_vars(recipient: base.Recipient) -> list[str]:
     return [recipient.vars[var] for marker, (var, _) in wire.MARKERS.items() if marker in recipient.text]
 
 
 def _message_request(
-    account: Account, country: int, text: str, encode: bool, recipients: list[Recipient]
+    account: base.Account, country: int, text: str, encode: bool, recipients: list[base.Recipient]
 ) -> httpx.Request:
     payload: dict[str, Any] = {
         "message": text,

@@ -17,40 +17,32 @@ import phonenumbers
 
 from dispatcher.errors import VendorRetryable
 from dispatcher.text import is_gsm7
-from dispatcher.vendors.base import (
-    Account,
-    CodeRule,
-    DeliveryState,
-    Limits,
-    Outcome,
-    raise_for_status,
-    short_body,
-)
+from dispatcher.vendors import base
 
 key = "smsclouds"
 
 # The same table for every endpoint; HTTP statuses become errors in base.raise_for_status, and
 # a 2xx whose body still carries {"error": {"status_code": ...}} is read through this table.
-codes: dict[str, CodeRule] = {
-    "400": CodeRule(Outcome.REJECTED, "bad request: the JSON is missing or not correct"),
-    "401": CodeRule(Outcome.PAUSE_ACCOUNT, "unauthorized: the token is wrong"),
-    "404": CodeRule(Outcome.REJECTED, "the route was not found: wrong base URL or path"),
-    "422": CodeRule(Outcome.REJECTED, "unprocessable: a parameter is wrong (text, number, country)"),
-    "500": CodeRule(Outcome.RETRY, "internal server error at smsclouds: try again later"),
+codes: dict[str, base.CodeRule] = {
+    "400": base.CodeRule(base.Outcome.REJECTED, "bad request: the JSON is missing or not correct"),
+    "401": base.CodeRule(base.Outcome.PAUSE_ACCOUNT, "unauthorized: the token is wrong"),
+    "404": base.CodeRule(base.Outcome.REJECTED, "the route was not found: wrong base URL or path"),
+    "422": base.CodeRule(base.Outcome.REJECTED, "unprocessable: a parameter is wrong (text, number, country)"),
+    "500": base.CodeRule(base.Outcome.RETRY, "internal server error at smsclouds: try again later"),
 }
 
 #: ``status`` of POST /api/v1/status -> delivery state
-status_codes: dict[str, DeliveryState] = {
-    "0": DeliveryState.QUEUED,  # queued
-    "1": DeliveryState.QUEUED,  # in process: the vendor still holds it
-    "2": DeliveryState.SENT,  # sent (the manual promises no handset receipt)
-    "3": DeliveryState.FAILED,  # fail
+status_codes: dict[str, base.DeliveryState] = {
+    "0": base.DeliveryState.QUEUED,  # queued
+    "1": base.DeliveryState.QUEUED,  # in process: the vendor still holds it
+    "2": base.DeliveryState.SENT,  # sent (the manual promises no handset receipt)
+    "3": base.DeliveryState.FAILED,  # fail
 }
 
 # No maximum is documented. 500 numbers keep one JSON body to tens of KB, let the vendor add them
 # all before it answers (it replies after date_finish_add) within the read timeout, and bound how
 # many messages one lost reply leaves unknown.
-limits = Limits(batch_size=500, hard_max_recipients=500, min_interval=0.0, max_text_chars=306)
+limits = base.Limits(batch_size=500, hard_max_recipients=500, min_interval=0.0, max_text_chars=306)
 
 #: the manual's route table: ISO region -> ``country`` id
 COUNTRY_IDS = {"MX": 1, "US": 2, "CO": 3, "BR": 6, "PE": 7, "AR": 14, "CL": 18, "ES": 21}
@@ -129,16 +121,16 @@ def read_json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError:
-        raise VendorRetryable(f"smsclouds answered no JSON: {short_body(response)}") from None
+        raise VendorRetryable(f"smsclouds answered no JSON: {base.short_body(response)}") from None
 
 
 def read_data(response: httpx.Response) -> dict[str, Any]:
     """The ``data`` object of a query that succeeded, or the error of its failure."""
-    raise_for_status(response)
+    base.raise_for_status(response)
     body = read_json(response)
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict):
-        raise VendorRetryable(f"smsclouds answered no data: {short_body(response)}")
+        raise VendorRetryable(f"smsclouds answered no data: {base.short_body(response)}")
     return data
 
 
@@ -149,20 +141,20 @@ def read_items(response: httpx.Response, field: str, required: tuple[str, ...]) 
     if items is None and data.get("count") == 0:
         return []
     if not isinstance(items, list) or not all(isinstance(i, dict) and set(required) <= set(i) for i in items):
-        raise VendorRetryable(f"smsclouds answered no usable data.{field}: {short_body(response)}")
+        raise VendorRetryable(f"smsclouds answered no usable data.{field}: {base.short_body(response)}")
     return items
 
 
-def headers(account: Account) -> dict[str, str]:
+def headers(account: base.Account) -> dict[str, str]:
     """The bearer token and the JSON accept header every call carries."""
     return {"Authorization": f"Bearer {account.params['token']}", "Accept": "application/json"}
 
 
-def url(account: Account, path: str) -> str:
+def url(account: base.Account, path: str) -> str:
     """The account's base URL joined with an API path."""
     return account.base_url.rstrip("/") + path
 
 
-def post(account: Account, path: str, payload: Mapping[str, Any]) -> httpx.Request:
+def post(account: base.Account, path: str, payload: Mapping[str, Any]) -> httpx.Request:
     """A JSON POST to an API path with the account's token."""
     return httpx.Request("POST", url(account, path), json=payload, headers=headers(account))

@@ -14,17 +14,17 @@ from typing import Any
 import httpx
 
 from dispatcher.errors import VendorRetryable
-from dispatcher.vendors.base import Account, Inbound, StatusReport, raise_for_status, short_body
+from dispatcher.vendors import base
 from dispatcher.vendors.voipcomms import wire
 
 
-def build_status(account: Account, page: int) -> httpx.Request:
+def build_status(account: base.Account, page: int) -> httpx.Request:
     """One page of the sent log ``sms/summary`` (page 0, 1, ... until a page comes back empty)."""
     form = {"page": str(page)}
     return httpx.Request("POST", wire.url(account, "sms/summary"), data=form, headers=wire.auth(account))
 
 
-def parse_status(response: httpx.Response) -> list[StatusReport]:
+def parse_status(response: httpx.Response) -> list[base.StatusReport]:
     """Delivery reports of one summary page; rows with an undocumented status word are left out."""
     reports = []
     for row in _rows(response, "summary"):
@@ -35,7 +35,7 @@ def parse_status(response: httpx.Response) -> list[StatusReport]:
             continue
         external = row.get("sms_external")
         reports.append(
-            StatusReport(
+            base.StatusReport(
                 str(vendor_id),
                 wire.status_codes[word],
                 code=word,
@@ -47,7 +47,7 @@ def parse_status(response: httpx.Response) -> list[StatusReport]:
 
 
 def build_replies(
-    account: Account, page: int, internal: str | None = None, external: str | None = None
+    account: base.Account, page: int, internal: str | None = None, external: str | None = None
 ) -> httpx.Request:
     """One page of ``sms/chat``: the conversation between our ``internal`` number and ``external``."""
     form = {}
@@ -59,7 +59,7 @@ def build_replies(
     return httpx.Request("POST", wire.url(account, "sms/chat"), data=form, headers=wire.auth(account))
 
 
-def parse_replies(response: httpx.Response, external: str | None = None) -> list[Inbound]:
+def parse_replies(response: httpx.Response, external: str | None = None) -> list[base.Inbound]:
     """The replies (``sms_inout`` IN) of one chat page; ``external`` names the handset if rows do not."""
     replies = []
     for row in _rows(response, "chat"):
@@ -69,7 +69,7 @@ def parse_replies(response: httpx.Response, external: str | None = None) -> list
         if not phone or row.get("sms_msg") is None:
             raise VendorRetryable("voipcomms chat row lacks sms_external or sms_msg")
         replies.append(
-            Inbound(
+            base.Inbound(
                 wire.e164(str(phone)),
                 str(row["sms_msg"]),
                 vendor_id=wire.optional(row.get("sms_id")),
@@ -82,12 +82,12 @@ def parse_replies(response: httpx.Response, external: str | None = None) -> list
 
 def _rows(response: httpx.Response, field: str) -> list[Mapping[str, Any]]:
     """The list ``field`` of a paged reply, or VendorRetryable / VendorAccountError."""
-    raise_for_status(response)
+    base.raise_for_status(response)
     body = wire.json_object(response)
     if body.get("error"):
         detail = str(body.get("error_message") or "").strip()[:200]
         raise VendorRetryable(f"voipcomms refused the query: {detail}", "error")
     rows = body.get(field)
     if not isinstance(rows, list):
-        raise VendorRetryable(f"voipcomms answered without a {field} list: {short_body(response)}")
+        raise VendorRetryable(f"voipcomms answered without a {field} list: {base.short_body(response)}")
     return [row for row in rows if isinstance(row, Mapping)]

@@ -25,17 +25,7 @@ import httpx
 
 from dispatcher.errors import VendorRetryable
 from dispatcher.text import is_gsm7
-from dispatcher.vendors.base import (
-    Account,
-    Outcome,
-    Outgoing,
-    Recipient,
-    Result,
-    SendRequest,
-    raise_for_status,
-    result_for_code,
-    short_body,
-)
+from dispatcher.vendors import base
 from dispatcher.vendors.voipcomms import wire
 
 #: job options this vendor takes
@@ -77,7 +67,7 @@ def _is_date(text: str) -> bool:
     return False
 
 
-def check_recipient(recipient: Recipient, options: Mapping[str, Any]) -> str | None:
+def check_recipient(recipient: base.Recipient, options: Mapping[str, Any]) -> str | None:
     """Nothing to refuse before a request: voipcomms takes any international number."""
     return None
 
@@ -87,9 +77,9 @@ def text_limit(text: str, options: Mapping[str, Any]) -> int:
     return MAX_PARTS * (153 if is_gsm7(text) else 67)
 
 
-def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
+def build_send(account: base.Account, outgoing: base.Outgoing) -> list[base.SendRequest]:
     """One form POST per distinct text (a request has one ``msg``), each with its numbers."""
-    groups: dict[str, list[Recipient]] = {}
+    groups: dict[str, list[base.Recipient]] = {}
     for recipient in outgoing.recipients:
         groups.setdefault(recipient.text, []).append(recipient)
     requests = []
@@ -97,20 +87,20 @@ def build_send(account: Account, outgoing: Outgoing) -> list[SendRequest]:
         form = {"to": ",".join(wire.vendor_number(r.address) for r in recipients), "msg": text}
         form.update({name: str(outgoing.options[name]) for name in OPTIONS if outgoing.options.get(name)})
         request = httpx.Request("POST", wire.url(account, "sms/send"), data=form, headers=wire.auth(account))
-        requests.append(SendRequest(request, recipients))
+        requests.append(base.SendRequest(request, recipients))
     return requests
 
 
-def parse_send(account: Account, sent: SendRequest, response: httpx.Response) -> list[Result]:
+def parse_send(account: base.Account, sent: base.SendRequest, response: httpx.Response) -> list[base.Result]:
     """One result per number from its send_log entry; a refusal (``error``) answers for all of them."""
-    raise_for_status(response)
+    base.raise_for_status(response)
     body = wire.json_object(response)
     recipients = list(sent.recipients)
     if body.get("error"):
         return [_refused(r, body) for r in recipients]
     log = body.get("send_log")
     if not isinstance(log, list) or not log:
-        raise VendorRetryable(f"voipcomms answered without a send_log: {short_body(response)}")
+        raise VendorRetryable(f"voipcomms answered without a send_log: {base.short_body(response)}")
     entries: dict[str, list[Mapping[str, Any]]] = {}
     for entry in log:
         if isinstance(entry, Mapping):
@@ -118,27 +108,27 @@ def parse_send(account: Account, sent: SendRequest, response: httpx.Response) ->
     return [_result(r, entries.get(wire.vendor_number(r.address), [])) for r in recipients]
 
 
-def _result(recipient: Recipient, entries: list[Mapping[str, Any]]) -> Result:
+def _result(recipient: base.Recipient, entries: list[Mapping[str, Any]]) -> base.Result:
     # A long text may log one entry per part: any part refused decides the number's outcome.
     entry = next((e for e in entries if str(e.get("code")) != "200"), entries[0] if entries else None)
     if entry is None or entry.get("code") in (None, ""):
-        return Result(
-            recipient.message_id, Outcome.UNKNOWN, reason="voipcomms's send_log gave no code for this number"
+        return base.Result(
+            recipient.message_id, base.Outcome.UNKNOWN, reason="voipcomms's send_log gave no code for this number"
         )
     code = str(entry["code"])
     if code != "200" and any(str(e.get("code")) == "200" for e in entries):
         # Part of the text went out: sending the number again would send that part twice.
         reason = f"voipcomms sent part of the text but answered {code} for another part"
-        return Result(recipient.message_id, Outcome.UNKNOWN, code=code, reason=reason)
+        return base.Result(recipient.message_id, base.Outcome.UNKNOWN, code=code, reason=reason)
     # Many numbers share a request: an undocumented code may hide a send, so never resend it.
-    result = result_for_code(recipient, code, wire.codes, wire.key, undocumented=Outcome.UNKNOWN)
-    if result.outcome is Outcome.ACCEPTED:
+    result = base.result_for_code(recipient, code, wire.codes, wire.key, undocumented=base.Outcome.UNKNOWN)
+    if result.outcome is base.Outcome.ACCEPTED:
         return replace(result, vendor_id=str(entry.get("smsid") or "") or None, reason="")
     detail = str(entry.get("code_desc") or "").strip()
     return replace(result, reason=f"{result.reason} ({detail[:200]})") if detail else result
 
 
-def _refused(recipient: Recipient, body: Mapping[str, Any]) -> Result:
-    result = result_for_code(recipient, "error", wire.codes, wire.key)
+def _refused(recipient: base.Recipient, body: Mapping[str, Any]) -> base.Result:
+    result = base.result_for_code(recipient, "error", wire.codes, wire.key)
     detail = str(body.get("error_message") or "").strip()
     return replace(result, reason=f"{result.reason}: {detail[:200]}") if detail else result

@@ -13,35 +13,35 @@ from typing import Any
 import httpx
 
 from dispatcher.errors import VendorRetryable
-from dispatcher.vendors.base import Account, CodeRule, DeliveryState, Limits, Outcome, short_body
+from dispatcher.vendors import base
 
 key = "voipcomms"
 
 #: ``code`` of a send_log entry (HTTP-like, as the manual's example), and the app's ``error`` flag
-codes: dict[str, CodeRule] = {
-    "200": CodeRule(Outcome.ACCEPTED, "processed: sent now, or scheduled for delivery_date"),
-    "401": CodeRule(Outcome.PAUSE_ACCOUNT, "invalid api credentials"),
+codes: dict[str, base.CodeRule] = {
+    "200": base.CodeRule(base.Outcome.ACCEPTED, "processed: sent now, or scheduled for delivery_date"),
+    "401": base.CodeRule(base.Outcome.PAUSE_ACCOUNT, "invalid api credentials"),
     # Public client code only: the cause is free text, so retry within the attempt budget.
-    "error": CodeRule(Outcome.RETRY, "the API refused the request; error_message says why"),
+    "error": base.CodeRule(base.Outcome.RETRY, "the API refused the request; error_message says why"),
 }
 
 #: message status words (``status`` / ``sms_status``); the manual shows only SCHEDULED
-status_codes: dict[str, DeliveryState] = {
-    "SCHEDULED": DeliveryState.QUEUED,  # the manual's one word
+status_codes: dict[str, base.DeliveryState] = {
+    "SCHEDULED": base.DeliveryState.QUEUED,  # the manual's one word
     # Not in the manual: the usual SMS words, so a summary can move a message past queued.
-    "QUEUED": DeliveryState.QUEUED,
-    "PENDING": DeliveryState.QUEUED,
-    "SENT": DeliveryState.SENT,
-    "DELIVERED": DeliveryState.DELIVERED,
-    "FAILED": DeliveryState.FAILED,
-    "UNDELIVERED": DeliveryState.FAILED,
-    "REJECTED": DeliveryState.FAILED,
-    "EXPIRED": DeliveryState.FAILED,
+    "QUEUED": base.DeliveryState.QUEUED,
+    "PENDING": base.DeliveryState.QUEUED,
+    "SENT": base.DeliveryState.SENT,
+    "DELIVERED": base.DeliveryState.DELIVERED,
+    "FAILED": base.DeliveryState.FAILED,
+    "UNDELIVERED": base.DeliveryState.FAILED,
+    "REJECTED": base.DeliveryState.FAILED,
+    "EXPIRED": base.DeliveryState.FAILED,
 }
 
 # No documented cap on ``to``. 100 numbers keep the reply (a send_log entry echoing the text per
 # number) small and bound how many messages one lost reply leaves 'unknown'.
-limits = Limits(batch_size=100, hard_max_recipients=100, min_interval=0.0, max_text_chars=918)
+limits = base.Limits(batch_size=100, hard_max_recipients=100, min_interval=0.0, max_text_chars=918)
 
 #: where every API method lives under the account's base URL
 _API = "/api-v2/index.php/"
@@ -57,18 +57,18 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     try:
         body = response.json()
     except ValueError:
-        raise VendorRetryable(f"voipcomms answered no JSON: {short_body(response)}") from None
+        raise VendorRetryable(f"voipcomms answered no JSON: {base.short_body(response)}") from None
     if not isinstance(body, dict):
-        raise VendorRetryable(f"voipcomms answered JSON that is not an object: {short_body(response)}")
+        raise VendorRetryable(f"voipcomms answered JSON that is not an object: {base.short_body(response)}")
     return body
 
 
-def url(account: Account, method: str) -> str:
+def url(account: base.Account, method: str) -> str:
     """The URL of an API method (``sms/send``, ``sms/summary``...) on the account's host."""
     return f"{account.base_url.rstrip('/')}{_API}{method}"
 
 
-def auth(account: Account) -> dict[str, str]:
+def auth(account: base.Account) -> dict[str, str]:
     """HTTP Basic ``api_key:api_password``, as every call carries it."""
     pair = f"{account.params['api_key']}:{account.params['api_password']}".encode()
     return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
