@@ -163,6 +163,27 @@ def test_the_command_line_is_the_one_that_reaches_the_edge() -> None:
     assert [m for m in modules(CLI) if edge_imports((ROOT / m).read_text())]
 
 
+def command_line_imports(source: str) -> list[str]:
+    """Rule (a) from below: imports of the command line, which sits on top of the edge."""
+    return [
+        f"line {line}: {name}" for line, name in imported(ast.parse(source)) if within(name, ("dispatcher.cli",))
+    ]
+
+
+@pytest.mark.parametrize("module", modules("tasks"))
+def test_the_edge_does_not_import_the_command_line_above_it(module: str) -> None:
+    assert command_line_imports((ROOT / module).read_text()) == []
+
+
+def test_the_command_line_check_finds_an_import_of_it() -> None:
+    source = "from dispatcher.cli import main\nimport dispatcher.client\nimport dispatcher.cli.runcommands\n"
+    assert command_line_imports(source) == [
+        "line 1: dispatcher.cli",
+        "line 1: dispatcher.cli.main",
+        "line 3: dispatcher.cli.runcommands",
+    ]
+
+
 # (b) Adapters are sans-I/O
 
 
