@@ -70,9 +70,14 @@ def within(name: str, roots: tuple[str, ...]) -> bool:
     return any(name == root or name.startswith(root + ".") for root in roots)
 
 
+def imports_of(source: str, roots: tuple[str, ...]) -> list[str]:
+    """Rule (a): imports of anything under ``roots`` (the Celery edge, or the command line above it)."""
+    return [f"line {line}: {name}" for line, name in imported(ast.parse(source)) if within(name, roots)]
+
+
 def edge_imports(source: str) -> list[str]:
-    """Rule (a): imports of the Celery edge."""
-    return [f"line {line}: {name}" for line, name in imported(ast.parse(source)) if within(name, EDGE)]
+    """Imports of the Celery edge."""
+    return imports_of(source, EDGE)
 
 
 def aliases(tree: ast.AST) -> dict[str, str]:
@@ -164,10 +169,8 @@ def test_the_command_line_is_the_one_that_reaches_the_edge() -> None:
 
 
 def command_line_imports(source: str) -> list[str]:
-    """Rule (a) from below: imports of the command line, which sits on top of the edge."""
-    return [
-        f"line {line}: {name}" for line, name in imported(ast.parse(source)) if within(name, ("dispatcher.cli",))
-    ]
+    """Imports of the command line, which sits on top of the edge."""
+    return imports_of(source, ("dispatcher.cli",))
 
 
 @pytest.mark.parametrize("module", modules("tasks"))
