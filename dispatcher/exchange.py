@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from dispatcher import metrics, release
+from dispatcher import account_state, metrics, release
 from dispatcher.config import AccountConfig
 from dispatcher.db import is_postgres
 from dispatcher.errors import VendorError
@@ -42,9 +42,12 @@ RECORD_RETRY_SECONDS = 20.0
 
 @dataclass
 class Flight:
-    """Whether this round started a vendor request: the vendor's pause follows from that alone."""
+    """What one round did: whether a vendor request started (the vendor's pause follows from that
+    alone), and whether it left rows of the batch unsettled (not claimed, a closed window, back
+    to pending), so the batch loop reads the batch again before its next request."""
 
     started: bool = False
+    unsettled: bool = False
 
 
 def send_one(
@@ -55,20 +58,36 @@ def send_one(
     options: Mapping[str, Any],
     flight: Flight,
 ) -> int:
-    """Claim the rows of one request, send it, record the outcomes; return requests sent."""
+    """Claim the rows of one planned request, send it, record the outcomes; return requests sent."""
     now = ctx.clock.now()
+    wanted = planned.recipients
+    window = config.policy.window
+    if any(opening > now for opening in window.next_openings(now, [r.address for r in wanted])):
+        # The window closed since the batch was read: reading it again moves those rows on.
+        flight.unsettled = True
+        return 0
+    ids = [r.message_id for r in wanted]
     with ctx.engine.begin() as conn:
-        claimed = claim(conn, [r.message_id for r in planned.recipients], now)
+        claimed = {} if account_state.paused_until(conn, config.key, now) else claim(conn, ids, now)
+    if len(claimed) < len(wanted):
+        flight.unsettled = True
     if not claimed:
         return 0
     try:
-        recipients = [r for r in planned.recipients if r.message_id in claimed]
+        if len(claimed) == len(wanted):
+            requests: Sequence[vendor_base.SendRequest] = [planned]
+        else:
+            # Some rows went elsewhere (another task, a cancel, a deadline): send exactly the rows won.
+            mine = [r for r in wanted if r.message_id in claimed]
+            requests = adapter.build_send(config.account, vendor_base.Outgoing(mine, options))
         sent = 0
-        for request in adapter.build_send(config.account, vendor_base.Outgoing(recipients, options)):
+        for request in requests:
             flight.started = True
             results, retry_after = _send_request(ctx, config, adapter, request)
             sent += 1
             counts = _record_answer(ctx, config, claimed, results, retry_after)
+            if sum(counts.values()) < len(results) or MessageState.PENDING.value in counts:
+                flight.unsettled = True
             log.info(
                 "sent request",
                 extra={
