@@ -22,12 +22,14 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
 from dispatcher import account_state, exchange, metrics, operator, release
 from dispatcher.config import AccountConfig
+from dispatcher.db import transaction
 from dispatcher.logs import bind_ids
 from dispatcher.models import Batch, BatchState, Job, Message, MessageState
 from dispatcher.services import Services
@@ -53,12 +55,7 @@ def send_batch(ctx: Services, batch_id: int) -> SendReport:
     """Send the due recipients of a batch, one vendor request at a time, within the task's budget."""
     report = SendReport(batch_id)
     started = ctx.clock.now()
-    with ctx.engine.begin() as conn:
-        batch = conn.execute(select(Batch).where(Batch.id == batch_id)).first()
-        job = conn.execute(select(Job.options).where(Job.id == batch.job_id)).first() if batch else None
-        if batch is not None and batch.state == BatchState.QUEUED:
-            # A batch whose task runs is not lost: the sweep must not queue it a second time.
-            release.mark_queued(conn, batch_id, started)
+    batch, job = transaction(ctx.engine, partial(_start, batch_id, started))
     if batch is None or batch.state == BatchState.DONE:
         return report
     report.account = batch.account
@@ -71,9 +68,7 @@ def send_batch(ctx: Services, batch_id: int) -> SendReport:
     adapter = adapter_for(config.vendor)
     while True:
         now = ctx.clock.now()
-        with ctx.engine.begin() as conn:
-            until = account_state.paused_until(conn, config.key, now)
-            due = [] if until else _due_rows(conn, config, batch_id, now)
+        until, due = transaction(ctx.engine, partial(_pass_rows, config, batch_id, now))
         if until or not due:
             return _settle(ctx, batch_id, report, hold=None)
         try:
@@ -116,8 +111,7 @@ def _send_in_slot(
             # While a request is in flight the lease is long; look again after one pause.
             report.again_in = min(wait, limits.min_interval) + random.uniform(0, 0.1)
             report.state = BatchState.QUEUED.value
-            with ctx.engine.begin() as conn:
-                release.mark_queued(conn, batch_id, ctx.clock.now())
+            transaction(ctx.engine, partial(release.mark_queued, batch_id=batch_id, now=ctx.clock.now()))
             return False
     try:
         report.requests += exchange.send_one(ctx, config, adapter, request, options, flight)
@@ -126,6 +120,24 @@ def _send_in_slot(
             # The pause runs from the end of our request, whether it returned or raised.
             ctx.limiter.release(config.key, token, limits.min_interval if flight.started else 0)
     return True
+
+
+def _start(batch_id: int, started: datetime, conn: Connection) -> tuple[Any, Any]:
+    """The batch and its job's options; a queued batch is marked in flight."""
+    batch = conn.execute(select(Batch).where(Batch.id == batch_id)).first()
+    job = conn.execute(select(Job.options).where(Job.id == batch.job_id)).first() if batch else None
+    if batch is not None and batch.state == BatchState.QUEUED:
+        # A batch whose task runs is not lost: the sweep must not queue it a second time.
+        release.mark_queued(conn, batch_id, started)
+    return batch, job
+
+
+def _pass_rows(
+    config: AccountConfig, batch_id: int, now: datetime, conn: Connection
+) -> tuple[datetime | None, list[vendor_base.Recipient]]:
+    """Until when the account is paused, else the batch's due rows."""
+    until = account_state.paused_until(conn, config.key, now)
+    return until, [] if until else _due_rows(conn, config, batch_id, now)
 
 
 def _budget_left(ctx: Services, config: AccountConfig, started: datetime, now: datetime) -> bool:

@@ -2,7 +2,8 @@
 
 The send loop builds a pass's requests once and sends them in turn; before each one it still
 checks what could have changed since the plan: the window, the account's pause (in the claim),
-and whether the rows are still this task's.
+and whether the rows are still this task's. A pooled connection the database dropped is
+replaced at the claim, so nothing is lost or sent twice.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
+from sqlalchemy.pool import NullPool
 
 from dispatcher import account_state, sending
 from dispatcher.config import Settings, parse_accounts
+from dispatcher.db import make_engine
 from dispatcher.jobs import ingest_job
 from dispatcher.models import Message
 from dispatcher.ratelimit import MemoryLimiter
@@ -141,3 +145,48 @@ def test_a_pause_set_by_another_task_mid_pass_holds_the_rest_of_the_plan(engine:
     # Then no planned request went out after the pause, and nothing was lost
     assert counted(sim) == (3, {})
     assert by_state(engine) == {"sent": 3, "pending": ROWS - 3}
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    from tests.conftest import _wipe
+
+    engine = make_engine(pg_url)
+    _wipe(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_a_connection_dropped_at_the_claim_neither_loses_nor_duplicates(
+    pg_engine: Engine, pg_url: str, click
+) -> None:
+    # Given a batch of 20 numbers, and the database dropping the connection the claims run on
+    # (a restart, a proxy, an idle timeout) twice during the send: the pool pings no connection
+    server, sim = click
+    ctx = services(pg_engine, server)
+    batch = one_batch(ctx)
+    admin = make_engine(pg_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    claims = [0]
+
+    def drop_before_some_claims(
+        conn: Any, _cursor: DBAPICursor, statement: str, _params: Any, _context: ExecutionContext, _many: bool
+    ) -> None:
+        if statement.lstrip().startswith("WITH picked"):
+            claims[0] += 1
+            if claims[0] in (1, 7):
+                pid = conn.connection.dbapi_connection.info.backend_pid
+                with admin.connect() as other:
+                    other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    event.listen(pg_engine, "before_cursor_execute", drop_before_some_claims)
+    try:
+        # When its task runs
+        report = sending.send_batch(ctx, batch)
+    finally:
+        event.remove(pg_engine, "before_cursor_execute", drop_before_some_claims)
+        admin.dispose()
+    # Then the claims that met a dead connection ran again on a fresh one: every number went out
+    # once, none is left pending, sending or unknown
+    assert claims[0] >= ROWS + 2
+    assert (report.requests, report.state) == (ROWS, "done")
+    assert counted(sim) == (ROWS, {}) and by_state(pg_engine) == {"sent": ROWS}
