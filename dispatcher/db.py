@@ -21,13 +21,14 @@ T = TypeVar("T")
 log = logging.getLogger("dispatcher.db")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, statement_timeout: float | None = None, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and write-locking transactions.
 
-    On PostgreSQL, the pool does not ping a connection at each checkout (a round trip per
-    transaction, the cost of a whole claim): a connection the server dropped fails at its first
-    statement, the pool then discards every connection as old as it, and ``transaction`` runs the
-    work once more on a fresh one.
+    On PostgreSQL, ``statement_timeout`` (seconds) makes the server stop a statement that runs
+    longer, rather than keep running it after the task that sent it gave up. The pool does not
+    ping a connection at each checkout (a round trip per transaction, the cost of a whole claim):
+    a connection the server dropped fails at its first statement, the pool then discards every
+    connection as old as it, and ``transaction`` runs the work once more on a fresh one.
     """
     # A failed statement's error (and so every log line and stored reason made from it) would
     # otherwise carry its parameters: phones, texts, variables.
@@ -40,6 +41,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # (a job's phones and texts), which SQLAlchemy would otherwise print in it.
     kwargs.setdefault("hide_parameters", True)
     if not url.startswith("sqlite"):
+        if statement_timeout:
+            options = f"-c statement_timeout={int(statement_timeout * 1000)}"
+            kwargs["connect_args"] = {"options": options, **kwargs.get("connect_args", {})}
         return create_engine(url, **kwargs)
     engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
