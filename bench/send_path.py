@@ -1,10 +1,13 @@
 """Time the send path in one process: ingest, release and send a job through a simulated vendor.
 
     python bench/send_path.py [--vendor smsclouds|smsclick] [--recipients N] [--repeat R]
+                              [--latency SECONDS] [--personalised]
 
-A fresh PostgreSQL database per run, the vendor's simulator on loopback answering at once (so
-the project, not the vendor, is what is timed), one process sending batch after batch as a send
-task would. Prints seconds and messages per second for the send phase; asserts nothing.
+A fresh PostgreSQL database per run, the vendor's simulator on loopback (answering at once, or
+after ``--latency`` seconds), one process sending batch after batch as a send task would. The
+ceiling, in the same run against the same simulator, is a bare sequential httpx loop posting the
+requests the adapter builds for the same recipients cut the same way, with no database. Prints
+seconds and messages per second for the send phase, the ceiling and their ratio; asserts nothing.
 """
 
 from __future__ import annotations
@@ -16,22 +19,28 @@ import tomllib
 import uuid
 from datetime import UTC, datetime
 
+import httpx
 from sqlalchemy import func, select, text
 
-from dispatcher.config import Settings, parse_accounts
+from dispatcher.config import AccountConfig, Settings, parse_accounts
 from dispatcher.db import make_engine, migrate
 from dispatcher.jobs import ingest_job
 from dispatcher.models import Message
+from dispatcher.planning import batch_size
 from dispatcher.ratelimit import MemoryLimiter
 from dispatcher.release import release_due
 from dispatcher.sandbox.world import SECRETS, build_world
 from dispatcher.sending import send_batch
 from dispatcher.services import Services
+from dispatcher.text import render
 from dispatcher.transport import Transport
+from dispatcher.vendors import adapter_for
+from dispatcher.vendors import base as vendor_base
 
 #: 10:00 in Mexico City, inside every default window
 NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 ACCOUNT = {"smsclouds": "mx-smsclouds", "smsclick": "mx-smsclick"}
+PERSONAL = "Hola {name}, su codigo es {code}"
 
 
 class StillClock:
@@ -41,22 +50,54 @@ class StillClock:
         return NOW
 
 
-def run_once(admin_url: str, vendor: str, recipients: int) -> float:
-    """Ingest, release and send one job; return the seconds the sending took."""
+def job_of(vendor: str, recipients: int, personalised: bool) -> dict[str, object]:
+    """The job: one shared text, or one text per recipient from a template."""
+    phones = [f"+5255{i:08d}" for i in range(recipients)]
+    if not personalised:
+        return {"account": ACCOUNT[vendor], "text": "Aviso", "recipients": phones}
+    people = [{"phone": p, "vars": {"name": f"N{i}", "code": f"{i:06d}"}} for i, p in enumerate(phones)]
+    return {"account": ACCOUNT[vendor], "text": PERSONAL, "recipients": people}
+
+
+def bare_loop(config: AccountConfig, job: dict[str, object]) -> float:
+    """Post, one after the other with a plain httpx client, the requests the adapter builds; return seconds."""
+    adapter = adapter_for(config.vendor)
+    size = batch_size(config)
+    recipients = []
+    for i, entry in enumerate(job["recipients"]):  # type: ignore[attr-defined]
+        phone, values = (entry, {}) if isinstance(entry, str) else (entry["phone"], entry["vars"])
+        recipients.append(vendor_base.Recipient(i + 1, phone, render(str(job["text"]), values), values))
+    requests = []
+    for start in range(0, len(recipients), size):
+        outgoing = vendor_base.Outgoing(recipients[start : start + size], {})
+        requests += [r.request for r in adapter.build_send(config.account, outgoing)]
+    with httpx.Client() as client:
+        started = time.perf_counter()
+        for request in requests:
+            client.send(request).raise_for_status()
+        return time.perf_counter() - started
+
+
+def run_once(
+    admin_url: str, vendor: str, recipients: int, latency: float, personalised: bool
+) -> tuple[float, float]:
+    """Ingest, release and send one job; return the seconds the sending took and the bare loop's."""
     admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"smsd_bench_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = admin.url.set(database=name).render_as_string(hide_password=False)
     world = build_world(StillClock())
+    for sim in world.sims.values():
+        sim.faults.latency = latency
     try:
         migrate(url)
         engine = make_engine(url)
         accounts = parse_accounts(tomllib.loads(world.accounts_toml()), SECRETS)
         settings = Settings(DATABASE_URL=url)
         ctx = Services(engine, accounts, MemoryLimiter(), Transport(), settings, StillClock())
-        phones = [f"+5255{i:08d}" for i in range(recipients)]
-        ingest_job(engine, accounts, {"account": ACCOUNT[vendor], "text": "Aviso", "recipients": phones}, NOW)
+        job = job_of(vendor, recipients, personalised)
+        ingest_job(engine, accounts, job, NOW)
         batches: list[int] = []
         started = time.perf_counter()
         release_due(engine, settings, NOW, lambda batch, _priority: batches.append(batch))
@@ -73,7 +114,7 @@ def run_once(admin_url: str, vendor: str, recipients: int) -> float:
         engine.dispose()
         if sent != recipients:
             raise SystemExit(f"only {sent} of {recipients} sent")
-        return elapsed
+        return elapsed, bare_loop(accounts[ACCOUNT[vendor]], job)
     finally:
         world.stop()
         with admin.connect() as conn:
@@ -82,18 +123,27 @@ def run_once(admin_url: str, vendor: str, recipients: int) -> float:
 
 
 def main() -> None:
-    """Run the send phase ``--repeat`` times and print min and median."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Run the send phase and its ceiling ``--repeat`` times and print min and median."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--vendor", choices=sorted(ACCOUNT), default="smsclouds")
     parser.add_argument("--recipients", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds the simulator takes to answer")
+    parser.add_argument("--personalised", action="store_true", help=f"one text per recipient: {PERSONAL!r}")
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
-    times = [run_once(args.admin_url, args.vendor, args.recipients) for _ in range(args.repeat)]
-    best, median = min(times), statistics.median(times)
+    runs = [
+        run_once(args.admin_url, args.vendor, args.recipients, args.latency, args.personalised)
+        for _ in range(args.repeat)
+    ]
+    n = args.recipients
+    ours, bare = [r[0] for r in runs], [r[1] for r in runs]
+    ratios = [b / o for o, b in runs]
     print(
-        f"{args.vendor}, {args.recipients} recipients: send phase min {best:.2f} s "
-        f"({args.recipients / best:,.0f}/s), median {median:.2f} s ({args.recipients / median:,.0f}/s)"
+        f"{args.vendor}, {n} recipients, latency {args.latency} s{', personalised' if args.personalised else ''}: "
+        f"send phase min {min(ours):.2f} s ({n / min(ours):,.0f}/s), median {statistics.median(ours):.2f} s "
+        f"({n / statistics.median(ours):,.0f}/s); bare loop median {statistics.median(bare):.2f} s; "
+        f"ratio min {min(ratios):.2f}, median {statistics.median(ratios):.2f}"
     )
 
 

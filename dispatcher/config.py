@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     #: seconds a send task starts vendor requests for; then a follow-up task takes the rest.
     #: Below the soft limit minus the longest request (connect + read timeout, 35 s by default)
     send_budget: float = 180.0
+    #: seconds PostgreSQL lets one statement of a worker run before it stops it (0: no limit);
+    #: below the soft limit, so the server ends a runaway query before its task gives up on it
+    statement_timeout: float = 120.0
     #: log lines as plain text, or one JSON object per line (worker and command line)
     log_format: Literal["text", "json"] = "text"
 

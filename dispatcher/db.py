@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
     import sqlite3
@@ -13,10 +16,20 @@ if TYPE_CHECKING:
     from sqlalchemy.pool import ConnectionPoolEntry
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+T = TypeVar("T")
+
+log = logging.getLogger("dispatcher.db")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; SQLite gets WAL, a busy timeout and write-locking transactions."""
+def make_engine(url: str, statement_timeout: float | None = None, **kwargs: Any) -> Engine:
+    """Create an engine; SQLite gets WAL, a busy timeout and write-locking transactions.
+
+    On PostgreSQL, ``statement_timeout`` (seconds) makes the server stop a statement that runs
+    longer, rather than keep running it after the task that sent it gave up. The pool does not
+    ping a connection at each checkout (a round trip per transaction, the cost of a whole claim):
+    a connection the server dropped fails at its first statement, the pool then discards every
+    connection as old as it, and ``transaction`` runs the work once more on a fresh one.
+    """
     # A failed statement's error (and so every log line and stored reason made from it) would
     # otherwise carry its parameters: phones, texts, variables.
     kwargs.setdefault("hide_parameters", True)
@@ -28,7 +41,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # (a job's phones and texts), which SQLAlchemy would otherwise print in it.
     kwargs.setdefault("hide_parameters", True)
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        if statement_timeout:
+            options = f"-c statement_timeout={int(statement_timeout * 1000)}"
+            kwargs["connect_args"] = {"options": options, **kwargs.get("connect_args", {})}
+        return create_engine(url, **kwargs)
     engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -48,6 +64,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def transaction(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in one transaction; once more on a fresh connection if the pooled one was dead.
+
+    Only a failure before COMMIT is tried again (nothing was written then); a connection lost at
+    COMMIT may have committed, so that error is raised.
+    """
+    for attempt in (1, 2):
+        committing = False
+        try:
+            with engine.begin() as conn:
+                result = work(conn)
+                committing = True
+            return result
+        except DBAPIError as exc:
+            if committing or attempt == 2 or not exc.connection_invalidated:
+                raise
+            log.warning("the database dropped a pooled connection (%s); trying on a fresh one", type(exc).__name__)
+    raise AssertionError("unreachable")
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -15,16 +15,17 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import ARRAY, BigInteger, Connection, any_, bindparam, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from dispatcher import metrics, release
 from dispatcher.config import AccountConfig
-from dispatcher.db import is_postgres
+from dispatcher.db import is_postgres, transaction
 from dispatcher.errors import VendorError
-from dispatcher.models import Message, MessageState
+from dispatcher.models import AccountState, Message, MessageState
 from dispatcher.outcomes import Claimed, record
 from dispatcher.redaction import scrub
 from dispatcher.services import Services
@@ -42,9 +43,12 @@ RECORD_RETRY_SECONDS = 20.0
 
 @dataclass
 class Flight:
-    """Whether this round started a vendor request: the vendor's pause follows from that alone."""
+    """What one round did: whether a vendor request started (the vendor's pause follows from that
+    alone), and whether it left rows of the batch unsettled (not claimed, a closed window, back
+    to pending), so the batch loop reads the batch again before its next request."""
 
     started: bool = False
+    unsettled: bool = False
 
 
 def send_one(
@@ -55,20 +59,35 @@ def send_one(
     options: Mapping[str, Any],
     flight: Flight,
 ) -> int:
-    """Claim the rows of one request, send it, record the outcomes; return requests sent."""
+    """Claim the rows of one planned request, send it, record the outcomes; return requests sent."""
     now = ctx.clock.now()
-    with ctx.engine.begin() as conn:
-        claimed = claim(conn, [r.message_id for r in planned.recipients], now)
+    wanted = planned.recipients
+    window = config.policy.window
+    if any(opening > now for opening in window.next_openings(now, [r.address for r in wanted])):
+        # The window closed since the batch was read: reading it again moves those rows on.
+        flight.unsettled = True
+        return 0
+    ids = [r.message_id for r in wanted]
+    claimed = transaction(ctx.engine, lambda conn: claim(conn, ids, now, config.key))
+    if len(claimed) < len(wanted):
+        flight.unsettled = True
     if not claimed:
         return 0
     try:
-        recipients = [r for r in planned.recipients if r.message_id in claimed]
+        if len(claimed) == len(wanted):
+            requests: Sequence[vendor_base.SendRequest] = [planned]
+        else:
+            # Some rows went elsewhere (another task, a cancel, a deadline): send exactly the rows won.
+            mine = [r for r in wanted if r.message_id in claimed]
+            requests = adapter.build_send(config.account, vendor_base.Outgoing(mine, options))
         sent = 0
-        for request in adapter.build_send(config.account, vendor_base.Outgoing(recipients, options)):
+        for request in requests:
             flight.started = True
             results, retry_after = _send_request(ctx, config, adapter, request)
             sent += 1
             counts = _record_answer(ctx, config, claimed, results, retry_after)
+            if sum(counts.values()) < len(results) or MessageState.PENDING.value in counts:
+                flight.unsettled = True
             log.info(
                 "sent request",
                 extra={
@@ -89,10 +108,10 @@ def send_one(
 def _abandon(ctx: Services, config: AccountConfig, ids: list[int], exc: BaseException) -> None:
     """Claimed rows still 'sending' become 'unknown' at once; the stale sweep does it if this fails."""
     reason = f"the task stopped mid-request ({type(exc).__name__}): the vendor may have it (not resent)"
+    which = Message.id.in_(ids)
+    unknown = partial(release.transition, which=which, old=MessageState.SENDING, new=MessageState.UNKNOWN)
     try:
-        with ctx.engine.begin() as conn:
-            which = Message.id.in_(ids)
-            release.transition(conn, which, MessageState.SENDING, MessageState.UNKNOWN, reason, ctx.clock.now())
+        transaction(ctx.engine, partial(unknown, reason=reason, now=ctx.clock.now()))
     except Exception:  # noqa: BLE001 - the original exception is the one to raise
         log.exception(
             "could not mark %d rows unknown; the stale sweep will", len(ids), extra={"account": config.key}
@@ -114,8 +133,9 @@ def _record_answer(
     delay, waited = RECORD_RETRY_FIRST, 0.0
     while True:
         try:
-            with ctx.engine.begin() as conn:
-                return record(conn, config, claimed, results, ctx.clock.now(), retry_after)
+            return transaction(
+                ctx.engine, partial(_record, config, claimed, results, ctx.clock.now(), retry_after)
+            )
         except (OperationalError, InterfaceError) as exc:
             if waited + delay > RECORD_RETRY_SECONDS:
                 raise
@@ -127,6 +147,17 @@ def _record_answer(
             )
             time.sleep(delay)  # a real wait for the database, not the dispatcher's clock
             waited, delay = waited + delay, min(delay * 2, 8.0)
+
+
+def _record(
+    config: AccountConfig,
+    claimed: dict[int, Claimed],
+    results: list[vendor_base.Result],
+    now: datetime,
+    retry_after: float | None,
+    conn: Connection,
+) -> dict[str, int]:
+    return record(conn, config, claimed, results, now, retry_after)
 
 
 def refuse(
@@ -142,25 +173,45 @@ def refuse(
     if not any(refused.values()):
         refused = dict.fromkeys(refused, fallback)
     now = ctx.clock.now()
-    with ctx.engine.begin() as conn:
+
+    def reject(conn: Connection) -> None:
         claimed = claim(conn, [i for i, why in refused.items() if why], now)
         results = [
             vendor_base.Result(i, vendor_base.Outcome.REJECTED, reason=f"not sent: {refused[i]}") for i in claimed
         ]
         record(conn, config, claimed, results, now)
 
+    transaction(ctx.engine, reject)
 
-def claim(conn: Connection, ids: Sequence[int], now: datetime) -> dict[int, Claimed]:
-    """pending → sending for these ids; returns only the rows this call won."""
-    candidates = select(Message.id).where(Message.id.in_(ids), Message.state == MessageState.PENDING.value)
+
+def claim(conn: Connection, ids: Sequence[int], now: datetime, account: str | None = None) -> dict[int, Claimed]:
+    """pending → sending for these ids; returns only the rows this call won.
+
+    A row past its deadline is not claimed (the batch loop expires it). With ``account``, nothing
+    is claimed while that account is paused. On PostgreSQL the rows are picked by primary key
+    (``id = ANY(:ids)``, one array parameter) and locked with SKIP LOCKED in a CTE joined to the
+    update, a plan that stays an index lookup whatever the table's statistics say.
+    """
+    if not ids:
+        return {}
+    guards = [
+        Message.state == MessageState.PENDING.value,
+        Message.deadline.is_(None) | (Message.deadline > now),
+    ]
+    if account is not None:
+        paused = select(AccountState.account).where(
+            AccountState.account == account, AccountState.paused_until > now
+        )
+        guards.append(~paused.exists())
+    returned = (Message.id, Message.address, Message.attempts, Message.created_at)
+    values = {"state": MessageState.SENDING.value, "attempts": Message.attempts + 1, "updated_at": now}
     if is_postgres(conn.engine):
-        candidates = candidates.with_for_update(skip_locked=True)
-    rows = conn.execute(
-        update(Message)
-        .where(Message.id.in_(candidates.scalar_subquery()), Message.state == MessageState.PENDING.value)
-        .values(state=MessageState.SENDING.value, attempts=Message.attempts + 1, updated_at=now)
-        .returning(Message.id, Message.address, Message.attempts, Message.created_at)
-    ).all()
+        by_id = Message.id == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger)))
+        picked = select(Message.id).where(by_id, *guards).with_for_update(skip_locked=True).cte("picked")
+        statement = update(Message).where(by_id, Message.id == picked.c.id)
+    else:
+        statement = update(Message).where(Message.id.in_(ids), *guards)
+    rows = conn.execute(statement.values(**values).returning(*returned)).all()
     return {r.id: Claimed(r.id, r.address, r.attempts, r.created_at) for r in rows}
 
 

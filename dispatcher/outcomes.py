@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import ARRAY, BigInteger, Connection, Integer, Text, bindparam, insert, select, text, update
 
 from dispatcher import account_state, metrics
 from dispatcher.config import AccountConfig, AccountPolicy
+from dispatcher.db import is_postgres
 from dispatcher.inbound import opt_out
-from dispatcher.models import Batch, BatchState, Message, MessageEvent, MessageState
+from dispatcher.models import Batch, BatchState, Message, MessageEvent, MessageState, UTCDateTime
 from dispatcher.vendors.base import Outcome, Result
 
 log = logging.getLogger("dispatcher.outcomes")
@@ -74,7 +75,18 @@ def record(
 ) -> dict[str, int]:
     """Store each result as the message's new state; return the count per new state."""
     results = [r for r in results if r.message_id in claimed]
-    mine = _still_sending(conn, [r.message_id for r in results], now)
+    # One jitter for the whole reply: rows that failed together wait together and go out again in
+    # one request, instead of one request each.
+    jitter = random.random()
+    # Only a deferral reads the deadline (past it, the row expires instead of waiting again).
+    deadlines = _deadlines(conn, [r.message_id for r in results if r.outcome is Outcome.DEFER])
+    rows = {
+        r.message_id: _transition(
+            config, claimed[r.message_id], r, now, retry_after, jitter, deadlines.get(r.message_id)
+        )
+        for r in results
+    }
+    mine = _store(conn, list(rows.values()), now)
     if len(mine) < len(results):
         # The sweep declared them unknown before this reply came: history must agree with state.
         log.warning(
@@ -82,41 +94,23 @@ def record(
             extra={"account": config.key, "rows": len(results) - len(mine)},
         )
     results = [r for r in results if r.message_id in mine]
-    # One jitter for the whole reply: rows that failed together wait together and go out again in
-    # one request, instead of one request each.
-    jitter = random.random()
-    rows = [
-        _transition(config, claimed[r.message_id], r, now, retry_after, jitter, mine[r.message_id])
-        for r in results
-    ]
+    stored = [rows[r.message_id] for r in results]
     _pause_and_opt_out(conn, config, claimed, results, now)
-    if rows:
-        _store(conn, rows, now)
     _split_batch(conn, [r.message_id for r in results if r.split], now)
     counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["b_state"]] = counts.get(r["b_state"], 0) + 1
+    for row in stored:
+        counts[row["b_state"]] = counts.get(row["b_state"], 0) + 1
     metrics.count_recorded(
-        config.key, config.vendor, [(r.outcome, row["b_state"]) for r, row in zip(results, rows, strict=True)]
+        config.key, config.vendor, [(r.outcome, row["b_state"]) for r, row in zip(results, stored, strict=True)]
     )
     return counts
 
 
-def _still_sending(conn: Connection, ids: Sequence[int], now: datetime) -> dict[int, datetime | None]:
-    """Of these rows, the ones still 'sending' (with their deadlines), locked until this transaction ends.
-
-    Writing first takes the row locks (PostgreSQL) or the database lock (SQLite), so the stale
-    sweep cannot turn a row 'unknown' between this check and the update that records it.
-    """
+def _deadlines(conn: Connection, ids: Sequence[int]) -> dict[int, datetime | None]:
     if not ids:
         return {}
-    changed = conn.execute(
-        update(Message)
-        .where(Message.id.in_(ids), Message.state == MessageState.SENDING.value)
-        .values(updated_at=now)
-        .returning(Message.id, Message.deadline)
-    )
-    return {row.id: row.deadline for row in changed}
+    rows = conn.execute(select(Message.id, Message.deadline).where(Message.id.in_(ids)))
+    return {row.id: row.deadline for row in rows}
 
 
 def _pause_and_opt_out(
@@ -169,38 +163,96 @@ def _split_batch(conn: Connection, ids: Sequence[int], now: datetime) -> None:
         conn.execute(update(Message).where(Message.id.in_([r.id for r in moved])).values(batch_id=new_id))
 
 
-def _store(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> None:
-    """Write the new states (still guarded) and one history event per row."""
-    conn.execute(
-        update(Message)
-        .where(Message.id == bindparam("b_id"), Message.state == MessageState.SENDING.value)
-        .values(
-            state=bindparam("b_state"),
-            reason=bindparam("b_reason"),
-            vendor_id=bindparam("b_vendor_id"),
-            vendor_code=bindparam("b_code"),
-            not_before=bindparam("b_not_before"),
-            sent_at=bindparam("b_sent_at"),
-            attempts=bindparam("b_attempts"),
-            pin_hash=bindparam("b_pin_hash"),
-            updated_at=now,
-        ),
-        rows,
-    )
-    conn.execute(
-        insert(MessageEvent),
-        [
-            {
-                "message_id": r["b_id"],
-                "from_state": MessageState.SENDING.value,
-                "to_state": r["b_state"],
-                "code": r["b_code"],
-                "reason": r["b_reason"],
-                "at": now,
-            }
-            for r in rows
-        ],
-    )
+#: the column each key of ``_transition``'s row sets
+_STORED = {
+    "state": "b_state",
+    "reason": "b_reason",
+    "vendor_id": "b_vendor_id",
+    "vendor_code": "b_code",
+    "not_before": "b_not_before",
+    "sent_at": "b_sent_at",
+    "attempts": "b_attempts",
+    "pin_hash": "b_pin_hash",
+}
+
+
+def _store(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> set[int]:
+    """Write the new states of the rows still 'sending' and one history event each; return their ids.
+
+    The update is guarded by ``state = 'sending'`` and takes the rows' locks, so the stale sweep
+    cannot turn a row 'unknown' between the check and the write. On PostgreSQL it is one
+    statement, ``UPDATE ... FROM (VALUES ...)``; the events are one multi-row insert.
+    """
+    if not rows:
+        return set()
+    if is_postgres(conn.engine):
+        mine = _store_set_wise(conn, rows, now)
+    else:
+        held = conn.execute(
+            update(Message)
+            .where(Message.id.in_([r["b_id"] for r in rows]), Message.state == MessageState.SENDING.value)
+            .values(updated_at=now)
+            .returning(Message.id)
+        )
+        mine = set(held.scalars())
+        if mine:
+            conn.execute(
+                update(Message)
+                .where(Message.id == bindparam("b_id"), Message.state == MessageState.SENDING.value)
+                .values(**{name: bindparam(key) for name, key in _STORED.items()}, updated_at=now),
+                [r for r in rows if r["b_id"] in mine],
+            )
+    if mine:
+        conn.execute(
+            insert(MessageEvent),
+            [
+                {
+                    "message_id": r["b_id"],
+                    "from_state": MessageState.SENDING.value,
+                    "to_state": r["b_state"],
+                    "code": r["b_code"],
+                    "reason": r["b_reason"],
+                    "at": now,
+                }
+                for r in rows
+                if r["b_id"] in mine
+            ],
+        )
+    return mine
+
+
+#: the guarded update of a whole reply in one statement (PostgreSQL): one array per column, so
+#: its text (and the server's plan) is the same for 1 row or 1000
+_UPDATE_FROM_ARRAYS = text(
+    """
+    UPDATE messages AS m
+    SET state = r.state, reason = r.reason, vendor_id = r.vendor_id, vendor_code = r.vendor_code,
+        not_before = r.not_before, sent_at = r.sent_at, attempts = r.attempts, pin_hash = r.pin_hash,
+        updated_at = :now
+    FROM unnest(:id, :state, :reason, :vendor_id, :vendor_code, :not_before, :sent_at, :attempts, :pin_hash)
+        AS r (id, state, reason, vendor_id, vendor_code, not_before, sent_at, attempts, pin_hash)
+    WHERE m.id = r.id AND m.id = ANY(:id) AND m.state = 'sending'
+    RETURNING m.id
+    """
+).bindparams(
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("id", type_=ARRAY(BigInteger())),
+    bindparam("state", type_=ARRAY(Text())),
+    bindparam("reason", type_=ARRAY(Text())),
+    bindparam("vendor_id", type_=ARRAY(Text())),
+    bindparam("vendor_code", type_=ARRAY(Text())),
+    bindparam("not_before", type_=ARRAY(UTCDateTime())),
+    bindparam("sent_at", type_=ARRAY(UTCDateTime())),
+    bindparam("attempts", type_=ARRAY(Integer())),
+    bindparam("pin_hash", type_=ARRAY(Text())),
+)
+
+
+def _store_set_wise(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> set[int]:
+    """The guarded update of all rows in one statement (PostgreSQL)."""
+    arrays = {name: [r[key] for r in rows] for name, key in _STORED.items()}
+    stored = conn.execute(_UPDATE_FROM_ARRAYS, {"now": now, "id": [r["b_id"] for r in rows], **arrays})
+    return set(stored.scalars())
 
 
 def _transition(

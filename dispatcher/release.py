@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import ColumnElement, Connection, Engine, and_, case, exists, func, insert, literal, select, update
 
 from dispatcher import account_state, metrics
 from dispatcher.config import Settings
-from dispatcher.db import is_postgres
+from dispatcher.db import is_postgres, transaction
 from dispatcher.models import AccountState, Batch, BatchState, Message, MessageEvent, MessageState
 
 #: enqueue(batch_id, priority) hands a batch to the broker
@@ -141,40 +142,45 @@ def settle(
     make the batch due: that task settles the batch itself, and if it died the stale sweep
     declares them unknown once the sending timeout has passed.
     """
+    return transaction(engine, partial(_settle, settings, batch_id, account, now, hold))
+
+
+def _settle(
+    settings: Settings, batch_id: int, account: str, now: datetime, hold: float | None, conn: Connection
+) -> tuple[str, float | None]:
     pending = Message.state == MessageState.PENDING.value
     due_now = pending & (Message.not_before.is_(None) | (Message.not_before <= now))
-    with engine.begin() as conn:
-        waiting, due, next_pending, held_since = conn.execute(
-            select(
-                func.count(case((pending, 1))),
-                func.count(case((due_now, 1))),
-                func.min(case((pending, Message.not_before))),
-                func.min(case((Message.state == MessageState.SENDING.value, Message.updated_at))),
-            ).where(
-                Message.batch_id == batch_id,
-                Message.state.in_([MessageState.PENDING.value, MessageState.SENDING.value]),
-            )
-        ).one()
-        paused = account_state.paused_until(conn, account, now)
-        next_due, again_in = None, None
-        if waiting == 0 and held_since is None:
-            state = BatchState.DONE.value
-        elif waiting == 0:
-            # Only held rows: look again once the stale sweep may have settled them, not before.
-            state, next_due = BatchState.WAITING.value, held_since + timedelta(seconds=settings.sending_timeout)
-        else:
-            next_due = now if due else next_pending
-            if hold is not None:
-                next_due = now + timedelta(seconds=hold)
-            if paused:
-                next_due = max(next_due, paused)
-            again_in = max(0.0, (next_due - now).total_seconds())
-            state = BatchState.QUEUED.value if again_in <= settings.max_countdown else BatchState.WAITING.value
-        conn.execute(
-            update(Batch)
-            .where(Batch.id == batch_id)
-            .values(state=state, not_before=next_due, **({"enqueued_at": now} if state == "queued" else {}))
+    waiting, due, next_pending, held_since = conn.execute(
+        select(
+            func.count(case((pending, 1))),
+            func.count(case((due_now, 1))),
+            func.min(case((pending, Message.not_before))),
+            func.min(case((Message.state == MessageState.SENDING.value, Message.updated_at))),
+        ).where(
+            Message.batch_id == batch_id,
+            Message.state.in_([MessageState.PENDING.value, MessageState.SENDING.value]),
         )
+    ).one()
+    paused = account_state.paused_until(conn, account, now)
+    next_due, again_in = None, None
+    if waiting == 0 and held_since is None:
+        state = BatchState.DONE.value
+    elif waiting == 0:
+        # Only held rows: look again once the stale sweep may have settled them, not before.
+        state, next_due = BatchState.WAITING.value, held_since + timedelta(seconds=settings.sending_timeout)
+    else:
+        next_due = now if due else next_pending
+        if hold is not None:
+            next_due = now + timedelta(seconds=hold)
+        if paused:
+            next_due = max(next_due, paused)
+        again_in = max(0.0, (next_due - now).total_seconds())
+        state = BatchState.QUEUED.value if again_in <= settings.max_countdown else BatchState.WAITING.value
+    conn.execute(
+        update(Batch)
+        .where(Batch.id == batch_id)
+        .values(state=state, not_before=next_due, **({"enqueued_at": now} if state == "queued" else {}))
+    )
     return state, again_in if state == BatchState.QUEUED.value else None
 
 

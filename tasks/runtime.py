@@ -67,7 +67,7 @@ def runtime() -> Runtime:
 def build_runtime(settings: Settings) -> Runtime:
     """Load the accounts (raising ConfigError) and open the connections."""
     accounts = load_accounts(settings.accounts)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, statement_timeout=settings.statement_timeout)
     redis_client = None
     if settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
         import redis
