@@ -15,7 +15,7 @@ A fake vendor fast enough not to be the limit, with a latency knob::
         vendor.accounts_file                        # accounts file pointing at the simulators
         vendor.env                                  # secrets, accounts file, clock file
         vendor.config("smsclouds")                  # its AccountConfig, as a worker reads it
-        vendor.sends("smsclouds", since=0)          # [Seen(at, body, query)] its send requests;
+        vendor.sends("smsclouds", since=0)          # [Seen(at, body, query, params)] its sends;
                                                     # ``at`` is time.monotonic() on arrival
         vendor.count("smsclouds"), vendor.violations(), vendor.duplicates(), vendor.reset()
         vendor_capacity(vendor, in_flight=16)       # requests/s it serves at latency 0
@@ -171,7 +171,10 @@ class Seen:
     #: ``time.monotonic()`` on arrival (the system's monotonic clock: comparable across processes)
     at: float
     body: bytes
+    #: query and form fields, joined ``k=v&...`` unescaped (for reading, not parsing)
     query: str
+    #: query and form fields (form wins)
+    params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -265,7 +268,7 @@ def _serve_vendor(conn: Any, clock_file: str, accounts_file: str, latency: float
                 break
             if command == "sends":
                 answer: Any = [
-                    Seen(r.at, r.body, "&".join(f"{k}={v}" for k, v in r.params().items()))
+                    Seen(r.at, r.body, "&".join(f"{k}={v}" for k, v in r.params().items()), r.params())
                     for r in sends(args[0])[args[1] :]
                 ]
             elif command == "count":
@@ -531,6 +534,29 @@ class Stack:
     def sent_count(self, job_id: str | None = None) -> int:
         return self.states(job_id).get("sent", 0)
 
+    def run_until(self, job_id: str, n: int, cap: float, started: float) -> tuple[float, int]:
+        """Wait until ``n`` rows of the job are sent or ``cap`` seconds from ``started`` passed.
+
+        Returns (seconds from ``started``, rows sent then): a rate for a job longer than the cap.
+        """
+        while True:
+            sent = self.sent_count(job_id)
+            elapsed = time.perf_counter() - started
+            if sent >= n or elapsed >= cap:
+                return elapsed, sent
+            time.sleep(0.05)
+
+    def cancel(self, job_id: str, timeout: float = 60) -> None:
+        """``dispatcher cancel JOB``, then wait until none of its rows is in flight."""
+        subprocess.run(
+            [*DISPATCHER, "cancel", job_id],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            check=False,
+        )
+        _wait(lambda: self.states(job_id).get("sending", 0) == 0, timeout, f"job {job_id} to settle")
+
 
 @contextmanager
 def stack(
@@ -603,6 +629,79 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def summarise(runs: list[Mapping[str, float]], keys: list[str] | None = None) -> dict[str, float]:
+    """``<key> min`` and ``<key> median`` over runs, for each key (all keys of the first run by default)."""
+    out: dict[str, float] = {}
+    for key in keys or list(runs[0]):
+        values = [run[key] for run in runs]
+        out[f"{key} min"] = min(values)
+        out[f"{key} median"] = statistics.median(values)
+    return out
+
+
+# --- ceilings: the same requests without the project ---------------------------------------------
+
+
+def built_requests(vendor: FakeVendor, key: str, recipients: list[Recipient]) -> Iterator[Any]:
+    """The adapter's send requests for ``recipients``, cut to the vendor's batch size, lazily."""
+    config = vendor.config(key)
+    adapter = VENDORS[key]
+    size = adapter.limits.batch_size
+    for at in range(0, len(recipients), size):
+        for sent in adapter.build_send(config.account, Outgoing(recipients[at : at + size])):
+            yield sent.request
+
+
+def bare_sequential(vendor: FakeVendor, key: str, recipients: list[Recipient]) -> float:
+    """Seconds a plain ``httpx.Client`` loop takes to post the adapter's requests one after another.
+
+    The requests are built before the clock starts: the loop times the wire alone.
+    """
+    import httpx
+
+    requests = list(built_requests(vendor, key, recipients))
+    started = time.perf_counter()
+    with httpx.Client(timeout=60) as http:
+        for request in requests:
+            http.send(request).raise_for_status()
+    return time.perf_counter() - started
+
+
+def bare_async(
+    vendor: FakeVendor, key: str, recipients: list[Recipient], in_flight: int, cap: float
+) -> tuple[float, int]:
+    """A plain ``httpx.AsyncClient`` loop, ``in_flight`` requests at once, stopped after ``cap`` s.
+
+    The requests are built before the clock starts. Returns (seconds, recipients sent).
+    """
+    import asyncio
+
+    import httpx
+
+    requests = list(built_requests(vendor, key, recipients))
+    per_request = max(1, len(recipients) // max(1, len(requests)))
+
+    async def run() -> tuple[float, int]:
+        done = 0
+        queue = iter(requests)
+        limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+        async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+            started = time.perf_counter()
+
+            async def lane() -> None:
+                nonlocal done
+                for request in queue:
+                    if time.perf_counter() - started >= cap:
+                        return
+                    (await http.send(request)).raise_for_status()
+                    done += per_request
+
+            await asyncio.gather(*(lane() for _ in range(in_flight)))
+            return time.perf_counter() - started, done
+
+    return asyncio.run(run())
 
 
 def machine() -> str:
