@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
 from dispatcher.config import AccountConfig
 from dispatcher.models import Batch, BatchState, Message
@@ -154,19 +155,29 @@ def _copy_once(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
     """
     conn.exec_driver_sql(_STAGING_DDL)
     conn.exec_driver_sql(f"TRUNCATE {_STAGING.name}")
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY {_STAGING.name} ({', '.join(_STAGING.c.keys())}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(
-                (
-                    row["address"],
-                    row["text"],
-                    None if row["vars"] is None else json.dumps(row["vars"]),
-                    row["batch_id"],
-                    row["state"],
-                    row["reason"],
+    statement = f"COPY {_STAGING.name} ({', '.join(_STAGING.c.keys())}) FROM STDIN"
+    driver = conn.connection.driver_connection
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        with driver.cursor().copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(
+                    (
+                        row["address"],
+                        row["text"],
+                        None if row["vars"] is None else json.dumps(row["vars"]),
+                        row["batch_id"],
+                        row["state"],
+                        row["reason"],
+                    )
                 )
-            )
+    except dbapi_error as exc:
+        # The driver's own error, raised past SQLAlchemy: made SQLAlchemy's, as every other
+        # statement's is, so a lost connection is an OperationalError the caller retries, never
+        # the job's fault. (The rollback that follows, through SQLAlchemy, retires the connection.)
+        raise DBAPIError.instance(
+            statement, None, exc, dbapi_error, hide_parameters=True, dialect=conn.dialect
+        ) from exc
     table = Message.__table__
     same = [literal(rows[0][name], table.c[name].type) for name in _JOB_COLUMNS]
     staged = _STAGING.c

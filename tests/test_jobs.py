@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from dispatcher import jobs
@@ -505,3 +505,36 @@ def test_a_delivered_submit_lets_go_of_its_recipients_a_direct_call_keeps_them(
     # Then both are stored; the worker's copy let go of its recipients, the caller's is untouched
     assert len(messages(engine, "job-from-a-message")) == len(messages(engine, direct_id)) == 2
     assert delivered["recipients"] == [] and direct["recipients"] == recipients
+
+
+def test_a_connection_lost_during_the_copy_is_a_database_error_the_caller_retries(
+    engine: Engine, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL ingests through COPY")
+    # Given chunks of 100, and the server ending the session just before the second chunk's COPY
+    monkeypatch.setattr(jobs, "CHUNK", 100)
+    recipients = [f"+57300{i:07d}" for i in range(250)]
+    truncates = []
+
+    def kill(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("TRUNCATE ingest_rows"):
+            truncates.append(statement)
+            if len(truncates) == 2:
+                pid = conn.connection.driver_connection.info.backend_pid
+                with engine.connect() as other:
+                    # waits until the session is gone, not just signalled, before the COPY starts
+                    other.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid})
+
+    event.listen(engine, "after_cursor_execute", kill)
+    # When the ingest runs, the driver's error reaches the caller as a database error to retry
+    with pytest.raises(OperationalError):
+        ingest_job(engine, ACCOUNTS, job(text="Hola", recipients=recipients), NOW, job_id="task-copy")
+    event.remove(engine, "after_cursor_execute", kill)
+    assert stored_job(engine, "task-copy").state == "ingesting"
+    # And the retry resumes after the stored chunk, each recipient once
+    result = ingest_job(engine, ACCOUNTS, job(text="Hola", recipients=recipients), NOW, job_id="task-copy")
+    assert (result.state, sorted(r.address for r in messages(engine, "task-copy"))) == (
+        "accepted",
+        sorted(recipients),
+    )
