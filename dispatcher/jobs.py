@@ -210,18 +210,14 @@ def _store_chunk(conn: Connection, priority: str, plan: Plan, chunk: list[Any]) 
     """Store one chunk: pending rows in whole batches, each address once; the rest rejected."""
     seen: set[str] = set()
     rows = [message_row(plan, raw, seen) for raw in chunk]
-    pending = [r for r in rows if r["state"] == PENDING]
-    unwanted = opted_out(conn, plan.config.key, [r["address"] for r in pending])
-    for row in pending:
-        if row["address"] in unwanted:
-            reject(row, OPTED_OUT)
-    rejected = [r for r in rows if r["state"] == REJECTED]
-    planner = BatchPlanner(conn, plan.config, plan.job_id, priority, plan.not_before, plan.now)
-    # The unique (job, address) key turns away an address an earlier chunk stored.
-    for row in planner.store([r for r in rows if r["state"] == PENDING]):
-        rejected.append(reject(row, DUPLICATE))
-    if rejected:
-        conn.execute(insert(Message), rejected)
+    unwanted = opted_out(conn, plan.config.key, [r["address"] for r in rows if r["state"] == PENDING])
+    if unwanted:
+        for row in rows:
+            if row["state"] == PENDING and row["address"] in unwanted:
+                reject(row, OPTED_OUT)
+    # The unique (job, address) key turns away an address an earlier chunk stored: the planner
+    # stores such a row rejected as a duplicate.
+    BatchPlanner(conn, plan.config, plan.job_id, priority, plan.not_before, plan.now).store(rows)
 
 
 def _finish(engine: Engine, header: JobHeader, plan: Plan, raw: Any) -> IngestResult:

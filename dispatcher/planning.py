@@ -7,15 +7,28 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Text, bindparam, cast, delete, func, insert, literal, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    Table,
+    Text,
+    cast,
+    delete,
+    insert,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
 from dispatcher.config import AccountConfig
 from dispatcher.models import Batch, BatchState, Message
+from dispatcher.recipients import DUPLICATE, PENDING, reject
 from dispatcher.vendors import adapter_for
 from dispatcher.vendors.base import Limits
 from dispatcher.windows import Window
@@ -49,7 +62,7 @@ def first_opening(window: Window, send_at: datetime | None, now: datetime) -> da
 
 
 class BatchPlanner:
-    """Stores pending message rows of one job batch by batch, each address once per job."""
+    """Stores one job's message rows a chunk at a time: pending ones in batches, each address once."""
 
     def __init__(
         self,
@@ -70,77 +83,138 @@ class BatchPlanner:
         self.batches = 0
 
     def store(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Store rows in batches of the vendor's size; return those the job already holds.
+        """Store a chunk's rows; return the pending ones the job already held, now rejected duplicates.
 
-        Every batch is whole when its transaction commits: the caller stores a chunk's rows in
-        one call and commits, so no batch waits half-built for the next chunk.
+        Pending rows go in batches of the vendor's size, rejected ones as they are. Every batch is
+        whole when its transaction commits: the caller stores a chunk's rows in one call and
+        commits, so no batch waits half-built for the next chunk. One statement makes the chunk's
+        batches, one writes its rows, and a third removes the batches left empty.
         """
-        turned_away: list[dict[str, Any]] = []
-        for start in range(0, len(rows), self.size):
-            turned_away += self._store(rows[start : start + self.size])
+        pending = [row for row in rows if row["state"] == PENDING]
+        batch_ids = self._new_batches(-(-len(pending) // self.size))
+        for position, row in enumerate(pending):
+            row["batch_id"] = batch_ids[position // self.size]
+        stored = insert_once(self.conn, rows)
+        turned_away = [row for row in pending if row["address"] not in stored]
+        for row in turned_away:
+            reject(row, DUPLICATE)
+        if turned_away:
+            insert_once(self.conn, turned_away)
+        used = {row["batch_id"] for row in pending if row["state"] == PENDING}
+        empty = [batch_id for batch_id in batch_ids if batch_id not in used]
+        if empty:
+            self.conn.execute(delete(Batch).where(Batch.id.in_(empty)))
+        self.batches += len(batch_ids) - len(empty)
         return turned_away
 
-    def _store(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        batch_id = self.conn.execute(
-            insert(Batch)
-            .values(
-                job_id=self.job_id,
-                account=self.config.key,
-                priority=self.priority,
-                state=BatchState.WAITING,
-                not_before=self.not_before,
-                created_at=self.now,
-            )
-            .returning(Batch.id)
-        ).scalar_one()
-        for row in rows:
-            row["batch_id"] = batch_id
-        stored = insert_once(self.conn, rows)
-        if not stored:
-            self.conn.execute(delete(Batch).where(Batch.id == batch_id))
-            return list(rows)
-        self.batches += 1
-        return [row for row in rows if row["address"] not in stored]
+    def _new_batches(self, count: int) -> list[int]:
+        """Insert ``count`` waiting batches of this job in one statement; return their ids."""
+        if not count:
+            return []
+        values = {
+            "job_id": self.job_id,
+            "account": self.config.key,
+            "priority": self.priority,
+            "state": BatchState.WAITING,
+            "not_before": self.not_before,
+            "created_at": self.now,
+        }
+        stmt = insert(Batch).returning(Batch.id, sort_by_parameter_order=True)
+        return list(self.conn.execute(stmt, [values] * count).scalars())
 
 
 def insert_once(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert message rows of one batch, skipping an address the job already holds; return those stored.
+    """Insert message rows of one job, skipping a pending address the job already holds.
 
-    The partial unique index ``uq_messages_job_address`` (job, address, where not rejected) decides,
-    at constant cost per row however large the job: no lookup of the job's earlier addresses.
+    Return the addresses of the pending rows stored (rejected rows are always stored). The partial
+    unique index ``uq_messages_job_address`` (job, address, where not rejected) decides, at
+    constant cost per row however large the job: no lookup of the job's earlier addresses.
+    Every row given must share the job's columns (``_JOB_COLUMNS``).
     """
-    stmt: SqliteInsert | PgInsert
-    if conn.dialect.name != "postgresql":
+    if not rows:
+        return set()
+    if conn.dialect.name == "postgresql":
+        return _copy_once(conn, rows)
+    pending = [row for row in rows if row["state"] == PENDING]
+    rejected = [row for row in rows if row["state"] != PENDING]
+    stored: set[str] = set()
+    if pending:
         stmt = sqlite_insert(Message).on_conflict_do_nothing(index_elements=_KEY, index_where=_NOT_REJECTED)
-        return set(conn.execute(stmt.returning(Message.address), list(rows)).scalars())
-    # PostgreSQL gets the rows as three arrays: one short statement per batch instead of a
-    # thousand-row VALUES list, whose fourteen thousand parameters cost more to convert and
-    # parse than the rows cost to write. The other columns are the same for the whole batch.
-    given = (
-        func.unnest(
-            bindparam("addresses", [r["address"] for r in rows], type_=ARRAY(Text)),
-            bindparam("texts", [r["text"] for r in rows], type_=ARRAY(Text)),
-            bindparam(
-                "vars", [None if r["vars"] is None else json.dumps(r["vars"]) for r in rows], type_=ARRAY(Text)
-            ),
-        )
-        .table_valued("address", "text", "vars")
-        .render_derived(name="given")
-    )
+        stored = set(conn.execute(stmt.returning(Message.address), pending).scalars())
+    if rejected:
+        conn.execute(insert(Message), rejected)
+    return stored
+
+
+def _copy_once(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """PostgreSQL: ``COPY`` the rows into a staging table, then one insert-or-ignore per state.
+
+    ``COPY`` moves the rows' own columns (address, text, variables, batch, state, reason) at the
+    server's bulk speed; the columns shared by the whole job are bound once in the
+    ``INSERT ... SELECT``. The staging table lives for the transaction only.
+    """
+    conn.exec_driver_sql(_STAGING_DDL)
+    conn.exec_driver_sql(f"TRUNCATE {_STAGING.name}")
+    statement = f"COPY {_STAGING.name} ({', '.join(_STAGING.c.keys())}) FROM STDIN"
+    driver = conn.connection.driver_connection
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        with driver.cursor().copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(
+                    (
+                        row["address"],
+                        row["text"],
+                        None if row["vars"] is None else json.dumps(row["vars"]),
+                        row["batch_id"],
+                        row["state"],
+                        row["reason"],
+                    )
+                )
+    except dbapi_error as exc:
+        # The driver's own error, raised past SQLAlchemy: made SQLAlchemy's, as every other
+        # statement's is, so a lost connection is an OperationalError the caller retries, never
+        # the job's fault. (The rollback that follows, through SQLAlchemy, retires the connection.)
+        raise DBAPIError.instance(
+            statement, None, exc, dbapi_error, hide_parameters=True, dialect=conn.dialect
+        ) from exc
     table = Message.__table__
-    same = {name: literal(rows[0][name], table.c[name].type) for name in _BATCH_COLUMNS}
-    query = select(*same.values(), given.c.address, given.c.text, cast(given.c.vars, JSON))
-    stmt = (
-        pg_insert(Message)
-        .from_select([*same, "address", "text", "vars"], query)
-        .on_conflict_do_nothing(index_elements=_KEY, index_where=_NOT_REJECTED)
+    same = [literal(rows[0][name], table.c[name].type) for name in _JOB_COLUMNS]
+    staged = _STAGING.c
+    columns = [*_JOB_COLUMNS, "address", "text", "vars", "batch_id", "state", "reason"]
+    query = select(
+        *same, staged.address, staged.text, cast(staged.vars, JSON), staged.batch_id, staged.state, staged.reason
     )
-    return set(conn.execute(stmt.returning(Message.address)).scalars())
+    stored: set[str] = set()
+    if any(row["state"] == PENDING for row in rows):
+        pending = (
+            pg_insert(Message)
+            .from_select(columns, query.where(staged.state == PENDING))
+            .on_conflict_do_nothing(index_elements=_KEY, index_where=_NOT_REJECTED)
+        )
+        stored = set(conn.execute(pending.returning(Message.address)).scalars())
+    if any(row["state"] != PENDING for row in rows):
+        conn.execute(insert(Message).from_select(columns, query.where(staged.state != PENDING)))
+    return stored
 
 
 #: the unique key that keeps one pending-or-later row per address of a job
 _KEY, _NOT_REJECTED = ["job_id", "address"], text("state <> 'rejected'")
-#: message columns whose value is the same for every row of a batch
-_BATCH_COLUMNS = (
-    "job_id", "batch_id", "account", "state", "attempts", "not_before", "deadline", "created_at", "updated_at",
-)  # fmt: skip
+#: message columns whose value is the same for every row of a job's chunk
+_JOB_COLUMNS = ("job_id", "account", "attempts", "not_before", "deadline", "created_at", "updated_at")
+#: where a chunk's rows wait for their insert (PostgreSQL): a temporary table, gone at commit
+_STAGING = Table(
+    "ingest_rows",
+    MetaData(),
+    Column("address", Text),
+    Column("text", Text),
+    Column("vars", Text),
+    Column("batch_id", BigInteger),
+    Column("state", Text),
+    Column("reason", Text),
+    prefixes=["TEMPORARY"],
+)
+_STAGING_DDL = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS ingest_rows "
+    "(address text, text text, vars text, batch_id bigint, state text, reason text) ON COMMIT DROP"
+)

@@ -20,6 +20,7 @@ from dispatcher.config import Settings
 from dispatcher.jobs import ingest_job, reject_job
 from dispatcher.models import JobState
 from tasks.app import UNREADABLE, app
+from tasks.memory import give_back
 from tasks.runtime import runtime
 
 log = logging.getLogger("tasks.dispatch")
@@ -91,6 +92,20 @@ def submit_job(job: Mapping[str, Any], job_id: str | None = None) -> str:
 )
 def submit(self: Any, *args: Any, **kwargs: Any) -> str:
     """Store a job (its id is this task's id) and queue what is due; never ack one not stored."""
+    try:
+        return _submit(self, args, kwargs)
+    finally:
+        # The job is stored (or its retry's copy already published): drop its recipients now,
+        # not when Celery lets go of the arguments, so that their memory goes back to the system
+        # before the task ends. Only a copy read from a message: a direct or eager call's job is
+        # the caller's own.
+        delivered = not (self.request.called_directly or self.request.is_eager)
+        if delivered and args and isinstance(args[0], dict) and isinstance(args[0].get("recipients"), list):
+            args[0]["recipients"].clear()
+        give_back()
+
+
+def _submit(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     try:
         rt = runtime()
     except Exception as exc:  # noqa: BLE001 - no engine to store anything with: try again later

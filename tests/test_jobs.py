@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from dispatcher import jobs
@@ -434,3 +434,107 @@ def test_a_retry_after_the_job_expired_ends_it_instead_of_leaving_it_ingesting(
     assert (result.state, stored.state) == ("rejected", "rejected")
     assert stored.reason == "expires_at: must be later than now and than send_at"
     assert {r.state for r in messages(engine, "task-9")} == {"canceled"} and len(messages(engine, "task-9")) == 100
+
+
+class Statements:
+    """Counts the statements that insert into each table."""
+
+    def __init__(self, engine: Engine):
+        self.engine, self.counts = engine, {"messages": 0, "batches": 0}
+        event.listen(engine, "before_cursor_execute", self)
+
+    def __call__(self, conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        for table in self.counts:
+            if statement.lstrip().upper().startswith(f"INSERT INTO {table.upper()}"):
+                self.counts[table] += 1
+
+    def remove(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self)
+
+
+def test_on_postgresql_a_chunk_is_one_batch_insert_and_one_message_insert_per_state(
+    engine: Engine, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the COPY path is PostgreSQL's; SQLite inserts with executemany")
+    # Given chunks of 2000 recipients (two batches of 1000 each), one bad number in the second
+    monkeypatch.setattr(jobs, "CHUNK", 2000)
+    recipients = [f"+57300{i:07d}" for i in range(3999)] + ["12"]
+    counted = Statements(engine)
+    result = ingest_job(engine, ACCOUNTS, job(text="Hola", recipients=recipients), NOW)
+    counted.remove()
+    # Then each chunk made its batches in one statement and its pending rows in one (rows
+    # through COPY), and the chunk with a rejection stored it in one more
+    assert counted.counts == {"messages": 3, "batches": 2}
+    rows = messages(engine, result.job_id)
+    assert sorted(r.state for r in rows).count("pending") == 3999
+    assert [(r.address, r.batch_id) for r in rows if r.state == "rejected"] == [("12", None)]
+    with engine.connect() as conn:
+        sizes = conn.execute(
+            select(func.count(Message.id)).select_from(Batch).join(Message).group_by(Batch.id)
+        ).scalars()
+        assert sorted(sizes) == [999, 1000, 1000, 1000]
+
+
+def test_a_delivered_submit_lets_go_of_its_recipients_a_direct_call_keeps_them(
+    engine: Engine, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from dispatcher.config import Settings
+    from dispatcher.ratelimit import MemoryLimiter
+    from dispatcher.services import Services
+    from dispatcher.transport import Transport
+    from tasks import dispatch
+    from tasks.runtime import Runtime
+    from tests.conftest import FakeClock
+
+    services = Services(engine, ACCOUNTS, MemoryLimiter(), Transport(), Settings(), FakeClock(NOW))
+    monkeypatch.setattr(dispatch, "runtime", lambda: Runtime(Settings(), ACCOUNTS, services, None))
+    monkeypatch.setattr(dispatch, "release_account", lambda account: 0)
+    recipients = [
+        {"phone": "+573001234567", "vars": {"name": "Ana"}},
+        {"phone": "+573001234568", "vars": {"name": "Lu"}},
+    ]
+    # Given a job as a worker reads it from a message (its own copy), and one a caller passes in
+    delivered, direct = job(recipients=list(recipients)), job(recipients=list(recipients))
+    dispatch.submit.push_request(id="job-from-a-message", called_directly=False)
+    try:
+        dispatch.submit.run(delivered)
+    finally:
+        dispatch.submit.pop_request()
+    direct_id = dispatch.submit(direct)
+    # Then both are stored; the worker's copy let go of its recipients, the caller's is untouched
+    assert len(messages(engine, "job-from-a-message")) == len(messages(engine, direct_id)) == 2
+    assert delivered["recipients"] == [] and direct["recipients"] == recipients
+
+
+def test_a_connection_lost_during_the_copy_is_a_database_error_the_caller_retries(
+    engine: Engine, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL ingests through COPY")
+    # Given chunks of 100, and the server ending the session just before the second chunk's COPY
+    monkeypatch.setattr(jobs, "CHUNK", 100)
+    recipients = [f"+57300{i:07d}" for i in range(250)]
+    truncates = []
+
+    def kill(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("TRUNCATE ingest_rows"):
+            truncates.append(statement)
+            if len(truncates) == 2:
+                pid = conn.connection.driver_connection.info.backend_pid
+                with engine.connect() as other:
+                    # waits until the session is gone, not just signalled, before the COPY starts
+                    other.execute(text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid})
+
+    event.listen(engine, "after_cursor_execute", kill)
+    # When the ingest runs, the driver's error reaches the caller as a database error to retry
+    with pytest.raises(OperationalError):
+        ingest_job(engine, ACCOUNTS, job(text="Hola", recipients=recipients), NOW, job_id="task-copy")
+    event.remove(engine, "after_cursor_execute", kill)
+    assert stored_job(engine, "task-copy").state == "ingesting"
+    # And the retry resumes after the stored chunk, each recipient once
+    result = ingest_job(engine, ACCOUNTS, job(text="Hola", recipients=recipients), NOW, job_id="task-copy")
+    assert (result.state, sorted(r.address for r in messages(engine, "task-copy"))) == (
+        "accepted",
+        sorted(recipients),
+    )
