@@ -97,6 +97,8 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 #: the ``dispatcher`` command of this environment
 _SCRIPT = Path(sys.executable).parent / "dispatcher"
 DISPATCHER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dispatcher.cli"]
+#: seconds a worker node may take to start (a loaded machine needs far more than an idle one)
+WORKER_START = 300
 #: seconds between two looks at a job's progress (one count query each)
 POLL = 0.25
 #: report and reply polls as often as an account polls by default (``AccountPolicy``)
@@ -449,7 +451,7 @@ def workers(
             with (tmp / "beat.log").open("ab") as out:
                 beat_proc = subprocess.Popen(beat_cmd, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT)
         handle = Workers(node, beat_proc, log)
-        _wait(lambda: len(handle.pids()) >= n + 1 and _ready(full, node_name), 60, "the worker to start")
+        _wait(lambda: len(handle.pids()) >= n + 1 and _ready(full, node_name), WORKER_START, "the worker to start")
         yield handle
     finally:
         _stop(node, beat_proc)
