@@ -50,11 +50,15 @@ def run_once(s, n: int, start: int, cap: float) -> dict[str, float]:  # type: ig
         {"phone": phone, "vars": {"name": f"Ana {i}", "code": f"{i % 10000:04d}"}}
         for i, phone in enumerate(phones(VENDOR, n, start + n))
     ]
-    personal = one_job(s, {"account": account, "text": TEMPLATE, "recipients": recipients}, n, cap)
+    personal, personal_submit = one_job(
+        s, {"account": account, "text": TEMPLATE, "recipients": recipients}, n, cap
+    )
     return {
         "ratio": personal / shared,
         "personalised/s": personal,
         "shared/s": shared,
+        "personalised submit s": personal_submit,
+        "shared submit s": shared_submit,
         "duplicates": len(s.vendor.duplicates()),
     }
 
