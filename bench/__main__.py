@@ -18,12 +18,12 @@ import traceback
 
 #: (module of bench/, arguments of the full run, arguments of --quick)
 BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
-    ("b1_batch", ["--repeat", "3"], ["--recipients", "1000", "--repeat", "1"]),
-    ("b2_one_number", ["--repeat", "3", "--cap", "20"], ["--recipients", "200", "--cap", "5", "--repeat", "1"]),
+    ("b1_batch", ["--repeat", "1", "--cap", "300"], ["--recipients", "1000", "--repeat", "1"]),
+    ("b2_one_number", ["--repeat", "3", "--cap", "15"], ["--recipients", "200", "--cap", "5", "--repeat", "1"]),
     ("b3_paced", ["--repeat", "1"], ["--recipients", "3000", "--repeat", "1"]),
     ("b4_ingest", ["--repeat", "1"], ["--rows", "5000", "--door", "2000"]),
     ("b6_otp", ["--otps", "10"], ["--otps", "2", "--every", "0.5", "--timeout", "60"]),
-    ("b7_personalised", ["--repeat", "1", "--cap", "60"], ["--recipients", "300", "--cap", "20"]),
+    ("b7_personalised", ["--repeat", "1", "--cap", "30"], ["--recipients", "300", "--cap", "10"]),
 ]
 
 
