@@ -62,16 +62,23 @@ def record_statuses(
     query, the new reports stored with one insert-or-ignore, the messages moved with one guarded
     update and their history written with one insert, all in one transaction.
     """
+    with engine.begin() as conn:
+        return store_statuses(conn, account, reports, now)
+
+
+def store_statuses(
+    conn: Connection, account: str, reports: Iterable[StatusReport], now: datetime
+) -> dict[str, int]:
+    """``record_statuses`` within the caller's transaction (several accounts' reports commit together)."""
     moved: dict[str, int] = {}
     unique: dict[tuple[str, DeliveryState], StatusReport] = {}
     for report in reports:
         if report.vendor_id:
             unique.setdefault((report.vendor_id, report.state), report)
     ordered = sorted(unique.values(), key=lambda r: (_RANK[r.state], r.vendor_id))
-    with engine.begin() as conn:
-        for start in range(0, len(ordered), CHUNK):
-            for state, count in _record_chunk(conn, account, ordered[start : start + CHUNK], now).items():
-                moved[state] = moved.get(state, 0) + count
+    for start in range(0, len(ordered), CHUNK):
+        for state, count in _record_chunk(conn, account, ordered[start : start + CHUNK], now).items():
+            moved[state] = moved.get(state, 0) + count
     return moved
 
 
