@@ -26,6 +26,7 @@ from sqlalchemy import (
     Engine,
     Row,
     String,
+    Text,
     any_,
     bindparam,
     delete,
@@ -144,31 +145,13 @@ def _record_chunk(
     conn: Connection, account: str, reports: Sequence[StatusReport], now: datetime
 ) -> dict[str, int]:
     postgres = conn.dialect.name == "postgresql"
-    dialect: Any = postgresql if postgres else sqlite
     rows = _messages_for(conn, account, reports)
     # A report for no message of ours yet (its send reply not recorded) is not stored:
     # the next poll or push brings it again.
     found = [report for report in reports if report.vendor_id in rows]
     if not found:
         return {}
-    values = [
-        {
-            "account": account,
-            "vendor_id": report.vendor_id,
-            "state": report.state.value,
-            "code": report.code,
-            "message_id": rows[report.vendor_id].id,
-            "received_at": now,
-        }
-        for report in found
-    ]
-    # One statement per page of rows (SQLAlchemy's "insertmanyvalues"), compiled once.
-    stored = conn.execute(
-        dialect.insert(DeliveryReport)
-        .on_conflict_do_nothing()
-        .returning(DeliveryReport.vendor_id, DeliveryReport.state),
-        values,
-    ).all()
+    stored = _store_reports(conn, postgres, account, found, rows, now)
     new = {(vendor_id, state) for vendor_id, state in stored}
     changes: dict[int, _Change] = {}
     for report in found:  # in rank order
@@ -180,7 +163,7 @@ def _record_chunk(
     changed = _update(conn, postgres, list(changes.values()), now)
     events = [event for change in changes.values() if change.id in changed for event in change.events]
     if events:
-        conn.execute(insert(MessageEvent), events)
+        _write_history(conn, postgres, events, now)
     moved: dict[str, int] = {}
     for change in changes.values():
         if change.id in changed:
@@ -240,6 +223,78 @@ def _unknown_by_phone(conn: Connection, account: str, report: StatusReport) -> _
         .values(vendor_id=report.vendor_id)
     )
     return unknown[0] if claimed.rowcount == 1 else None
+
+
+#: the new reports of one chunk, stored once (PostgreSQL: one statement text, arrays bound)
+_STORE_MANY = text(
+    "INSERT INTO delivery_reports (account, vendor_id, state, code, message_id, received_at)"
+    " SELECT :account, v.vendor_id, v.state, v.code, v.message_id, :now"
+    " FROM unnest(:vendor_ids, :states, :codes, :message_ids) AS v(vendor_id, state, code, message_id)"
+    " ON CONFLICT ON CONSTRAINT uq_delivery_report_once DO NOTHING"
+    " RETURNING vendor_id, state"
+).bindparams(
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("vendor_ids", type_=ARRAY(String)),
+    bindparam("states", type_=ARRAY(String)),
+    bindparam("codes", type_=ARRAY(String)),
+    bindparam("message_ids", type_=ARRAY(BigInteger)),
+)
+#: the history rows of one chunk (PostgreSQL)
+_HISTORY_MANY = text(
+    "INSERT INTO message_events (message_id, from_state, to_state, code, reason, at)"
+    " SELECT v.message_id, v.from_state, v.to_state, v.code, v.reason, :now"
+    " FROM unnest(:message_ids, :from_states, :to_states, :codes, :reasons)"
+    " AS v(message_id, from_state, to_state, code, reason)"
+).bindparams(
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("message_ids", type_=ARRAY(BigInteger)),
+    bindparam("from_states", type_=ARRAY(String)),
+    bindparam("to_states", type_=ARRAY(String)),
+    bindparam("codes", type_=ARRAY(String)),
+    bindparam("reasons", type_=ARRAY(Text)),
+)
+
+
+def _store_reports(
+    conn: Connection,
+    postgres: bool,
+    account: str,
+    reports: Sequence[StatusReport],
+    rows: dict[str, _MessageRow],
+    now: datetime,
+) -> list[tuple[str, str]]:
+    """Insert-or-ignore the reports in one statement; return the (vendor id, state) of the new ones."""
+    if postgres:
+        arrays = {
+            "vendor_ids": [r.vendor_id for r in reports],
+            "states": [r.state.value for r in reports],
+            "codes": [r.code for r in reports],
+            "message_ids": [rows[r.vendor_id].id for r in reports],
+        }
+        return [(v, s) for v, s in conn.execute(_STORE_MANY, {"account": account, "now": now, **arrays})]
+    values = [
+        {
+            "account": account,
+            "vendor_id": r.vendor_id,
+            "state": r.state.value,
+            "code": r.code,
+            "message_id": rows[r.vendor_id].id,
+            "received_at": now,
+        }
+        for r in reports
+    ]
+    insert_or_ignore = sqlite.insert(DeliveryReport).on_conflict_do_nothing()
+    stored = conn.execute(insert_or_ignore.returning(DeliveryReport.vendor_id, DeliveryReport.state), values)
+    return [(v, s) for v, s in stored]
+
+
+def _write_history(conn: Connection, postgres: bool, events: list[dict[str, Any]], now: datetime) -> None:
+    """Insert the history rows in one statement."""
+    if not postgres:
+        conn.execute(insert(MessageEvent), events)
+        return
+    columns = ("message_id", "from_state", "to_state", "code", "reason")
+    conn.execute(_HISTORY_MANY, {"now": now, **{f"{c}s": [e[c] for e in events] for c in columns}})
 
 
 #: one guarded update of many messages, each with its own values (PostgreSQL)
