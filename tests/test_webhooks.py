@@ -5,6 +5,7 @@ the account configured."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -16,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select, text, update
 
 from dispatcher.config import AccountConfig, Settings, parse_accounts
 from dispatcher.jobs import ingest_job
-from dispatcher.models import InboundMessage, Message, MessageEvent, OptOut
+from dispatcher.models import DeliveryReport, InboundMessage, Message, MessageEvent, OptOut
 from dispatcher.polling import poll_account
 from dispatcher.ratelimit import MemoryLimiter
 from dispatcher.release import release_due
@@ -30,8 +31,9 @@ from dispatcher.sending import send_batch
 from dispatcher.services import Services
 from dispatcher.transport import Transport
 from dispatcher.vendors import VENDORS
+from dispatcher.vendors.base import DeliveryState, StatusReport
 from dispatcher.vendors.push import PushReceiver
-from dispatcher.webhooks import MAX_BODY, make_app
+from dispatcher.webhooks import MAX_BODY, ReportGroups, make_app
 from tests.conftest import BOGOTA_10AM, FakeClock
 from tests.workers import free_port
 
@@ -282,3 +284,96 @@ def test_the_app_serves_metrics_for_prometheus(hooks: httpx.Client) -> None:
     assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
     assert "# TYPE python_info gauge" in scraped.text
     assert SECRET not in scraped.text and all(value not in scraped.text for value in SECRETS.values())
+
+
+def _sent_ogangi_messages(engine: Engine, accounts: dict[str, AccountConfig], n: int) -> list[str]:
+    """``n`` sent messages of the Ogangi sandbox customer; their vendor ids."""
+    phones = [f"+58414{i:07d}" for i in range(n)]
+    ingest_job(engine, accounts, {"account": "ve-ogangi", "text": "Hola", "recipients": phones}, BOGOTA_10AM)
+    with engine.begin() as conn:
+        ids = conn.execute(select(Message.id).order_by(Message.id)).scalars().all()
+        for row_id in ids:
+            conn.execute(
+                update(Message).where(Message.id == row_id).values(state="sent", vendor_id=f"og-{row_id}")
+            )
+    return [f"og-{row_id}" for row_id in ids]
+
+
+def _report(vendor_id: str) -> dict[str, str]:
+    return {"TYPE": "SMS", "MESSANGI_ID": vendor_id, "STATUS": "DELIVRD"}
+
+
+def _fail_on(engine: Engine, vendor_id: str) -> None:
+    """Make storing a report of ``vendor_id`` fail in the database, as a broken disk or a lost
+    connection would (PostgreSQL: a trigger that raises)."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE FUNCTION refuse_report() RETURNS trigger AS $$ BEGIN"
+                f" IF NEW.vendor_id = '{vendor_id}' THEN RAISE EXCEPTION 'disk full'; END IF;"
+                " RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER refuse_report BEFORE INSERT ON delivery_reports"
+                " FOR EACH ROW EXECUTE FUNCTION refuse_report()"
+            )
+        )
+
+
+def test_concurrent_pushes_are_each_answered_200_only_once_their_report_is_committed(
+    pg_engine: Engine, world: Any, accounts: dict[str, AccountConfig]
+) -> None:
+    # Given twelve sent Ogangi messages, and a database that refuses to store the report of one
+    engine = pg_engine
+    vendor_ids = _sent_ogangi_messages(engine, accounts, 12)
+    _fail_on(engine, vendor_ids[0])
+    app = make_app(engine, accounts, world.clock)
+
+    # When their delivery reports are pushed all at once (they are stored as groups)
+    async def push_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hooks") as client:
+            url = f"/hooks/ve-ogangi/{SECRET}"
+            return await asyncio.gather(*(client.post(url, data=_report(v)) for v in vendor_ids))
+
+    answers = asyncio.run(push_all())
+    # Then the push whose report could not be stored is not answered 200 (its vendor sends it
+    # again), every other push is, and each of those reports is in the database
+    assert [a.status_code for a in answers] == [500] + [200] * 11
+    with engine.connect() as conn:
+        delivered = set(conn.execute(select(Message.vendor_id).where(Message.state == "delivered")).scalars())
+        stored = set(conn.execute(select(DeliveryReport.vendor_id)).scalars())
+    assert delivered == stored == set(vendor_ids[1:])
+
+
+def test_a_group_of_pushes_is_stored_in_one_transaction_and_a_failing_push_fails_alone(
+    pg_engine: Engine, world: Any, accounts: dict[str, AccountConfig]
+) -> None:
+    # Given three sent Ogangi messages, the database refusing the report of the second
+    engine = pg_engine
+    vendor_ids = _sent_ogangi_messages(engine, accounts, 3)
+    groups = ReportGroups(engine, world.clock)
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda _conn: commits.append(1))
+
+    # When the three pushes wait together, then three good ones
+    async def store(ids: list[str]) -> list[Any]:
+        reports = [[StatusReport(v, DeliveryState.DELIVERED, "DELIVRD")] for v in ids]
+        return await asyncio.gather(*(groups.store("ve-ogangi", r) for r in reports), return_exceptions=True)
+
+    assert asyncio.run(store(vendor_ids)) == [None, None, None]
+    # Then they were committed together
+    assert len(commits) == 1
+    # And when one of a group cannot be stored, the others still are, each alone
+    with engine.begin() as conn:
+        conn.execute(update(Message).values(state="sent", report_state=None))
+        conn.execute(DeliveryReport.__table__.delete())
+    _fail_on(engine, vendor_ids[1])
+    commits.clear()
+    first, second, third = asyncio.run(store(vendor_ids))
+    assert first is None and third is None and isinstance(second, Exception)
+    with engine.connect() as conn:
+        stored = set(conn.execute(select(DeliveryReport.vendor_id)).scalars())
+    assert stored == {vendor_ids[0], vendor_ids[2]}
