@@ -125,12 +125,12 @@ def bench_healthz(base: str, count: int, senders: int) -> float:
 
 
 @contextmanager
-def webhook_app(env: dict[str, str]) -> Iterator[str]:
-    """``dispatcher webhooks`` on a free loopback port; yields its base URL."""
+def webhook_app(env: dict[str, str], workers: int) -> Iterator[str]:
+    """``dispatcher webhooks --workers N`` on a free loopback port; yields its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([*DISPATCHER, "webhooks", "--port", str(port)], env=env)
+    process = subprocess.Popen([*DISPATCHER, "webhooks", "--port", str(port), "--workers", str(workers)], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -165,7 +165,7 @@ def check(engine: Engine, account: str, expected: int) -> None:
         )
 
 
-def run(rows: int, reports: int, pushes: int, senders: int, repeats: int) -> dict[str, float]:
+def run(rows: int, reports: int, pushes: int, senders: int, repeats: int, hook_workers: int) -> dict[str, float]:
     """Seed, then poll and push ``repeats`` times; the figures (reports/s, min and median)."""
     import os
 
@@ -180,7 +180,7 @@ def run(rows: int, reports: int, pushes: int, senders: int, repeats: int) -> dic
             bare = repeat(lambda: bare_update(engine, _ids(next(runs), reports, 0)), repeats)
             env = {**os.environ, **vendor.env, "DATABASE_URL": db_url, "REDIS_URL": redis_url,
                    "DISPATCHER_METRICS_PORT": "0"}  # fmt: skip
-            with webhook_app(env) as base:
+            with webhook_app(env, hook_workers) as base:
                 pushed_runs = iter(range(1000))
                 healthz = repeat(lambda: bench_healthz(base, pushes, senders), repeats)
                 pushed = repeat(lambda: bench_pushes(base, _ids(next(pushed_runs), pushes, 1), senders), repeats)
@@ -193,6 +193,7 @@ def run(rows: int, reports: int, pushes: int, senders: int, repeats: int) -> dic
         "polling/s median": polled.median,
         "bare update/s median": bare.median,
         "polling ratio": polled.median / bare.median,
+        "webhook processes": float(hook_workers),
         f"pushes/s ({senders} senders) min": pushed.min,
         "pushes/s median": pushed.median,
         "healthz/s median": healthz.median,
@@ -212,12 +213,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--reports", type=int, default=50_000, help="polled reports per repeat")
     parser.add_argument("--pushes", type=int, default=3_000, help="pushed reports per repeat")
     parser.add_argument("--senders", type=int, default=8)
+    parser.add_argument("--hook-workers", type=int, default=2, help="processes of dispatcher webhooks")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.reports, args.pushes, args.repeat = 20_000, 2_000, 200, 1
-    figures = run(args.rows, args.reports, args.pushes, args.senders, args.repeat)
+    figures = run(args.rows, args.reports, args.pushes, args.senders, args.repeat, args.hook_workers)
     print(f"{NAME}: {fmt(figures)} (targets: polling 20,000/s, pushes 1,000/s)")
     record(NAME, figures)
     return figures

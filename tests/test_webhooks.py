@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -377,3 +380,37 @@ def test_a_group_of_pushes_is_stored_in_one_transaction_and_a_failing_push_fails
     with engine.connect() as conn:
         stored = set(conn.execute(select(DeliveryReport.vendor_id)).scalars())
     assert stored == {vendor_ids[0], vendor_ids[2]}
+
+
+def test_the_webhooks_command_serves_pushes_from_several_processes(
+    pg_engine: Engine, pg_url: str, world: Any, accounts: dict[str, AccountConfig], tmp_path: Path
+) -> None:
+    # Given sent Ogangi messages and `dispatcher webhooks --workers 2` over the database
+    vendor_ids = _sent_ogangi_messages(pg_engine, accounts, 6)
+    accounts_file = tmp_path / "accounts.toml"
+    accounts_file.write_text(world.accounts_toml())
+    port = free_port()
+    env = {**os.environ, **SECRETS, "DATABASE_URL": pg_url, "DISPATCHER_ACCOUNTS": str(accounts_file),
+           "REDIS_URL": "memory://"}  # fmt: skip
+    command = [sys.executable, "-m", "dispatcher.cli", "webhooks", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(command, env=env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline and server.poll() is None, "the app did not start"
+                    time.sleep(0.2)
+            # When each report is pushed
+            answers = [client.post(f"/hooks/ve-ogangi/{SECRET}", data=_report(v)) for v in vendor_ids]
+    finally:
+        server.terminate()
+        server.wait(20)
+    # Then each was answered 200 with its message already delivered
+    assert [a.status_code for a in answers] == [200] * 6
+    with pg_engine.connect() as conn:
+        delivered = set(conn.execute(select(Message.vendor_id).where(Message.state == "delivered")).scalars())
+    assert delivered == set(vendor_ids)
