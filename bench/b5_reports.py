@@ -1,6 +1,7 @@
 """B5: delivery reports into a table of 1,000,000 messages, polled and pushed.
 
-    python -m bench.b5_reports [--rows N] [--reports N] [--pushes N] [--senders 8] [--repeat 3] [--quick]
+    python -m bench.b5_reports [--rows N] [--reports N] [--pushes N] [--senders 8] [--hook-workers 2]
+                               [--repeat 3] [--quick] [--no-record]
 
 A fresh PostgreSQL database (``bench.common.pg_database``) is seeded with ``--rows`` sent
 messages (``INSERT ... SELECT generate_series``, half on a polled account, half on a pushing
@@ -130,7 +131,10 @@ def webhook_app(env: dict[str, str], workers: int) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([*DISPATCHER, "webhooks", "--port", str(port), "--workers", str(workers)], env=env)
+    process = subprocess.Popen(
+        [*DISPATCHER, "webhooks", "--port", str(port), *(["--workers", str(workers)] if workers > 1 else [])],
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -216,12 +220,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--hook-workers", type=int, default=2, help="processes of dispatcher webhooks")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    parser.add_argument("--no-record", action="store_true", help="print only, add no row to docs/benchmarks.md")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.reports, args.pushes, args.repeat = 20_000, 2_000, 200, 1
     figures = run(args.rows, args.reports, args.pushes, args.senders, args.repeat, args.hook_workers)
     print(f"{NAME}: {fmt(figures)} (targets: polling 20,000/s, pushes 1,000/s)")
-    record(NAME, figures)
+    if not args.no_record:
+        record(NAME, figures)
     return figures
 
 
