@@ -15,7 +15,7 @@ A fake vendor fast enough not to be the limit, with a latency knob::
         vendor.accounts_file                        # accounts file pointing at the simulators
         vendor.env                                  # secrets, accounts file, clock file
         vendor.config("smsclouds")                  # its AccountConfig, as a worker reads it
-        vendor.sends("smsclouds", since=0)          # [Seen(at, body, query)] its send requests;
+        vendor.sends("smsclouds", since=0)          # [Seen(at, body, query, params)] its sends;
                                                     # ``at`` is time.monotonic() on arrival
         vendor.count("smsclouds"), vendor.violations(), vendor.duplicates(), vendor.reset()
         vendor_capacity(vendor, in_flight=16)       # requests/s it serves at latency 0
@@ -24,6 +24,7 @@ A fake vendor fast enough not to be the limit, with a latency knob::
     an interpreter lock with them.
 
     ``account_settings={"mx-smsclick": {"max_in_flight": 8}}`` adds lines to an account's table.
+    Accounts poll reports and replies every 60 s (the policy's default), not the sandbox's 5 s.
     The clock file stands at ``NOW`` (10:00 in Mexico City) moving in real time, inside every
     default sending window; workers and simulators read the same file.
 
@@ -34,7 +35,11 @@ Real worker processes of the project, started as an operator starts them::
         s.env, s.db_url, s.engine, s.vendor, s.workers.pids(), s.workers.rss_mb()
         job_id = s.submit_cli(job)                  # ``dispatcher submit job.json``
         job_id = s.submit_celery(job)               # the Celery door: task dispatcher.submit
-        s.wait_sent(job_id, n, timeout)             # seconds until n rows of the job are sent
+        s.wait_sent(job_id, n, timeout)             # seconds until n rows are sent (sent_at set;
+                                                    # a report may have moved them on) or none is
+                                                    # left pending/sending
+        s.run_until(job_id, n, cap, started)        # the same, stopped at a cap: (seconds, sent)
+        s.cancel(job_id), s.states(job_id), s.sent_count(job_id)
     with workers(env, tmp, n=2) as w: ...           # the worker node (and beat) alone
 
 Figures::
@@ -92,6 +97,10 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 #: the ``dispatcher`` command of this environment
 _SCRIPT = Path(sys.executable).parent / "dispatcher"
 DISPATCHER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "dispatcher.cli"]
+#: seconds between two looks at a job's progress (one count query each)
+POLL = 0.25
+#: report and reply polls as often as an account polls by default (``AccountPolicy``)
+POLL_DEFAULTS = {"status_poll_seconds": 60.0, "reply_poll_seconds": 60.0}
 #: connections the fake vendor's listening socket queues
 LISTEN_BACKLOG = 1024
 #: phones of the sandbox customers' countries, i-th of a run
@@ -171,7 +180,10 @@ class Seen:
     #: ``time.monotonic()`` on arrival (the system's monotonic clock: comparable across processes)
     at: float
     body: bytes
+    #: query and form fields, joined ``k=v&...`` unescaped (for reading, not parsing)
     query: str
+    #: query and form fields (form wins)
+    params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -249,7 +261,10 @@ def _serve_vendor(conn: Any, clock_file: str, accounts_file: str, latency: float
     # socketserver listens with a backlog of 5: more clients connecting at once than that lose
     # their SYN and wait a second to retry. Widen the queue of the listening socket.
     world.server.httpd.socket.listen(LISTEN_BACKLOG)
-    Path(accounts_file).write_text(world.accounts_toml(**settings))
+    # Poll reports at the project's default pace, not the sandbox's few seconds: the benchmarks
+    # time sending, and a poll of every sent message every 5 s competes with it for the workers.
+    paced = {key: {**POLL_DEFAULTS, **settings.get(key, {})} for key in ACCOUNT_KEYS.values()}
+    Path(accounts_file).write_text(world.accounts_toml(**paced))
     paths = _send_paths(world, Path(accounts_file))
     ledger = world.ledger
     conn.send(({vendor: world.url(vendor) for vendor in VENDORS}, paths))
@@ -265,7 +280,7 @@ def _serve_vendor(conn: Any, clock_file: str, accounts_file: str, latency: float
                 break
             if command == "sends":
                 answer: Any = [
-                    Seen(r.at, r.body, "&".join(f"{k}={v}" for k, v in r.params().items()))
+                    Seen(r.at, r.body, "&".join(f"{k}={v}" for k, v in r.params().items()), r.params())
                     for r in sends(args[0])[args[1] :]
                 ]
             elif command == "count":
@@ -515,21 +530,69 @@ class Stack:
         with self.engine.connect() as conn:
             return {state: count for state, count in conn.execute(query).all()}
 
-    def wait_sent(self, job_id: str, n: int, timeout: float, started: float | None = None) -> float:
-        """Seconds (from ``started``, a perf_counter; default now) until ``n`` rows of the job are sent.
+    def sent_count(self, job_id: str | None = None) -> int:
+        """Rows the vendor took (``sent_at`` set): sent, or moved on since by a report."""
+        query = select(func.count()).select_from(Message).where(Message.sent_at.is_not(None))
+        if job_id is not None:
+            query = query.where(Message.job_id == job_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
-        Raises TimeoutError with the job's counts when ``timeout`` passes first.
+    def open_count(self, job_id: str) -> int:
+        """Rows of the job still pending or sending."""
+        query = select(func.count()).where(Message.job_id == job_id, Message.state.in_(("pending", "sending")))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def progress(self, job_id: str) -> tuple[int, int, int]:
+        """(rows, rows the vendor took, rows still pending or sending) of a job, in one query."""
+        query = select(
+            func.count(),
+            func.count().filter(Message.sent_at.is_not(None)),
+            func.count().filter(Message.state.in_(("pending", "sending"))),
+        ).where(Message.job_id == job_id)
+        with self.engine.connect() as conn:
+            total, sent, left = conn.execute(query).one()
+        return int(total), int(sent), int(left)
+
+    def wait_sent(self, job_id: str, n: int, timeout: float, started: float | None = None) -> float:
+        """Seconds (from ``started``, a perf_counter; default now) until the job is done sending.
+
+        Done: ``n`` rows taken by the vendor, or none left pending or sending (then some were
+        refused; ``states`` says how many). Raises TimeoutError with the job's counts when
+        ``timeout`` passes first.
         """
         started = time.perf_counter() if started is None else started
         deadline = started + timeout
         while time.perf_counter() < deadline:
-            if self.states(job_id).get("sent", 0) >= n:
+            total, sent, left = self.progress(job_id)
+            if sent >= n or (total and not left):
                 return time.perf_counter() - started
-            time.sleep(0.05)
+            time.sleep(POLL)
         raise TimeoutError(f"job {job_id}: {self.states(job_id)} after {timeout:.0f} s")
 
-    def sent_count(self, job_id: str | None = None) -> int:
-        return self.states(job_id).get("sent", 0)
+    def run_until(self, job_id: str, n: int, cap: float, started: float) -> tuple[float, int]:
+        """Wait until the job is done sending (as ``wait_sent``) or ``cap`` s from ``started`` passed.
+
+        Returns (seconds from ``started``, rows sent then): a rate for a job longer than the cap.
+        """
+        while True:
+            total, sent, left = self.progress(job_id)
+            elapsed = time.perf_counter() - started
+            if sent >= n or elapsed >= cap or (total and not left):
+                return elapsed, sent
+            time.sleep(POLL)
+
+    def cancel(self, job_id: str, timeout: float = 60) -> None:
+        """``dispatcher cancel JOB``, then wait until none of its rows is in flight."""
+        subprocess.run(
+            [*DISPATCHER, "cancel", job_id],
+            cwd=ROOT,
+            env={**os.environ, **self.env},
+            capture_output=True,
+            check=False,
+        )
+        _wait(lambda: self.states(job_id).get("sending", 0) == 0, timeout, f"job {job_id} to settle")
 
 
 @contextmanager
@@ -603,6 +666,79 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def summarise(runs: list[Mapping[str, float]], keys: list[str] | None = None) -> dict[str, float]:
+    """``<key> min`` and ``<key> median`` over runs, for each key (all keys of the first run by default)."""
+    out: dict[str, float] = {}
+    for key in keys or list(runs[0]):
+        values = [run[key] for run in runs]
+        out[f"{key} min"] = min(values)
+        out[f"{key} median"] = statistics.median(values)
+    return out
+
+
+# --- ceilings: the same requests without the project ---------------------------------------------
+
+
+def built_requests(vendor: FakeVendor, key: str, recipients: list[Recipient]) -> Iterator[Any]:
+    """The adapter's send requests for ``recipients``, cut to the vendor's batch size, lazily."""
+    config = vendor.config(key)
+    adapter = VENDORS[key]
+    size = adapter.limits.batch_size
+    for at in range(0, len(recipients), size):
+        for sent in adapter.build_send(config.account, Outgoing(recipients[at : at + size])):
+            yield sent.request
+
+
+def bare_sequential(vendor: FakeVendor, key: str, recipients: list[Recipient]) -> float:
+    """Seconds a plain ``httpx.Client`` loop takes to post the adapter's requests one after another.
+
+    The requests are built before the clock starts: the loop times the wire alone.
+    """
+    import httpx
+
+    requests = list(built_requests(vendor, key, recipients))
+    started = time.perf_counter()
+    with httpx.Client(timeout=60) as http:
+        for request in requests:
+            http.send(request).raise_for_status()
+    return time.perf_counter() - started
+
+
+def bare_async(
+    vendor: FakeVendor, key: str, recipients: list[Recipient], in_flight: int, cap: float
+) -> tuple[float, int]:
+    """A plain ``httpx.AsyncClient`` loop, ``in_flight`` requests at once, stopped after ``cap`` s.
+
+    The requests are built before the clock starts. Returns (seconds, recipients sent).
+    """
+    import asyncio
+
+    import httpx
+
+    requests = list(built_requests(vendor, key, recipients))
+    per_request = max(1, len(recipients) // max(1, len(requests)))
+
+    async def run() -> tuple[float, int]:
+        done = 0
+        queue = iter(requests)
+        limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+        async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+            started = time.perf_counter()
+
+            async def lane() -> None:
+                nonlocal done
+                for request in queue:
+                    if time.perf_counter() - started >= cap:
+                        return
+                    (await http.send(request)).raise_for_status()
+                    done += per_request
+
+            await asyncio.gather(*(lane() for _ in range(in_flight)))
+            return time.perf_counter() - started, done
+
+    return asyncio.run(run())
 
 
 def machine() -> str:
