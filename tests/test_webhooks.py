@@ -306,32 +306,41 @@ def _report(vendor_id: str) -> dict[str, str]:
     return {"TYPE": "SMS", "MESSANGI_ID": vendor_id, "STATUS": "DELIVRD"}
 
 
-def _fail_on(engine: Engine, vendor_id: str) -> None:
-    """Make storing a report of ``vendor_id`` fail in the database, as a broken disk or a lost
-    connection would (PostgreSQL: a trigger that raises)."""
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                "CREATE FUNCTION refuse_report() RETURNS trigger AS $$ BEGIN"
-                f" IF NEW.vendor_id = '{vendor_id}' THEN RAISE EXCEPTION 'disk full'; END IF;"
-                " RETURN NEW; END $$ LANGUAGE plpgsql"
+@pytest.fixture
+def refuse(pg_engine: Engine) -> Iterator[Any]:
+    """``refuse(vendor_id)`` makes storing a report of that vendor id fail in the database, as a
+    full disk or a lost connection would (a trigger that raises); dropped after the test."""
+
+    def refuse_one(vendor_id: str) -> None:
+        with pg_engine.begin() as conn:
+            conn.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION refuse_report() RETURNS trigger AS $$ BEGIN"
+                    f" IF NEW.vendor_id = '{vendor_id}' THEN RAISE EXCEPTION 'disk full'; END IF;"
+                    " RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
             )
-        )
-        conn.execute(
-            text(
-                "CREATE TRIGGER refuse_report BEFORE INSERT ON delivery_reports"
-                " FOR EACH ROW EXECUTE FUNCTION refuse_report()"
+            conn.execute(text("DROP TRIGGER IF EXISTS refuse_report ON delivery_reports"))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_report BEFORE INSERT ON delivery_reports"
+                    " FOR EACH ROW EXECUTE FUNCTION refuse_report()"
+                )
             )
-        )
+
+    yield refuse_one
+    with pg_engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER IF EXISTS refuse_report ON delivery_reports"))
+        conn.execute(text("DROP FUNCTION IF EXISTS refuse_report()"))
 
 
 def test_concurrent_pushes_are_each_answered_200_only_once_their_report_is_committed(
-    pg_engine: Engine, world: Any, accounts: dict[str, AccountConfig]
+    pg_engine: Engine, world: Any, accounts: dict[str, AccountConfig], refuse: Any
 ) -> None:
     # Given twelve sent Ogangi messages, and a database that refuses to store the report of one
     engine = pg_engine
     vendor_ids = _sent_ogangi_messages(engine, accounts, 12)
-    _fail_on(engine, vendor_ids[0])
+    refuse(vendor_ids[0])
     app = make_app(engine, accounts, world.clock)
 
     # When their delivery reports are pushed all at once (they are stored as groups)
@@ -352,7 +361,7 @@ def test_concurrent_pushes_are_each_answered_200_only_once_their_report_is_commi
 
 
 def test_a_group_of_pushes_is_stored_in_one_transaction_and_a_failing_push_fails_alone(
-    pg_engine: Engine, world: Any, accounts: dict[str, AccountConfig]
+    pg_engine: Engine, world: Any, accounts: dict[str, AccountConfig], refuse: Any
 ) -> None:
     # Given three sent Ogangi messages, the database refusing the report of the second
     engine = pg_engine
@@ -373,7 +382,7 @@ def test_a_group_of_pushes_is_stored_in_one_transaction_and_a_failing_push_fails
     with engine.begin() as conn:
         conn.execute(update(Message).values(state="sent", report_state=None))
         conn.execute(DeliveryReport.__table__.delete())
-    _fail_on(engine, vendor_ids[1])
+    refuse(vendor_ids[1])
     commits.clear()
     first, second, third = asyncio.run(store(vendor_ids))
     assert first is None and third is None and isinstance(second, Exception)
