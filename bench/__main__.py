@@ -22,6 +22,11 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("b2_one_number", ["--repeat", "3", "--cap", "15"], ["--recipients", "200", "--cap", "5", "--repeat", "1"]),
     ("b3_paced", ["--repeat", "1"], ["--recipients", "3000", "--repeat", "1"]),
     ("b4_ingest", ["--repeat", "1"], ["--rows", "5000", "--door", "2000"]),
+    (
+        "b5_reports",
+        ["--repeat", "3", "--reports", "20000", "--pushes", "2000"],
+        ["--rows", "20000", "--reports", "2000", "--pushes", "200", "--repeat", "1"],
+    ),
     ("b6_otp", ["--otps", "10"], ["--otps", "2", "--every", "0.5", "--timeout", "60"]),
     ("b7_personalised", ["--repeat", "1", "--cap", "30"], ["--recipients", "300", "--cap", "10"]),
 ]

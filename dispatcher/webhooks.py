@@ -5,16 +5,20 @@ compared in constant time. A wrong or missing secret, an unknown account and an 
 no secret all get the same 403 and nothing is stored, so the answer tells a stranger nothing
 about which accounts exist. How a vendor pushes (methods, body), what a push says and what body
 it wants back are its adapter's ``PushReceiver`` ability. A malformed push gets 400 with the
-reason, a body over ``MAX_BODY`` 413. Each push is stored once (``dispatcher.inbound``).
+reason, a body over ``MAX_BODY`` 413. Each push is stored once (``dispatcher.inbound``). The
+delivery reports of pushes arriving together are committed in one transaction (``ReportGroups``),
+and each push is answered only once its own reports are committed.
 Serve it with ``dispatcher webhooks`` (uvicorn); the path holds a secret, so no access log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
+from typing import TypeAlias
 from urllib.parse import parse_qsl
 
 from sqlalchemy import Engine
@@ -27,7 +31,7 @@ from starlette.routing import Route
 from dispatcher.clock import SystemClock
 from dispatcher.config import AccountConfig
 from dispatcher.errors import TemplateError
-from dispatcher.inbound import record_replies, record_statuses
+from dispatcher.inbound import record_replies, record_statuses, store_statuses
 from dispatcher.metrics import MetricsEndpoint
 from dispatcher.redaction import scrub
 from dispatcher.text import render
@@ -41,31 +45,101 @@ log = logging.getLogger("dispatcher.webhooks")
 MAX_BODY = 64 * 1024
 #: what an account without a secret is compared with, so every refusal costs the same
 _NO_SECRET = secrets.token_urlsafe(32)
+#: transactions storing pushed reports at once, per app process
+WRITERS = 2
 #: methods routed to the push handler; each vendor's own ``push_methods`` narrow them
 _METHODS = ["GET", "POST"]
 
 
-def handle_push(
-    engine: Engine, config: AccountConfig, fields: Mapping[str, str], clock: SystemClock
-) -> tuple[int, str]:
-    """Parse one push for an account and store what it says; return (HTTP status, body)."""
+class PushRefused(Exception):
+    """A push that is not read: its HTTP status and the reason (no secret in it)."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+def read_push(
+    config: AccountConfig, fields: Mapping[str, str]
+) -> tuple[PushReceiver, list[Inbound | StatusReport]]:
+    """The account's vendor and what one push says; PushRefused (404, 400) when it cannot be read."""
     receiver = adapter_for(config.vendor)
     if not isinstance(receiver, PushReceiver):
-        return 404, "this account's vendor pushes nothing"
+        raise PushRefused(404, "this account's vendor pushes nothing")
     try:
-        items = receiver.parse_push(fields)
+        return receiver, list(receiver.parse_push(fields))
     except ValueError as exc:
         reason = scrub(str(exc), config.account.secrets())
         log.warning("%s: push refused: %s", config.key, reason)
-        return 400, reason
-    now = clock.now()
-    reports = [i for i in items if isinstance(i, StatusReport)]
-    replies = [i for i in items if isinstance(i, Inbound)]
-    if reports:
-        record_statuses(engine, config.key, reports, now)
-    if replies:
-        record_replies(engine, config.key, config.account.country, replies, now, config.replies)
-    return 200, receiver.answer_push(items, keyword_reply(config, items, fields))
+        raise PushRefused(400, reason) from exc
+
+
+class ReportGroups:
+    """Delivery reports of concurrent pushes, committed together: one transaction for all the
+    reports that arrived while the writers were busy (group commit). ``WRITERS`` transactions run
+    at once, so one group's statements overlap another's commit.
+
+    ``store`` returns once its own reports are committed, so a push is answered 200 only after
+    what it said is in the database; if the transaction fails, each push of the group is stored
+    alone, and a push whose own store fails gets the error (500: the vendor sends it again).
+    """
+
+    def __init__(self, engine: Engine, clock: SystemClock):
+        self.engine, self.clock = engine, clock
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: list[_Waiting] = []
+        self._writers = 0
+
+    async def store(self, account: str, reports: Sequence[StatusReport]) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (the app served again): nothing carries over
+            self._loop, self._waiting, self._writers = loop, [], 0
+        done: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((account, reports, done))
+        if self._writers < WRITERS:
+            self._writers += 1
+            loop.create_task(self._write_all())
+        await done
+
+    async def _write_all(self) -> None:
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                failures = await run_in_threadpool(self._write, group)
+                for (_, _, done), failure in zip(group, failures, strict=True):
+                    if done.done():
+                        continue  # its request went away
+                    if failure is None:
+                        done.set_result(None)
+                    else:
+                        done.set_exception(failure)
+        finally:
+            self._writers -= 1
+
+    def _write(self, group: list[_Waiting]) -> list[Exception | None]:
+        """Store a group in one transaction, else each push alone; each push's error or None."""
+        now = self.clock.now()
+        try:
+            with self.engine.begin() as conn:
+                for account, reports, _ in sorted(group, key=lambda waiting: waiting[0]):
+                    store_statuses(conn, account, reports, now)
+            return [None] * len(group)
+        except Exception as exc:  # noqa: BLE001 - each push then learns its own fate
+            if len(group) == 1:
+                return [exc]
+            log.warning("a group of %d pushes failed (%s): storing each alone", len(group), type(exc).__name__)
+        failures: list[Exception | None] = []
+        for account, reports, _ in group:
+            try:
+                record_statuses(self.engine, account, reports, now)
+                failures.append(None)
+            except Exception as exc:  # noqa: BLE001
+                failures.append(exc)
+        return failures
+
+
+#: one push waiting for its reports to be committed: account, reports, and what it awaits
+_Waiting: TypeAlias = "tuple[str, Sequence[StatusReport], asyncio.Future[None]]"
 
 
 def keyword_reply(
@@ -93,6 +167,7 @@ def authorized(accounts: Mapping[str, AccountConfig], key: str, secret: str) -> 
 
 def make_app(engine: Engine, accounts: Mapping[str, AccountConfig], clock: SystemClock) -> Starlette:
     """Build the app over these accounts."""
+    groups = ReportGroups(engine, clock)
 
     async def push(request: Request) -> Response:
         config = authorized(accounts, request.path_params["account"], request.path_params.get("secret", ""))
@@ -110,8 +185,18 @@ def make_app(engine: Engine, accounts: Mapping[str, AccountConfig], clock: Syste
             if not isinstance(receiver, PushReceiver) or kind not in receiver.push_content_types:
                 return PlainTextResponse(f"a push body cannot be {kind or 'untyped'}", 415)
             fields.update(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-        status, body = await run_in_threadpool(handle_push, engine, config, fields, clock)
-        return PlainTextResponse(body, status)
+        try:
+            pusher, items = read_push(config, fields)
+        except PushRefused as refused:
+            return PlainTextResponse(refused.reason, refused.status)
+        reports = [i for i in items if isinstance(i, StatusReport)]
+        replies = [i for i in items if isinstance(i, Inbound)]
+        if reports:
+            await groups.store(config.key, reports)
+        if replies:
+            country, rules = config.account.country, config.replies
+            await run_in_threadpool(record_replies, engine, config.key, country, replies, clock.now(), rules)
+        return PlainTextResponse(pusher.answer_push(items, keyword_reply(config, items, fields)))
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")

@@ -11,13 +11,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, event, func, insert, select, update
 
 from dispatcher import cursors, polling
 from dispatcher.config import AccountConfig, Settings, parse_accounts
-from dispatcher.inbound import record_statuses
+from dispatcher.inbound import CHUNK, record_statuses
 from dispatcher.jobs import ingest_job
-from dispatcher.models import DeliveryReport, Message, MessageEvent
+from dispatcher.models import DeliveryReport, Job, Message, MessageEvent
 from dispatcher.polling import poll_account
 from dispatcher.ratelimit import MemoryLimiter
 from dispatcher.release import release_due
@@ -291,3 +291,68 @@ def test_voipcomms_pages_are_read_until_every_open_message_was_seen(engine: Engi
     world.ledger.requests.clear()
     poll_every_interval(ctx, ctx.accounts["us-voipcomms"], 1)
     assert world.ledger.of("voipcomms", "sms/summary") == []
+
+
+def count(engine: Engine, model: Any) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def _sent_rows(engine: Engine, account: str, n: int) -> None:
+    """``n`` sent messages of one job on the account, vendor ids v-0 .. v-<n-1>."""
+    with engine.begin() as conn:
+        conn.execute(insert(Job).values(id="j-many", account=account, state="accepted", created_at=BOGOTA_10AM))
+        rows = [
+            {
+                "job_id": "j-many",
+                "account": account,
+                "address": f"+5255{i:08d}",
+                "state": "sent",
+                "vendor_id": f"v-{i}",
+                "created_at": BOGOTA_10AM,
+                "updated_at": BOGOTA_10AM,
+                "sent_at": BOGOTA_10AM,
+            }
+            for i in range(n)
+        ]
+        conn.execute(insert(Message), rows)
+
+
+def test_a_polls_reports_are_stored_set_wise_a_few_statements_per_thousand(pg_engine: Engine) -> None:
+    # Given 2,500 sent messages
+    _sent_rows(pg_engine, "mx", 2500)
+    statements: list[str] = []
+    event.listen(pg_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    # When one poll brings back a report for each, and a second one for a tenth of them
+    reports = [StatusReport(f"v-{i}", DeliveryState.DELIVERED, "3") for i in range(2500)]
+    reports += [StatusReport(f"v-{i}", DeliveryState.SENT, "2") for i in range(0, 2500, 10)]
+    moved = record_statuses(pg_engine, "mx", reports, BOGOTA_10AM)
+    ran = list(statements)
+    # Then every message moved once, with its history
+    assert moved == {"delivered": 2500}
+    assert (count(pg_engine, DeliveryReport), count(pg_engine, MessageEvent)) == (2750, 2500)
+    # And it took four statements per chunk of reports (lookup, reports, messages, history),
+    # not four per report
+    chunks = -(-2750 // CHUNK)
+    assert len(ran) <= 4 * chunks, [statement[:40] for statement in ran]
+
+
+def test_an_unknown_message_reported_sent_and_delivered_at_once_is_resolved_then_delivered(engine: Engine) -> None:
+    # Given an unknown message
+    _sent_rows(engine, "mx", 1)
+    with engine.begin() as conn:
+        conn.execute(update(Message).values(state="unknown", sent_at=None))
+    # When one poll says both "sent" and "delivered", delivered first
+    reports = [StatusReport("v-0", DeliveryState.DELIVERED, "3"), StatusReport("v-0", DeliveryState.SENT, "2")]
+    moved = record_statuses(engine, "mx", reports, BOGOTA_10AM)
+    # Then it was resolved, then delivered, each step once in its history, as if reported one by one
+    assert moved == {"sent": 1, "delivered": 1}
+    with engine.connect() as conn:
+        assert conn.execute(select(Message.state, Message.report_state)).one() == ("delivered", "delivered")
+        history = conn.execute(
+            select(MessageEvent.from_state, MessageEvent.to_state, MessageEvent.reason).order_by(MessageEvent.id)
+        ).all()
+    assert history == [
+        ("unknown", "sent", "resolved from delivery report"),
+        ("sent", "delivered", "delivery report"),
+    ]

@@ -5,7 +5,11 @@ the account configured."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 import tomllib
@@ -16,11 +20,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select, text, update
 
 from dispatcher.config import AccountConfig, Settings, parse_accounts
 from dispatcher.jobs import ingest_job
-from dispatcher.models import InboundMessage, Message, MessageEvent, OptOut
+from dispatcher.models import DeliveryReport, InboundMessage, Message, MessageEvent, OptOut
 from dispatcher.polling import poll_account
 from dispatcher.ratelimit import MemoryLimiter
 from dispatcher.release import release_due
@@ -30,8 +34,9 @@ from dispatcher.sending import send_batch
 from dispatcher.services import Services
 from dispatcher.transport import Transport
 from dispatcher.vendors import VENDORS
+from dispatcher.vendors.base import DeliveryState, StatusReport
 from dispatcher.vendors.push import PushReceiver
-from dispatcher.webhooks import MAX_BODY, make_app
+from dispatcher.webhooks import MAX_BODY, ReportGroups, make_app
 from tests.conftest import BOGOTA_10AM, FakeClock
 from tests.workers import free_port
 
@@ -282,3 +287,139 @@ def test_the_app_serves_metrics_for_prometheus(hooks: httpx.Client) -> None:
     assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
     assert "# TYPE python_info gauge" in scraped.text
     assert SECRET not in scraped.text and all(value not in scraped.text for value in SECRETS.values())
+
+
+def _sent_ogangi_messages(engine: Engine, accounts: dict[str, AccountConfig], n: int) -> list[str]:
+    """``n`` sent messages of the Ogangi sandbox customer; their vendor ids."""
+    phones = [f"+58414{i:07d}" for i in range(n)]
+    ingest_job(engine, accounts, {"account": "ve-ogangi", "text": "Hola", "recipients": phones}, BOGOTA_10AM)
+    with engine.begin() as conn:
+        ids = conn.execute(select(Message.id).order_by(Message.id)).scalars().all()
+        for row_id in ids:
+            conn.execute(
+                update(Message).where(Message.id == row_id).values(state="sent", vendor_id=f"og-{row_id}")
+            )
+    return [f"og-{row_id}" for row_id in ids]
+
+
+def _report(vendor_id: str) -> dict[str, str]:
+    return {"TYPE": "SMS", "MESSANGI_ID": vendor_id, "STATUS": "DELIVRD"}
+
+
+@pytest.fixture
+def refuse(pg_engine: Engine) -> Iterator[Any]:
+    """``refuse(vendor_id)`` makes storing a report of that vendor id fail in the database, as a
+    full disk or a lost connection would (a trigger that raises); dropped after the test."""
+
+    def refuse_one(vendor_id: str) -> None:
+        with pg_engine.begin() as conn:
+            conn.execute(
+                text(
+                    "CREATE OR REPLACE FUNCTION refuse_report() RETURNS trigger AS $$ BEGIN"
+                    f" IF NEW.vendor_id = '{vendor_id}' THEN RAISE EXCEPTION 'disk full'; END IF;"
+                    " RETURN NEW; END $$ LANGUAGE plpgsql"
+                )
+            )
+            conn.execute(text("DROP TRIGGER IF EXISTS refuse_report ON delivery_reports"))
+            conn.execute(
+                text(
+                    "CREATE TRIGGER refuse_report BEFORE INSERT ON delivery_reports"
+                    " FOR EACH ROW EXECUTE FUNCTION refuse_report()"
+                )
+            )
+
+    yield refuse_one
+    with pg_engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER IF EXISTS refuse_report ON delivery_reports"))
+        conn.execute(text("DROP FUNCTION IF EXISTS refuse_report()"))
+
+
+def test_concurrent_pushes_are_each_answered_200_only_once_their_report_is_committed(
+    pg_engine: Engine, world: Any, accounts: dict[str, AccountConfig], refuse: Any
+) -> None:
+    # Given twelve sent Ogangi messages, and a database that refuses to store the report of one
+    engine = pg_engine
+    vendor_ids = _sent_ogangi_messages(engine, accounts, 12)
+    refuse(vendor_ids[0])
+    app = make_app(engine, accounts, world.clock)
+
+    # When their delivery reports are pushed all at once (they are stored as groups)
+    async def push_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hooks") as client:
+            url = f"/hooks/ve-ogangi/{SECRET}"
+            return await asyncio.gather(*(client.post(url, data=_report(v)) for v in vendor_ids))
+
+    answers = asyncio.run(push_all())
+    # Then the push whose report could not be stored is not answered 200 (its vendor sends it
+    # again), every other push is, and each of those reports is in the database
+    assert [a.status_code for a in answers] == [500] + [200] * 11
+    with engine.connect() as conn:
+        delivered = set(conn.execute(select(Message.vendor_id).where(Message.state == "delivered")).scalars())
+        stored = set(conn.execute(select(DeliveryReport.vendor_id)).scalars())
+    assert delivered == stored == set(vendor_ids[1:])
+
+
+def test_a_group_of_pushes_is_stored_in_one_transaction_and_a_failing_push_fails_alone(
+    pg_engine: Engine, world: Any, accounts: dict[str, AccountConfig], refuse: Any
+) -> None:
+    # Given three sent Ogangi messages, the database refusing the report of the second
+    engine = pg_engine
+    vendor_ids = _sent_ogangi_messages(engine, accounts, 3)
+    groups = ReportGroups(engine, world.clock)
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda _conn: commits.append(1))
+
+    # When the three pushes wait together, then three good ones
+    async def store(ids: list[str]) -> list[Any]:
+        reports = [[StatusReport(v, DeliveryState.DELIVERED, "DELIVRD")] for v in ids]
+        return await asyncio.gather(*(groups.store("ve-ogangi", r) for r in reports), return_exceptions=True)
+
+    assert asyncio.run(store(vendor_ids)) == [None, None, None]
+    # Then they were committed together
+    assert len(commits) == 1
+    # And when one of a group cannot be stored, the others still are, each alone
+    with engine.begin() as conn:
+        conn.execute(update(Message).values(state="sent", report_state=None))
+        conn.execute(DeliveryReport.__table__.delete())
+    refuse(vendor_ids[1])
+    commits.clear()
+    first, second, third = asyncio.run(store(vendor_ids))
+    assert first is None and third is None and isinstance(second, Exception)
+    with engine.connect() as conn:
+        stored = set(conn.execute(select(DeliveryReport.vendor_id)).scalars())
+    assert stored == {vendor_ids[0], vendor_ids[2]}
+
+
+def test_the_webhooks_command_serves_pushes_from_several_processes(
+    pg_engine: Engine, pg_url: str, world: Any, accounts: dict[str, AccountConfig], tmp_path: Path
+) -> None:
+    # Given sent Ogangi messages and `dispatcher webhooks --workers 2` over the database
+    vendor_ids = _sent_ogangi_messages(pg_engine, accounts, 6)
+    accounts_file = tmp_path / "accounts.toml"
+    accounts_file.write_text(world.accounts_toml())
+    port = free_port()
+    env = {**os.environ, **SECRETS, "DATABASE_URL": pg_url, "DISPATCHER_ACCOUNTS": str(accounts_file),
+           "REDIS_URL": "memory://"}  # fmt: skip
+    command = [sys.executable, "-m", "dispatcher.cli", "webhooks", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(command, env=env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline and server.poll() is None, "the app did not start"
+                    time.sleep(0.2)
+            # When each report is pushed
+            answers = [client.post(f"/hooks/ve-ogangi/{SECRET}", data=_report(v)) for v in vendor_ids]
+    finally:
+        server.terminate()
+        server.wait(20)
+    # Then each was answered 200 with its message already delivered
+    assert [a.status_code for a in answers] == [200] * 6
+    with pg_engine.connect() as conn:
+        delivered = set(conn.execute(select(Message.vendor_id).where(Message.state == "delivered")).scalars())
+    assert delivered == set(vendor_ids)

@@ -90,6 +90,7 @@ def _service_parsers(sub: Any) -> None:
     p = sub.add_parser("webhooks", help="serve the app vendors push replies and reports to")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--workers", type=int, default=1, help="processes serving the app (default 1)")
     p.set_defaults(run=runcommands.webhooks)
 
     p = sub.add_parser("sandbox", help="serve the five simulated vendor APIs on loopback")
