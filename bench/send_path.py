@@ -1,10 +1,14 @@
 """Time the send path in one process: ingest, release and send a job through a simulated vendor.
 
-    python bench/send_path.py [--vendor smsclouds|smsclick] [--recipients N] [--repeat R]
+    python bench/send_path.py [--vendor smsclouds|smsclick] [--recipients N] [--repeat R] [--personalised]
 
 A fresh PostgreSQL database per run, the vendor's simulator on loopback answering at once (so
 the project, not the vendor, is what is timed), one process sending batch after batch as a send
 task would. Prints seconds and messages per second for the send phase; asserts nothing.
+
+``--personalised`` runs, in each repeat, the same job twice back to back: once with one shared
+text, once with the template ``Hola {name}, su codigo es {code}`` and a name and code per
+recipient; it prints both and the ratio personalised / shared (issue 9's B7 asks >= 0.5).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dispatcher.transport import Transport
 #: 10:00 in Mexico City, inside every default window
 NOW = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 ACCOUNT = {"smsclouds": "mx-smsclouds", "smsclick": "mx-smsclick"}
+TEMPLATE = "Hola {name}, su codigo es {code}"
 
 
 class StillClock:
@@ -41,7 +46,19 @@ class StillClock:
         return NOW
 
 
-def run_once(admin_url: str, vendor: str, recipients: int) -> float:
+def job(vendor: str, recipients: int, personalised: bool) -> dict[str, object]:
+    """The job: one shared text, or the template with each recipient's name and code."""
+    phones = [f"+5255{i:08d}" for i in range(recipients)]
+    if not personalised:
+        return {"account": ACCOUNT[vendor], "text": "Aviso", "recipients": phones}
+    people = [
+        {"phone": p, "vars": {"name": f"Cliente {i}", "code": f"{i * 7919 % 999983:06d}"}}
+        for i, p in enumerate(phones)
+    ]
+    return {"account": ACCOUNT[vendor], "text": TEMPLATE, "recipients": people}
+
+
+def run_once(admin_url: str, vendor: str, recipients: int, personalised: bool = False) -> float:
     """Ingest, release and send one job; return the seconds the sending took."""
     admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"smsd_bench_{uuid.uuid4().hex[:10]}"
@@ -55,8 +72,7 @@ def run_once(admin_url: str, vendor: str, recipients: int) -> float:
         accounts = parse_accounts(tomllib.loads(world.accounts_toml()), SECRETS)
         settings = Settings(DATABASE_URL=url)
         ctx = Services(engine, accounts, MemoryLimiter(), Transport(), settings, StillClock())
-        phones = [f"+5255{i:08d}" for i in range(recipients)]
-        ingest_job(engine, accounts, {"account": ACCOUNT[vendor], "text": "Aviso", "recipients": phones}, NOW)
+        ingest_job(engine, accounts, job(vendor, recipients, personalised), NOW)
         batches: list[int] = []
         started = time.perf_counter()
         release_due(engine, settings, NOW, lambda batch, _priority: batches.append(batch))
@@ -88,13 +104,36 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--personalised", action="store_true", help="also time a personalised template")
     args = parser.parse_args()
+    if args.personalised:
+        personalised_main(args)
+        return
     times = [run_once(args.admin_url, args.vendor, args.recipients) for _ in range(args.repeat)]
     best, median = min(times), statistics.median(times)
     print(
         f"{args.vendor}, {args.recipients} recipients: send phase min {best:.2f} s "
         f"({args.recipients / best:,.0f}/s), median {median:.2f} s ({args.recipients / median:,.0f}/s)"
     )
+
+
+def personalised_main(args: argparse.Namespace) -> None:
+    """Shared text and personalised template back to back in each repeat; print both and the ratio."""
+    pairs = []
+    for _ in range(args.repeat):
+        shared = run_once(args.admin_url, args.vendor, args.recipients)
+        personal = run_once(args.admin_url, args.vendor, args.recipients, personalised=True)
+        pairs.append((shared, personal))
+        print(f"  shared {shared:.2f} s, personalised {personal:.2f} s, ratio {shared / personal:.3f}", flush=True)
+    n = args.recipients
+    for label, times in (("shared text", [s for s, _ in pairs]), ("personalised", [p for _, p in pairs])):
+        best, median = min(times), statistics.median(times)
+        print(
+            f"{args.vendor}, {n} recipients, {label}: min {best:.2f} s ({n / best:,.0f}/s), "
+            f"median {median:.2f} s ({n / median:,.0f}/s)"
+        )
+    ratios = [s / p for s, p in pairs]
+    print(f"ratio personalised/shared (throughput): min {min(ratios):.3f}, median {statistics.median(ratios):.3f}")
 
 
 if __name__ == "__main__":
