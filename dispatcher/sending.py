@@ -50,7 +50,7 @@ def send_batch(ctx: Services, batch_id: int) -> SendReport:
     started = ctx.clock.now()
     with ctx.engine.begin() as conn:
         batch = conn.execute(select(Batch).where(Batch.id == batch_id)).first()
-        job = conn.execute(select(Job.options).where(Job.id == batch.job_id)).first() if batch else None
+        job = conn.execute(select(Job.options, Job.text).where(Job.id == batch.job_id)).first() if batch else None
         if batch is not None and batch.state == BatchState.QUEUED:
             # A batch whose task runs is not lost: the sweep must not queue it a second time.
             release.mark_queued(conn, batch_id, started)
@@ -67,7 +67,7 @@ def send_batch(ctx: Services, batch_id: int) -> SendReport:
         now = ctx.clock.now()
         with ctx.engine.begin() as conn:
             until = account_state.paused_until(conn, config.key, now)
-            due = [] if until else _due_rows(conn, config, batch_id, now)
+            due = [] if until else _due_rows(conn, config, batch_id, now, job.text if job else None)
         if until or not due:
             return _settle(ctx, batch_id, report, hold=None)
         if report.requests and not _budget_left(ctx, config, started, now):
@@ -110,7 +110,7 @@ def _budget_left(ctx: Services, config: AccountConfig, started: datetime, now: d
 
 
 def _due_rows(
-    conn: Connection, config: AccountConfig, batch_id: int, now: datetime
+    conn: Connection, config: AccountConfig, batch_id: int, now: datetime, template: str | None = None
 ) -> list[vendor_base.Recipient]:
     """Pending rows of the batch whose time has come; late rows expire, closed-window rows move on."""
     if operator.cancel_stragglers(conn, batch_id, now):
@@ -135,7 +135,7 @@ def _due_rows(
         if opening > now:
             waiting.append({"b_id": row.id, "b_not_before": opening})
         else:
-            due.append(vendor_base.Recipient(row.id, row.address, row.text or "", row.vars or {}))
+            due.append(vendor_base.Recipient(row.id, row.address, row.text or "", row.vars or {}, template))
     if waiting:
         conn.execute(
             update(Message)
