@@ -68,7 +68,7 @@ def send_batch(ctx: Services, batch_id: int) -> SendReport:
     adapter = adapter_for(config.vendor)
     while True:
         now = ctx.clock.now()
-        until, due = transaction(ctx.engine, partial(_pass_rows, config, batch_id, now))
+        until, due = transaction(ctx.engine, partial(_pass_rows, config, batch_id, now, job.text if job else None))
         if until or not due:
             return _settle(ctx, batch_id, report, hold=None)
         try:
@@ -125,7 +125,7 @@ def _send_in_slot(
 def _start(batch_id: int, started: datetime, conn: Connection) -> tuple[Any, Any]:
     """The batch and its job's options; a queued batch is marked in flight."""
     batch = conn.execute(select(Batch).where(Batch.id == batch_id)).first()
-    job = conn.execute(select(Job.options).where(Job.id == batch.job_id)).first() if batch else None
+    job = conn.execute(select(Job.options, Job.text).where(Job.id == batch.job_id)).first() if batch else None
     if batch is not None and batch.state == BatchState.QUEUED:
         # A batch whose task runs is not lost: the sweep must not queue it a second time.
         release.mark_queued(conn, batch_id, started)
@@ -133,11 +133,11 @@ def _start(batch_id: int, started: datetime, conn: Connection) -> tuple[Any, Any
 
 
 def _pass_rows(
-    config: AccountConfig, batch_id: int, now: datetime, conn: Connection
+    config: AccountConfig, batch_id: int, now: datetime, template: str | None, conn: Connection
 ) -> tuple[datetime | None, list[vendor_base.Recipient]]:
-    """Until when the account is paused, else the batch's due rows."""
+    """Until when the account is paused, else the batch's due rows (each knowing the job's template)."""
     until = account_state.paused_until(conn, config.key, now)
-    return until, [] if until else _due_rows(conn, config, batch_id, now)
+    return until, [] if until else _due_rows(conn, config, batch_id, now, template)
 
 
 def _budget_left(ctx: Services, config: AccountConfig, started: datetime, now: datetime) -> bool:
@@ -148,7 +148,7 @@ def _budget_left(ctx: Services, config: AccountConfig, started: datetime, now: d
 
 
 def _due_rows(
-    conn: Connection, config: AccountConfig, batch_id: int, now: datetime
+    conn: Connection, config: AccountConfig, batch_id: int, now: datetime, template: str | None = None
 ) -> list[vendor_base.Recipient]:
     """Pending rows of the batch whose time has come; late rows expire, closed-window rows move on."""
     if operator.cancel_stragglers(conn, batch_id, now):
@@ -172,7 +172,7 @@ def _due_rows(
         if opening > now:
             waiting.append({"b_id": row.id, "b_not_before": opening})
         else:
-            due.append(vendor_base.Recipient(row.id, row.address, row.text or "", row.vars or {}))
+            due.append(vendor_base.Recipient(row.id, row.address, row.text or "", row.vars or {}, template))
     if waiting:
         conn.execute(
             update(Message)

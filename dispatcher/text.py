@@ -22,6 +22,15 @@ def placeholders(template: str) -> set[str]:
     return set(_PLACEHOLDER.findall(template))
 
 
+def split(template: str) -> tuple[list[str], list[str]]:
+    """Cut a template into its literal parts and the names between them, one per occurrence.
+
+    There is one literal more than names: ``render`` writes literal 0, value of name 0, literal 1...
+    """
+    parts = _PLACEHOLDER.split(template)
+    return parts[0::2], parts[1::2]
+
+
 def render(template: str, variables: Mapping[str, object]) -> str:
     """Fill ``{name}`` placeholders; only plain names, no attribute or index access."""
 

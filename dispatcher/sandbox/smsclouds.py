@@ -7,7 +7,10 @@ Where the manual is silent this simulator chooses, and says so where it does:
   email and voice campaigns cost nothing here;
 - statuses: queued is 0 for the first half of the wait and 1 (process) after; sent and delivered
   are both 2 (the vendor has no handset receipt); failed is 3;
-- a marker whose ``combination`` value is missing stays in the text as written;
+- ``combination`` fills markers one after another, B to F, each everywhere it occurs (a value that
+  holds a later marker gets that one filled too); a marker whose value is missing stays as written;
+- the 1-160 (70, 306) limit is on ``message`` as written; a number's filled text past that limit is
+  taken but counted as a violation, and one past 160 costs 2 credits;
 - texts with characters beyond ASCII sent without ``encode``, and ``allow_responses`` other than
   true ("always true"), are taken but counted as violations;
 - a cellphone must be national digits of a possible number of the route's country, else 422;
@@ -36,6 +39,7 @@ from dispatcher.sandbox.smsclouds_fields import (
     flag,
     ids_of,
     message_fields,
+    message_limit,
     optional_int,
     personalise,
     read_field_date,
@@ -133,8 +137,11 @@ class SmscloudsSim(Simulator[SmscloudsSettings]):
             self.ledger.violation(f"smsclouds {account.key}: allow_responses is not true")
         if not flag(body, "encode") and not all(t.isascii() for t in texts):
             self.ledger.violation(f"smsclouds {account.key}: accents sent without encode")
-        # large_message is "2 messages": every number costs two credits.
-        cost = len(numbers) * (2 if len(text) > PLAIN_MAX else 1)
+        limit = message_limit(body)
+        if any(len(t) > limit for t in texts):
+            self.ledger.violation(f"smsclouds {account.key}: a personalised text is over {limit} characters")
+        # large_message is "2 messages": every number past 160 characters costs two credits.
+        cost = sum(2 if max(len(text), len(t)) > PLAIN_MAX else 1 for t in texts)
         with self.lock:
             if account.credit < cost:
                 raise Refusal(422, f"Insufficient credit: {cost} needed, {account.credit} left")

@@ -101,6 +101,10 @@ class Recipient:
     address: str
     text: str
     vars: Mapping[str, str] = field(default_factory=dict)
+    #: the job's ``{name}`` template ``text`` was rendered from, with ``vars``; None where unknown. A
+    #: vendor that fills fields on its side may send it once for many recipients, never changing
+    #: the text any of them gets.
+    template: str | None = None
 
 
 @dataclass(frozen=True)

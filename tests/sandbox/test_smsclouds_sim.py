@@ -16,6 +16,7 @@ from dispatcher.errors import VendorAccountError
 from dispatcher.sandbox.core import Faults
 from dispatcher.sandbox.messages import REPLY_WORDS, STOP_WORDS, Progress
 from dispatcher.sandbox.smsclouds import SmscloudsSim
+from dispatcher.text import render
 from dispatcher.vendors import smsclouds
 from dispatcher.vendors.base import Account, DeliveryState, Outcome, Outgoing, Recipient, Result
 from tests.manuals.smsclouds import (
@@ -576,3 +577,98 @@ def test_round_trip_of_email_and_voice_jobs(make: Callable[..., Box], options: d
     [(kind, body)] = box.sim.campaigns
     assert kind == options["channel"] and body["recipients"][0]["name"] == "Jack"
     assert not box.ledger.sends  # not an SMS
+
+
+#: recipients' vars that are hard to carry: accents, emoji, the marker syntax's characters, marker
+#: lookalikes, a real marker, empty, long, a newline, a placeholder as a value, GSM-7's extension
+TRICKY: list[dict[str, str]] = [
+    {"name": "Ana", "code": "1"},
+    {"name": "José Ñúñez", "code": "2"},
+    {"name": "😀", "code": "3"},
+    {"name": "<3", "code": "4"},
+    {"name": "1+1", "code": "<"},
+    {"name": "a > b", "code": "+"},
+    {"name": "<+Z+>", "code": "5"},
+    {"name": "+>", "code": "6"},
+    {"name": "<+B", "code": "+>"},
+    {"name": "<+C+>", "code": "7", "field1": "x"},  # a real marker: refused, never filled by the vendor
+    {"name": "", "code": "8"},
+    {"name": "x" * 120, "code": "9"},
+    {"name": "Ana\nLuis", "code": "10"},
+    {"name": "{code}", "code": "11"},
+    {"name": "[~]^", "code": "12"},
+    {"name": "Luis", "code": "13"},
+    {"name": "Iñaki", "code": "14"},
+]
+
+
+@pytest.mark.parametrize(
+    ("template", "refused"),
+    [
+        ("Hola {name}, su codigo es {code}", {10}),
+        ("{name}{code}", {9, 10}),  # "<+B" and "+>" meet as <+B+>
+        ("<{name}+ {code}>", {10}),
+        ("{code}: {name} / {name}", {10}),
+        ("{name}", {10}),
+        ("Precio <+IVA {name}", {10}),
+    ],
+)
+def test_the_vendor_renders_for_each_number_the_text_we_store(
+    make: Callable[..., Box], template: str, refused: set[int]
+) -> None:
+    # Given recipients of a templated job with tricky values, their texts rendered as ingest does
+    # (which refuses a blank text), each value a marker brought refused before any request
+    box = make(credit=10_000)
+    adapter = Adapter(box, box.account())
+    recipients = [
+        Recipient(i + 1, f"+52449{i:07d}", text, v, template)
+        for i, v in enumerate(TRICKY)
+        if (text := render(template, v)).strip()
+    ]
+    # When the adapter sends them (combination where they fit, per text where not)
+    results = {r.message_id: r for r in adapter.send(Outgoing(recipients))}
+    # Then every number got from the vendor exactly the text we store; only a real marker is refused
+    assert {i for i, r in results.items() if r.outcome is Outcome.REJECTED} == refused
+    sent = [r for r in recipients if r.message_id not in refused]
+    assert all(results[r.message_id].outcome is Outcome.ACCEPTED for r in sent)
+    vendor_texts = [box.sim.store.get(str(results[r.message_id].vendor_id)).text for r in sent]
+    assert vendor_texts == [r.text for r in sent]
+    assert box.ledger.violations == []
+    assert sorted(box.ledger.sends.values()) == [1] * len(sent)
+    # And the vendor filled fields where the template fits them
+    bodies = [r.json() for r in box.ledger.of("smsclouds", "/message")]
+    assert any("combination" in b for b in bodies) == ("<+" not in template)
+
+
+def test_a_combination_request_carries_the_batch_in_one_request(make: Callable[..., Box]) -> None:
+    # Given 500 recipients (a batch), each with its own name and code
+    box = make(credit=1_000)
+    adapter = Adapter(box, box.account())
+    template = "Hola {name}, su codigo es {code}"
+    people = [{"name": f"Cliente {i}", "code": f"{i:06d}"} for i in range(500)]
+    recipients = [
+        Recipient(i + 1, f"+52449{i:07d}", render(template, v), v, template) for i, v in enumerate(people)
+    ]
+    # When they are sent
+    results = adapter.send(Outgoing(recipients))
+    # Then the vendor got one request and rendered 500 texts, ours
+    assert len(box.ledger.of("smsclouds", "/message")) == 1
+    assert [box.sim.store.get(str(r.vendor_id)).text for r in results] == [r.text for r in recipients]
+    assert box.sim.customers[USER].credit == 500
+
+
+def test_combination_fills_markers_one_after_another(make: Callable[..., Box]) -> None:
+    # Given a name that holds a later marker (why the adapter keeps such values out of a combination)
+    box = make()
+    body = {**JSON_SEND, "combination": [{"names": ["<+C+>", "Joe"], "field1": ["7", "8"]}]}
+    assert box.http.post("/api/v1/message", json=body).status_code == 200
+    # Then the vendor filled it too
+    assert box.sim.store.get("40").text == "Hello 7 receive this promo code 7 and get some free drinks"
+
+
+def test_a_filled_text_over_the_limit_is_counted(make: Callable[..., Box]) -> None:
+    box = make()
+    body = {**JSON_SEND, "message": "<+B+>", "combination": [{"names": ["x" * 161, "y"]}]}
+    assert box.http.post("/api/v1/message", json=body).status_code == 200
+    assert box.ledger.violations == [f"smsclouds {USER}: a personalised text is over 160 characters"]
+    assert box.sim.customers[USER].credit == 500 - 3

@@ -19,6 +19,7 @@ from dispatcher.errors import (
     VendorRejectedRequest,
     VendorRetryable,
 )
+from dispatcher.text import render
 from dispatcher.vendors import smsclouds
 from dispatcher.vendors.base import (
     Account,
@@ -91,19 +92,24 @@ def post(path: str, body: str, status: int = 200, **fields: Any) -> Exchange:
 class Case(SendCase):
     #: per recipient, its vars (the shared runner builds recipients without them)
     vars: Sequence[Mapping[str, str]] = ()
+    #: the job's template the texts were rendered from
+    template: str | None = None
 
 
 class WithVars:
-    """smsclouds, with each recipient's vars put back before the batch is built."""
+    """smsclouds, with each recipient's vars (and the job's template) put back before the batch is built."""
 
-    def __init__(self, variables: Sequence[Mapping[str, str]]):
+    def __init__(self, variables: Sequence[Mapping[str, str]], template: str | None = None):
         self.variables = variables
+        self.template = template
 
     def __getattr__(self, name: str) -> Any:
         return getattr(smsclouds, name)
 
     def build_send(self, account: Account, batch: Outgoing) -> list[SendRequest]:
-        recipients = [replace(r, vars=self.variables[r.message_id - 1]) for r in batch.recipients]
+        recipients = [
+            replace(r, vars=self.variables[r.message_id - 1], template=self.template) for r in batch.recipients
+        ]
         return smsclouds.build_send(account, Outgoing(recipients, batch.options))
 
 
@@ -296,9 +302,283 @@ SEND_CASES += [
 ]
 
 
+def personal(
+    label: str,
+    template: str,
+    people: Sequence[tuple[str, Mapping[str, str]]],
+    exchanges: Sequence[Exchange],
+    outcomes: Sequence[tuple[Outcome, str | None, str | None]],
+    **fields: Any,
+) -> Case:
+    """A case of a templated job: each national number's vars, its text rendered as ingest does."""
+    recipients = [(f"+52{phone}", render(template, v)) for phone, v in people]
+    return Case(label, recipients, exchanges, outcomes, vars=[v for _, v in people], template=template, **fields)
+
+
+P1, P2, P3, P4 = "4498987282", "4492799694", "4491234567", "4497654321"
+HOLA = "Hola {name}, su codigo es {code}"
+HOLA_MARKED = "Hola <+B+>, su codigo es <+C+>"
+
+
+def hola(*names: str) -> list[tuple[str, dict[str, str]]]:
+    """People for HOLA: P1.. with these names and codes 1, 2..."""
+    return [
+        (p, {"name": n, "code": str(i + 1)})
+        for i, (p, n) in enumerate(zip((P1, P2, P3, P4)[: len(names)], names, strict=True))
+    ]
+
+
+def hola_text(name: str, code: int) -> str:
+    return f"Hola {name}, su codigo es {code}"
+
+
+# A job's template whose placeholders fit the vendor's fields goes as one combination request.
+SEND_CASES += [
+    personal(
+        "manual (bash) from a template: {name} and {code} become <+B+> and <+C+>, one request",
+        "Hello {name} receive this promo code and get some free drinks {code}",
+        [
+            ("1234567890", {"name": "John", "code": "7SADAS6D786A"}),
+            ("1234567891", {"name": "Joe", "code": "7SADAS6D786B"}),
+            ("1234567892", {"name": "Dave", "code": "7SADAS6D786C"}),
+        ],
+        [post(SEND, fixture("message_reply.json"), json={**BASH_SEND, "country": 1})],
+        [(A, "40", None), (A, "41", None), (A, "42", None)],
+    ),
+    personal(
+        "manual (JSON example) from a template, a placeholder mid-text",
+        "Hello {name} receive this promo code {code} and get some free drinks",
+        [(P1, {"name": "John", "code": "7SADAS6D786A"}), (P2, {"name": "Joe", "code": "7SADAS6D786B"})],
+        [post(SEND, added(7, 8), json={**JSON_SEND, "country": 1})],
+        [(A, "7", None), (A, "8", None)],
+    ),
+    personal(
+        "a placeholder used twice takes two markers (the manual does not say one is filled twice)",
+        "{name}: hola {name}",
+        [(P1, {"name": "Ana"}), (P2, {"name": "Luis"})],
+        [
+            post(
+                SEND,
+                added(1, 2),
+                json=message(
+                    [P1, P2],
+                    "<+B+>: hola <+C+>",
+                    combination=[{"names": ["Ana", "Luis"], "field1": ["Ana", "Luis"]}],
+                ),
+            )
+        ],
+        [(A, "1", None), (A, "2", None)],
+    ),
+    personal(
+        "five placeholders fill all five fields",
+        "{a}{b}{c}{d}{e}",
+        [(P1, dict(zip("abcde", "12345", strict=True))), (P2, dict(zip("abcde", "67890", strict=True)))],
+        [
+            post(
+                SEND,
+                added(1, 2),
+                json=message(
+                    [P1, P2],
+                    "<+B+><+C+><+D+><+E+><+F+>",
+                    combination=[
+                        {
+                            "names": ["1", "6"],
+                            "field1": ["2", "7"],
+                            "field2": ["3", "8"],
+                            "field3": ["4", "9"],
+                            "field4": ["5", "0"],
+                        }
+                    ],
+                ),
+            )
+        ],
+        [(A, "1", None), (A, "2", None)],
+    ),
+    personal(
+        "accented values: the encoded and the plain recipients go as two combination requests",
+        HOLA,
+        hola("Ana", "Inés", "Joe", "Iñaki"),
+        [
+            post(
+                SEND,
+                added(1, 3),
+                json=message([P1, P3], HOLA_MARKED, combination=[{"names": ["Ana", "Joe"], "field1": ["1", "3"]}]),
+            ),
+            post(
+                SEND,
+                added(2, 4),
+                json=message(
+                    [P2, P4],
+                    HOLA_MARKED,
+                    combination=[{"names": ["Inés", "Iñaki"], "field1": ["2", "4"]}],
+                    encode=True,
+                ),
+            ),
+        ],
+        [(A, "1", None), (A, "2", None), (A, "3", None), (A, "4", None)],
+    ),
+    personal(
+        "texts past 160 characters go with large_message, the template's as written",
+        "x" * 155 + " {name}",
+        [(P1, {"name": "Alejandro"}), (P2, {"name": "Guadalupe"})],
+        [
+            post(
+                SEND,
+                added(1, 2),
+                json=message(
+                    [P1, P2],
+                    "x" * 155 + " <+B+>",
+                    combination=[{"names": ["Alejandro", "Guadalupe"]}],
+                    large_message=True,
+                ),
+            )
+        ],
+        [(A, "1", None), (A, "2", None)],
+    ),
+    personal(
+        "emoji and the marker syntax's characters alone (<, +, >) are carried as they are",
+        HOLA,
+        hola("😀 Ana", "<3", "1+1", "a > b"),
+        [
+            post(
+                SEND,
+                added(2, 3, 4),
+                json=message(
+                    [P2, P3, P4],
+                    HOLA_MARKED,
+                    combination=[{"names": ["<3", "1+1", "a > b"], "field1": ["2", "3", "4"]}],
+                ),
+            ),
+            post(SEND, added(1), json=message([P1], hola_text("😀 Ana", 1), encode=True)),
+        ],
+        [(A, "1", None), (A, "2", None), (A, "3", None), (A, "4", None)],
+    ),
+]
+
+# Where the template does not fit the vendor's fields, each distinct text is its own request, as before.
+SEND_CASES += [
+    personal(
+        "one text for everyone needs no fields: one plain request",
+        HOLA,
+        [(P1, {"name": "Ana", "code": "7"}), (P2, {"name": "Ana", "code": "7"})],
+        [post(SEND, added(1, 2), json=message([P1, P2], hola_text("Ana", 7)))],
+        [(A, "1", None), (A, "2", None)],
+    ),
+    personal(
+        "values that look like marker syntax (<+, +>) go per text; the others still share one request",
+        HOLA,
+        hola("<+Z+>", "Joe", "a+>", "Luis"),
+        [
+            post(
+                SEND,
+                added(2, 4),
+                json=message(
+                    [P2, P4], HOLA_MARKED, combination=[{"names": ["Joe", "Luis"], "field1": ["2", "4"]}]
+                ),
+            ),
+            post(SEND, added(1), json=message([P1], hola_text("<+Z+>", 1))),
+            post(SEND, added(3), json=message([P3], hola_text("a+>", 3))),
+        ],
+        [(A, "1", None), (A, "2", None), (A, "3", None), (A, "4", None)],
+    ),
+    personal(
+        "a template whose own text holds <+ goes per text",
+        "Precio <+IVA {name}",
+        [(P1, {"name": "Ana"}), (P2, {"name": "Luis"})],
+        [
+            post(SEND, added(1), json=message([P1], "Precio <+IVA Ana")),
+            post(SEND, added(2), json=message([P2], "Precio <+IVA Luis")),
+        ],
+        [(A, "1", None), (A, "2", None)],
+    ),
+    personal(
+        "an empty value goes per text (the manual does not say an empty field is filled)",
+        "Hola {name}{suffix}",
+        [
+            (P1, {"name": "Ana", "suffix": ""}),
+            (P2, {"name": "Luis", "suffix": "!"}),
+            (P3, {"name": "Joe", "suffix": "?"}),
+        ],
+        [
+            post(
+                SEND,
+                added(2, 3),
+                json=message(
+                    [P2, P3], "Hola <+B+><+C+>", combination=[{"names": ["Luis", "Joe"], "field1": ["!", "?"]}]
+                ),
+            ),
+            post(SEND, added(1), json=message([P1], "Hola Ana")),
+        ],
+        [(A, "1", None), (A, "2", None), (A, "3", None)],
+    ),
+    personal(
+        "six placeholders are more than the vendor's five fields: per text",
+        "{a}{b}{c}{d}{e}{f}",
+        [(P1, dict(zip("abcdef", "123456", strict=True))), (P2, dict(zip("abcdef", "654321", strict=True)))],
+        [
+            post(SEND, added(1), json=message([P1], "123456")),
+            post(SEND, added(2), json=message([P2], "654321")),
+        ],
+        [(A, "1", None), (A, "2", None)],
+    ),
+    personal(
+        "markers longer than the values push the message past 160 while each text fits: per text",
+        "{a}{b}{c}" + "x" * 150,
+        [(P1, {"a": "1", "b": "2", "c": "3"}), (P2, {"a": "4", "b": "5", "c": "6"})],
+        [
+            post(SEND, added(1), json=message([P1], "123" + "x" * 150)),
+            post(SEND, added(2), json=message([P2], "456" + "x" * 150)),
+        ],
+        [(A, "1", None), (A, "2", None)],
+    ),
+    personal(
+        "an encoded text past 70 characters stays out of the combination (the vendor would cut it)",
+        "Hola {name}, ñ",
+        [(P1, {"name": "Ana"}), (P2, {"name": "Luis"}), (P3, {"name": "x" * 70})],
+        [
+            post(
+                SEND,
+                added(1, 2),
+                json=message([P1, P2], "Hola <+B+>, ñ", combination=[{"names": ["Ana", "Luis"]}], encode=True),
+            ),
+            post(SEND, added(3), json=message([P3], f"Hola {'x' * 70}, ñ", encode=True)),
+        ],
+        [(A, "1", None), (A, "2", None), (A, "3", None)],
+    ),
+    Case(
+        "a stored text that is not the template's rendering (a var changed or missing) goes per text",
+        [
+            ("+52" + P1, "Hola Ana, su codigo es 1"),
+            ("+52" + P2, "Hola Luis, su codigo es 2"),
+            ("+52" + P3, "Hola Joe, su codigo es 3"),
+            ("+52" + P4, "Hola"),
+        ],
+        [
+            post(
+                SEND,
+                added(1, 2),
+                json=message(
+                    [P1, P2], HOLA_MARKED, combination=[{"names": ["Ana", "Luis"], "field1": ["1", "2"]}]
+                ),
+            ),
+            post(SEND, added(3), json=message([P3], "Hola Joe, su codigo es 3")),
+            post(SEND, added(4), json=message([P4], "Hola")),
+        ],
+        [(A, "1", None), (A, "2", None), (A, "3", None), (A, "4", None)],
+        vars=[
+            {"name": "Ana", "code": "1"},
+            {"name": "Luis", "code": "2"},
+            {"name": "Joe", "code": "33"},
+            {"name": "Eva"},
+        ],
+        template=HOLA,
+    ),
+]
+
+
 @pytest.mark.parametrize("case", SEND_CASES, ids=lambda c: c.label)
 def test_send(case: SendCase, caplog: pytest.LogCaptureFixture) -> None:
-    adapter = WithVars(case.vars) if isinstance(case, Case) and case.vars else smsclouds
+    adapter = WithVars(case.vars, case.template) if isinstance(case, Case) and case.vars else smsclouds
     run_send_case(adapter, ACCOUNT, case, caplog)
 
 
@@ -672,17 +952,19 @@ def test_voice(case: QueryCase, caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.mark.parametrize(
-    ("phone", "text", "vars", "why"),
+    ("phone", "text", "vars", "template", "why"),
     [
-        ("+447700900123", "Hi", {}, "no route for this number's country"),
-        ("+524498987282", "Hola <+B+>", {}, "has no var 'name'"),
-        ("+524498987282", "Hola <+B+> " + "x" * 70, {"name": "Inés"}, "need encode"),
+        ("+447700900123", "Hi", {}, None, "no route for this number's country"),
+        ("+524498987282", "Hola <+B+>", {}, None, "has no var 'name'"),
+        ("+524498987282", "Hola <+B+> " + "x" * 70, {"name": "Inés"}, None, "need encode"),
+        # the job wrote no marker: the value brought it, and the vendor would fill it with field1
+        ("+524498987282", "Hola <+C+>", {"name": "<+C+>", "field1": "x"}, "Hola {name}", "a value holds"),
     ],
 )
 def test_recipients_smsclouds_cannot_take_are_refused_before_any_request(
-    phone: str, text: str, vars: dict, why: str
+    phone: str, text: str, vars: dict, template: str | None, why: str
 ) -> None:
-    recipient = Recipient(1, phone, text, vars)
+    recipient = Recipient(1, phone, text, vars, template)
     assert why in (smsclouds.check_recipient(recipient, {}) or "")
     with pytest.raises(ValueError, match=why.split("'")[0]):
         smsclouds.build_send(ACCOUNT, Outgoing([recipient]))
@@ -777,3 +1059,18 @@ def test_an_error_that_says_no_credit_pauses_the_account(caplog: pytest.LogCaptu
         error=VendorAccountError,
     )
     run_send_case(smsclouds, ACCOUNT, case, caplog)
+
+
+def test_each_phone_is_parsed_once_however_often_its_batch_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a batch of 500 personalised recipients, and a count of the phone parses
+    calls = []
+    parse = smsclouds.wire.phonenumbers.parse
+    monkeypatch.setattr(smsclouds.wire.phonenumbers, "parse", lambda *a: calls.append(a) or parse(*a))
+    smsclouds.wire.vendor_number.cache_clear()
+    people = [{"name": f"Cliente {i}", "code": str(i)} for i in range(500)]
+    batch = Outgoing([Recipient(i, f"+52449{i:07d}", render(HOLA, v), v, HOLA) for i, v in enumerate(people)])
+    # When the batch is built again and again (the sender builds it, then builds the claimed rows)
+    for _ in range(3):
+        assert len(smsclouds.build_send(ACCOUNT, batch)) == 1
+    # Then each phone was parsed once
+    assert len(calls) == 500

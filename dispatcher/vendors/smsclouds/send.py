@@ -21,7 +21,7 @@ import httpx
 
 from dispatcher.errors import VendorAccountError, VendorRetryable
 from dispatcher.vendors import base
-from dispatcher.vendors.smsclouds import channels, wire
+from dispatcher.vendors.smsclouds import channels, combination, wire
 
 
 def validate_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,19 +51,45 @@ def check_recipient(recipient: base.Recipient, options: Mapping[str, Any]) -> st
 
 
 def build_send(account: base.Account, outgoing: base.Outgoing) -> list[base.SendRequest]:
-    """One JSON POST per route, text and encoding."""
+    """One JSON POST per route, text and encoding; or per route, template and encoding (``combination``)."""
     if _channel(outgoing.options) != "sms":
         return channels.build(account, outgoing)
+    forced = outgoing.options.get("encode") is True
     groups: dict[tuple[int, str, bool], list[base.Recipient]] = {}
+    personal: dict[tuple[int, str, bool, bool], list[tuple[base.Recipient, list[str]]]] = {}
     for r in outgoing.recipients:
         why = _unsendable(r)
         route = wire.vendor_number(r.address)
         if why or route is None:
             # The sender checks first; never let such a number reach the vendor.
             raise ValueError(why or "smsclouds has no route for this number's country")
-        encode = outgoing.options.get("encode") is True or wire.needs_encode(r.text + "".join(_used_vars(r)))
-        groups.setdefault((route[0], r.text, encode), []).append(r)
-    return [base.SendRequest(_message_request(account, *group, rs), rs) for group, rs in groups.items()]
+        encode = forced or wire.needs_encode(r.text + "".join(_used_vars(r)))
+        large = not encode and len(r.text) > wire.PLAIN_MAX
+        fields = combination.values(r)
+        if fields is not None and r.template is not None and len(r.text) <= combination.limit(encode, large):
+            personal.setdefault((route[0], r.template, encode, large), []).append((r, fields))
+        else:
+            groups.setdefault((route[0], r.text, encode), []).append(r)
+    requests = []
+    for (country, template, encode, large), members in personal.items():
+        form = combination.vendor_form(template)
+        if (
+            form is None
+            or len({r.text for r, _ in members}) == 1
+            or len(form[0]) > combination.limit(encode, large)
+        ):
+            # One text for all needs no fields; a message whose markers outgrow the limit goes per text.
+            for r, _ in members:
+                groups.setdefault((country, r.text, encode), []).append(r)
+            continue
+        rs = [r for r, _ in members]
+        fill = combination.columns([fields for _, fields in members])
+        requests.append(base.SendRequest(_message_request(account, country, form[0], encode, large, rs, fill), rs))
+    for (country, text, encode), rs in groups.items():
+        fill = {name: [r.vars[var] for r in rs] for m, (var, name) in wire.MARKERS.items() if m in text}
+        large = not encode and len(text) > wire.PLAIN_MAX
+        requests.append(base.SendRequest(_message_request(account, country, text, encode, large, rs, fill), rs))
+    return requests
 
 
 def parse_send(account: base.Account, sent: base.SendRequest, response: httpx.Response) -> list[base.Result]:
@@ -118,6 +144,9 @@ def _unsendable(recipient: base.Recipient) -> str | None:
     if wire.vendor_number(recipient.address) is None:
         return "smsclouds has no route for this number's country"
     for marker, (var, _) in wire.MARKERS.items():
+        if marker in recipient.text and recipient.template is not None and marker not in recipient.template:
+            # The job's text does not write it: a value brought it, and the vendor would fill it.
+            return f"a value holds the vendor's marker {marker}, which the vendor would fill"
         if marker in recipient.text and var not in recipient.vars:
             return f"the text uses {marker} but the recipient has no var {var!r}"
     if len(recipient.text) > wire.ENCODED_MAX and wire.needs_encode("".join(_used_vars(recipient))):
@@ -133,20 +162,25 @@ def _used_vars(recipient: base.Recipient) -> list[str]:
 
 
 def _message_request(
-    account: base.Account, country: int, text: str, encode: bool, recipients: list[base.Recipient]
+    account: base.Account,
+    country: int,
+    message: str,
+    encode: bool,
+    large: bool,
+    recipients: list[base.Recipient],
+    fill: dict[str, list[str]],
 ) -> httpx.Request:
     payload: dict[str, Any] = {
-        "message": text,
+        "message": message,
         # build_send refused every number without a route, so none is left out here
         "cellphones": [route[1] for r in recipients if (route := wire.vendor_number(r.address))],
         "country": country,
         "allow_responses": True,  # the manual: always true
     }
-    combination = {name: [r.vars[var] for r in recipients] for m, (var, name) in wire.MARKERS.items() if m in text}
-    if combination:
-        payload["combination"] = [combination]
+    if fill:
+        payload["combination"] = [fill]
     if encode:
         payload["encode"] = True
-    elif len(text) > wire.PLAIN_MAX:
+    elif large:
         payload["large_message"] = True
     return wire.post(account, "/api/v1/message", payload)

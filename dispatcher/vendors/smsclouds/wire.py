@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -63,8 +64,12 @@ def needs_encode(text: str) -> bool:
     return not (text.isascii() and is_gsm7(text))
 
 
+@lru_cache(maxsize=1 << 16)
 def vendor_number(phone: str) -> tuple[int, str] | None:
-    """E.164 to (route id, national digits), or None when the manual lists no route for it."""
+    """E.164 to (route id, national digits), or None when the manual lists no route for it.
+
+    Kept per phone: a build asks it of every recipient several times, and parsing is the cost.
+    """
     try:
         number = phonenumbers.parse(phone, None)
     except phonenumbers.NumberParseException:
