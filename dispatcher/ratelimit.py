@@ -4,6 +4,12 @@ A slot is a Redis key set with ``NX`` (the server's clock decides): the holder s
 ``release`` shortens the key to the account's interval, so the next request of that account
 starts at least ``interval`` seconds after the previous one *finished*. A holder that dies lets
 its lease run out. ``MemoryLimiter`` is the in-process stand-in for the embedded default.
+
+Two lanes share the slot: an ``urgent`` sender (an OTP batch) that finds the slot taken leaves a
+short-lived mark on the account, and while the mark lives no bulk sender takes the slot, so the
+OTP gets the next free slot however many bulk batches are waiting for it. The mark lives a
+little longer than one pause (``URGENT_MARK``) and is renewed by every try of a waiting OTP: bulk
+waits at most that long after the last OTP, so OTP cannot hold bulk back beyond its own volume.
 """
 
 from __future__ import annotations
@@ -19,6 +25,31 @@ if TYPE_CHECKING:
 #: seconds added to every pause, for Redis expiry granularity
 MARGIN = 0.05
 
+#: seconds an urgent sender's mark holds bulk back, beyond the account's pause
+URGENT_MARK = 1.0
+
+# KEYS[1] the slot, KEYS[2] the account's urgent mark; ARGV: token, lease (ms), urgent (1/0),
+# mark (ms). Returns 0 when the slot is ours, else the milliseconds it (or the mark) stays taken.
+_ACQUIRE = """
+if ARGV[3] ~= '1' then
+  local marked = redis.call('pttl', KEYS[2])
+  if marked > 0 then
+    return marked
+  end
+end
+if redis.call('set', KEYS[1], ARGV[1], 'nx', 'px', ARGV[2]) then
+  return 0
+end
+if ARGV[3] == '1' then
+  redis.call('set', KEYS[2], '1', 'px', ARGV[4])
+end
+local left = redis.call('pttl', KEYS[1])
+if left > 0 then
+  return left
+end
+return 1
+"""
+
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   if tonumber(ARGV[2]) > 0 then
@@ -33,8 +64,14 @@ return 0
 class Limiter(Protocol):
     """Hands out one request slot per account at a time."""
 
-    def acquire(self, account: str, lease: float) -> tuple[str | None, float]:
-        """Return (token, 0) when the slot is ours, else (None, seconds until it frees)."""
+    def acquire(
+        self, account: str, lease: float, urgent: bool = False, pause: float = 0.0
+    ) -> tuple[str | None, float]:
+        """Return (token, 0) when the slot is ours, else (None, seconds until it frees).
+
+        An ``urgent`` sender that finds the slot taken keeps bulk senders off it for ``pause`` +
+        ``URGENT_MARK`` seconds, so it takes the next free slot.
+        """
         ...
 
     def release(self, account: str, token: str, pause: float) -> None:
@@ -49,15 +86,21 @@ class RedisLimiter:
         self.client = client
         self.prefix = prefix
         self._release = client.register_script(_RELEASE)
+        self._acquire = client.register_script(_ACQUIRE)
 
-    def acquire(self, account: str, lease: float) -> tuple[str | None, float]:
-        """Take the slot with SET NX PX, or say how long it stays taken."""
+    def acquire(
+        self, account: str, lease: float, urgent: bool = False, pause: float = 0.0
+    ) -> tuple[str | None, float]:
+        """Take the slot with SET NX PX unless an urgent sender waits for it, or say how long it stays taken."""
         token = secrets.token_hex(8)
         key = self.prefix + account
-        if self.client.set(key, token, nx=True, px=max(1, int(lease * 1000))):
+        mark = int((pause + URGENT_MARK) * 1000)
+        left = int(
+            self._acquire(keys=[key, key + ":urgent"], args=[token, max(1, int(lease * 1000)), int(urgent), mark])
+        )
+        if left == 0:
             return token, 0.0
-        pttl = self.client.pttl(key)
-        return None, (pttl / 1000.0 if pttl and pttl > 0 else MARGIN)
+        return None, max(left / 1000.0, MARGIN)
 
     def release(self, account: str, token: str, pause: float) -> None:
         """Shorten our lease to the pause (or delete it), only if it is still ours."""
@@ -71,13 +114,22 @@ class MemoryLimiter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._slots: dict[str, tuple[str, float]] = {}
+        #: account -> until when an urgent sender waiting for its slot keeps bulk senders off it
+        self._urgent: dict[str, float] = {}
 
-    def acquire(self, account: str, lease: float) -> tuple[str | None, float]:
-        """Take the slot if its deadline passed."""
+    def acquire(
+        self, account: str, lease: float, urgent: bool = False, pause: float = 0.0
+    ) -> tuple[str | None, float]:
+        """Take the slot if its deadline passed and no urgent sender waits for it."""
         now = time.monotonic()
         with self._lock:
+            marked = self._urgent.get(account, 0.0)
+            if not urgent and marked > now:
+                return None, marked - now
             holder = self._slots.get(account)
             if holder and holder[1] > now:
+                if urgent:
+                    self._urgent[account] = now + pause + URGENT_MARK
                 return None, holder[1] - now
             token = secrets.token_hex(8)
             self._slots[account] = (token, now + lease)

@@ -17,7 +17,20 @@ from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, case, exists, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 
 from dispatcher import account_state, metrics
 from dispatcher.config import Settings
@@ -208,21 +221,26 @@ def _release_account(engine: Engine, settings: Settings, now: datetime, enqueue:
     with engine.begin() as conn:
         if account_state.paused_until(conn, account, now):
             return 0
-        in_flight = conn.execute(
-            select(func.count()).where(
-                Batch.account == account, Batch.state == BatchState.QUEUED.value, Batch.enqueued_at > lost
-            )
-        ).scalar_one()
-        room = settings.max_queued_batches - in_flight
-        if room <= 0:
-            return 0
-        otp_first = case((Batch.priority == "otp", 0), else_=1)
-        picked = conn.execute(
-            select(Batch.id, Batch.priority, Batch.state)
-            .where(Batch.account == account, _is_due(settings, now))
-            .order_by(otp_first, Batch.id)
-            .limit(room)
-        ).all()
+        # Each lane has its own room in the broker: bulk batches waiting for the account's slot
+        # never keep an OTP batch in the database.
+        is_otp = Batch.priority == "otp"
+        in_flight = dict(
+            conn.execute(
+                select(is_otp, func.count())
+                .where(Batch.account == account, Batch.state == BatchState.QUEUED.value, Batch.enqueued_at > lost)
+                .group_by(is_otp)
+            ).all()
+        )
+        picked: list[Row[int, str, str]] = []
+        for otp in (True, False):
+            room = settings.max_queued_batches - in_flight.get(otp, 0)
+            if room > 0:
+                picked += conn.execute(
+                    select(Batch.id, Batch.priority, Batch.state)
+                    .where(Batch.account == account, is_otp if otp else ~is_otp, _is_due(settings, now))
+                    .order_by(Batch.id)
+                    .limit(room)
+                ).all()
         if not picked:
             return 0
         won = []

@@ -45,6 +45,8 @@ class SendReport:
 
     batch_id: int
     account: str | None = None
+    #: the batch's lane: "otp" overtakes "bulk" at the account's slot
+    priority: str | None = None
     requests: int = 0
     #: run this batch again after so many seconds (a slot wait or a short backoff)
     again_in: float | None = None
@@ -59,6 +61,7 @@ def send_batch(ctx: Services, batch_id: int) -> SendReport:
     if batch is None or batch.state == BatchState.DONE:
         return report
     report.account = batch.account
+    report.priority = batch.priority
     bind_ids(job=batch.job_id, batch=batch_id)  # every line of this send names its job and batch
     config = ctx.accounts.get(batch.account)
     if config is None:
@@ -105,7 +108,9 @@ def _send_in_slot(
     token = None
     if limits.min_interval > 0:
         lease = limits.min_interval + config.policy.connect_timeout + config.policy.read_timeout + 5
-        token, wait = ctx.limiter.acquire(config.key, lease)
+        # An OTP batch that finds the slot taken keeps bulk off it: it takes the next free slot.
+        urgent = report.priority == "otp"
+        token, wait = ctx.limiter.acquire(config.key, lease, urgent=urgent, pause=limits.min_interval)
         if token is None:
             metrics.count_slot_wait(config.key, config.vendor)
             # While a request is in flight the lease is long; look again after one pause.

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from dispatcher import ratelimit
 from dispatcher.ratelimit import MemoryLimiter, RedisLimiter
 
 PAUSE = 0.2
@@ -79,3 +80,28 @@ def test_a_stale_token_cannot_shorten_another_holder(limiter) -> None:  # type: 
     limiter.release("co-main", old, 0)  # the old holder wakes up late
     assert limiter.acquire("co-main", lease=5.0)[0] is None
     assert new is not None
+
+
+def test_a_waiting_otp_takes_the_next_free_slot_before_bulk(limiter, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Given a bulk request holding the account's slot, and an OTP sender that found it taken
+    monkeypatch.setattr(ratelimit, "URGENT_MARK", 0.3)
+    bulk, _ = limiter.acquire("co-main", lease=5.0)
+    assert limiter.acquire("co-main", lease=5.0, urgent=True, pause=PAUSE)[0] is None
+    # When the bulk request ends and its pause runs out
+    limiter.release("co-main", bulk, PAUSE)
+    time.sleep(PAUSE + 0.1)
+    # Then a bulk sender that comes first is turned away, and the OTP sender gets the slot
+    other, wait = limiter.acquire("co-main", lease=5.0)
+    assert other is None and wait > 0
+    assert limiter.acquire("co-main", lease=5.0, urgent=True, pause=PAUSE)[0] is not None
+
+
+def test_bulk_waits_no_longer_than_the_mark_after_the_last_otp(limiter, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # Given an OTP sender that found the slot taken, then gave up
+    monkeypatch.setattr(ratelimit, "URGENT_MARK", 0.2)
+    holder, _ = limiter.acquire("co-main", lease=0.1)
+    assert limiter.acquire("co-main", lease=5.0, urgent=True, pause=PAUSE)[0] is None
+    # When the pause and the mark have run out
+    time.sleep(PAUSE + 0.2 + 0.1)
+    # Then bulk takes the slot again
+    assert limiter.acquire("co-main", lease=5.0)[0] is not None

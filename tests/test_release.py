@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import Engine, event, select
 
 from dispatcher import release
+from dispatcher.config import Settings
 from dispatcher.db import make_engine
 from dispatcher.jobs import ingest_job
 from dispatcher.models import Batch, Message, MessageEvent
@@ -147,3 +149,21 @@ def test_two_sweeps_at_once_queue_each_batch_exactly_once(pg_url: str, pg_engine
     # Then each batch was queued exactly once
     assert errors == []
     assert sorted(queued) == batches
+
+
+def test_an_otp_batch_is_queued_while_bulk_batches_fill_the_accounts_room(engine: Engine, sandbox) -> None:
+    # Given an account whose broker room (one batch) is taken by a bulk campaign of three batches
+    ctx = replace(context(engine, sandbox), settings=Settings(DATABASE_URL="sqlite://", MAX_QUEUED_BATCHES=1))
+    _, bulk = submit(ctx, 3000)
+    assert len(bulk) == 1
+    # When an OTP job is stored and the sweep runs
+    ingest_job(
+        engine,
+        ctx.accounts,
+        {"account": "co-main", "text": "Su codigo es 4821", "recipients": ["+573009999999"], "priority": "otp"},
+        ctx.clock.now(),
+    )
+    queued: list[tuple[int, str]] = []
+    release_due(engine, ctx.settings, ctx.clock.now(), lambda batch, priority: queued.append((batch, priority)))
+    # Then the OTP batch goes to the broker at once, and no second bulk batch does
+    assert [priority for _, priority in queued] == ["otp"]
