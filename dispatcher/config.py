@@ -100,6 +100,11 @@ class AccountPolicy:
     pause_seconds: float = 600.0
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    #: requests of this account in the air at once, across every worker process, where the vendor
+    #: takes one number a request (such a batch's requests go out concurrently; 1 sends them one
+    #: after another). Neither such vendor's manual states a cap: 10 is what a small HTTP API
+    #: usually takes from one customer
+    max_in_flight: int = 10
     #: seconds between two status polls of this account
     status_poll_seconds: float = 60.0
     #: seconds between two reply polls of this account
@@ -159,6 +164,7 @@ _POLICY_FIELDS = {
     "pause_seconds": float,
     "connect_timeout": float,
     "read_timeout": float,
+    "max_in_flight": int,
     "status_poll_seconds": float,
     "reply_poll_seconds": float,
     "status_horizon": float,
