@@ -21,7 +21,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from dispatcher import account_state, exchange, metrics, operator, release
+from dispatcher import account_state, concurrent, exchange, metrics, operator, release
 from dispatcher.config import AccountConfig
 from dispatcher.logs import bind_ids
 from dispatcher.models import Batch, BatchState, Job, Message, MessageState
@@ -63,6 +63,8 @@ def send_batch(ctx: Services, batch_id: int) -> SendReport:
         log.error("batch %s names account %r, which is not configured; it waits", batch_id, batch.account)
         return _settle(ctx, batch_id, report, hold=ctx.settings.requeue_after)
     options = (job.options if job else None) or {}
+    if concurrent.applies(config):
+        return concurrent.send_batch(ctx, config, batch_id, options, report, started)
     while True:
         now = ctx.clock.now()
         with ctx.engine.begin() as conn:
