@@ -16,9 +16,11 @@ sequential sender's (``dispatcher.sending``, ``dispatcher.exchange``):
 - requests start only within the task's send budget, and the due rows are read again every few
   rounds, so that a paused account, a canceled job, a closing window or a deadline is seen soon.
 
-The database work runs on the event loop's own thread, between two awaits: a claim either
-commits before its request leaves or does not happen at all, so the soft limit, raised in that
-thread, can never leave a claim finishing in another one behind it.
+The event loop runs in a thread of its own while the task's thread waits for it: the soft time
+limit, a signal, is raised in the task's thread and cancels the run, which then marks the rows
+of the requests in the air ``unknown``. Claims run on the loop's thread, between two awaits, so a
+cancel never cuts one in half. Answers are stored in a further thread, all those read while the
+last store ran in one transaction, so that reading replies goes on meanwhile.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
+from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -69,17 +74,84 @@ def send_batch(
     started: datetime,
 ) -> sending.SendReport:
     """Send the batch's due rows, up to ``max_in_flight`` at once, within the task's budget; then settle it."""
-    flights = _Flights(ctx, config, batch_id, options, report, started)
+    run = _LoopThread(_Flights(ctx, config, batch_id, options, report, started))
+    run.start()
     try:
-        hold = asyncio.run(flights.run())
-    except BaseExceptionGroup as group:
-        # A request's own failure (the soft limit in its step, the database): raise it as itself.
-        raise group.exceptions[0] from None
+        hold = run.result()
+    except BaseException:
+        # The soft time limit (or any exception) lands here, in the task's own thread: the run
+        # is cancelled, marks the requests in the air unknown, and ends before this goes on up.
+        run.stop()
+        raise
     return sending._settle(ctx, batch_id, report, hold)
 
 
+class _LoopThread(threading.Thread):
+    """The event loop of one task's run, in a thread of its own.
+
+    A signal's exception (Celery's soft time limit) is raised in the main thread. Inside an event
+    loop it could land in a transport's callback, which asyncio turns into a broken connection;
+    here it lands in ``send_batch``, which cancels the run cleanly.
+    """
+
+    def __init__(self, flights: _Flights):
+        super().__init__(name="concurrent-send", daemon=True)
+        self.flights = flights
+        self.started_loop = threading.Event()
+        #: set when the run is over; waited on instead of join(), which a signal can leave
+        #: believing a running thread stopped (CPython's bpo-45274 handling in 3.11)
+        self.finished = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.main: asyncio.Task[float | None] | None = None
+        self.hold: float | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.hold = asyncio.run(self._main())
+        except BaseExceptionGroup as group:
+            self.error = group.exceptions[0]  # a request's own failure, raised as itself
+        except BaseException as exc:  # noqa: BLE001 - handed to the task's thread
+            self.error = exc
+        finally:
+            self.started_loop.set()
+            self.finished.set()
+
+    async def _main(self) -> float | None:
+        self.loop, self.main = asyncio.get_running_loop(), asyncio.current_task()
+        self.started_loop.set()
+        return await self.flights.run()
+
+    def result(self) -> float | None:
+        """Wait for the run (a signal interrupts the wait); return its hold or raise its error."""
+        self.finished.wait()
+        if self.error is not None:
+            raise self.error
+        return self.hold
+
+    def stop(self) -> None:
+        """Cancel the run and wait until it has cleaned up."""
+        self.started_loop.wait()
+        if self.loop is not None and self.main is not None and not self.finished.is_set():
+            try:
+                self.loop.call_soon_threadsafe(self.main.cancel)
+            except RuntimeError:
+                pass  # the loop closed meanwhile: the run is over
+        self.finished.wait()
+
+
+@dataclass
+class _Answer:
+    """A request's answer, read and waiting to be stored."""
+
+    request: vendor_base.SendRequest
+    claimed: dict[int, Claimed]
+    results: list[vendor_base.Result]
+    retry_after: float | None
+
+
 class _Flights:
-    """One task's run: reads the due rows, claims and starts their requests, records the answers."""
+    """One task's run: reads the due rows, claims and starts their requests, stores the answers."""
 
     def __init__(
         self,
@@ -99,16 +171,26 @@ class _Flights:
         #: rows claimed whose answer is not stored yet: unknown if this run breaks
         self.in_air: dict[int, Claimed] = {}
         self.running: set[asyncio.Task[None]] = set()
+        #: answers read and not stored yet; the recorder stores all there are in one go
+        self.answers: list[_Answer] = []
+        self.closing = False
         self.paused = False
         self.pause_checked = time.monotonic()
 
     async def run(self) -> float | None:
         """Send until nothing is due, the budget is spent or the account pauses; return the batch's hold."""
         self.places = asyncio.Semaphore(self.cap)
+        self.answered = asyncio.Event()
         self.transport = AsyncTransport(connections=self.cap)
         try:
             async with asyncio.TaskGroup() as group:
-                return await self._send_due(group)
+                group.create_task(self._record())
+                hold = await self._send_due(group)
+                if self.running:
+                    await asyncio.wait(self.running)
+                self.closing = True
+                self.answered.set()
+            return hold
         except BaseException as exc:
             # Whatever broke (the soft time limit, a bug, the database), each request in the air
             # may have reached the vendor: its rows are unknown, never resent blindly.
@@ -137,51 +219,84 @@ class _Flights:
                 # A row the adapter cannot carry (it passed ingest under other rules): fail it, not the batch.
                 exchange.refuse(ctx, config, self.adapter, chunk, self.options, str(exc))
                 continue
-            for request in planned:
-                if self._paused():
-                    break
-                token = await self._take_place()
+            while planned and not self._paused():
+                tokens = await self._take_places(len(planned))
                 if self.report.requests and not sending._budget_left(ctx, config, self.started, ctx.clock.now()):
                     # Whatever is left goes to a follow-up task, before the soft time limit can cut a request.
-                    self._give_back(token)
-                    if self.running:
-                        await asyncio.wait(self.running)
+                    for token in tokens:
+                        self._give_back(token)
                     return 0.0
-                with ctx.engine.begin() as conn:
-                    claimed = exchange.claim(conn, [r.message_id for r in request.recipients], ctx.clock.now())
-                if not claimed:
-                    self._give_back(token)  # held by another task, or canceled meanwhile
-                    continue
-                self.in_air.update(claimed)
-                self.report.requests += 1
-                task = group.create_task(self._fly(request, claimed, token))
-                self.running.add(task)
-                task.add_done_callback(self.running.discard)
+                leaving, planned = planned[: len(tokens)], planned[len(tokens) :]
+                self._launch(group, leaving, tokens)
+
+    def _launch(self, group: asyncio.TaskGroup, leaving: list[vendor_base.SendRequest], tokens: list[str]) -> None:
+        """Claim the rows of the requests leaving now, and send those whose rows this claim won.
+
+        The claim is ``exchange.claim``'s, row by row conditional (pending → sending), in one
+        statement for the requests leaving together; a request carries one number, so it leaves
+        only if its row is won, and is never half claimed.
+        """
+        now = self.ctx.clock.now()
+        with self.ctx.engine.begin() as conn:
+            claimed = exchange.claim(conn, [r.message_id for request in leaving for r in request.recipients], now)
+        for request, token in zip(leaving, tokens, strict=True):
+            mine = {r.message_id: claimed[r.message_id] for r in request.recipients if r.message_id in claimed}
+            if not mine:
+                self._give_back(token)  # held by another task, or canceled meanwhile
+                continue
+            self.in_air.update(mine)
+            self.report.requests += 1
+            task = group.create_task(self._fly(request, mine, token))
+            self.running.add(task)
+            task.add_done_callback(self.running.discard)
 
     async def _fly(self, request: vendor_base.SendRequest, claimed: dict[int, Claimed], token: str) -> None:
-        """Send one claimed request and store its answer."""
-        ctx, config = self.ctx, self.config
+        """Send one claimed request and read its answer; the recorder stores it."""
+        config = self.config
         policy = config.policy
         try:
             timer = metrics.RequestTimer(config.key, config.vendor)
             response = await self._send(request, policy.connect_timeout, policy.read_timeout)
-            results, retry_after = exchange.read_reply(config, self.adapter, request, response, timer)
-            counts = exchange._record_answer(ctx, config, claimed, results, retry_after)
         finally:
-            self._give_back(token)
-        for message_id in claimed:
-            self.in_air.pop(message_id, None)
+            self._give_back(token)  # the vendor is done with it: the next request may leave
+        results, retry_after = exchange.read_reply(config, self.adapter, request, response, timer)
         if any(r.outcome is vendor_base.Outcome.PAUSE_ACCOUNT for r in results):
             self.paused = True  # no credit or bad credentials: the rest waits with the account
-        log.info(
-            "sent request",
-            extra={
-                "account": config.key,
-                "recipients": len(request.recipients),
-                "outcomes": counts,
-                "messages": [r.message_id for r in request.recipients],
-            },
-        )
+        self.answers.append(_Answer(request, claimed, results, retry_after))
+        self.answered.set()
+
+    async def _record(self) -> None:
+        """Store the answers as they come: all those read while the last store ran, in one transaction."""
+        while True:
+            await self.answered.wait()
+            await asyncio.sleep(0)  # answers ready at the same moment join this store
+            self.answered.clear()
+            answers, self.answers = self.answers, []
+            for retry_after in {a.retry_after for a in answers}:
+                # In a thread: the next answers are read meanwhile. Storing is guarded on
+                # state = 'sending', as is marking rows unknown if the run breaks: whichever
+                # commits first decides, so the thread may run on after a cancel.
+                same = [a for a in answers if a.retry_after == retry_after]
+                await asyncio.to_thread(self._store, same, retry_after)
+            if self.closing and not self.answers:
+                return  # every request has ended (the run waited for them) and every answer is stored
+
+    def _store(self, answers: list[_Answer], retry_after: float | None) -> None:
+        claimed = {i: row for a in answers for i, row in a.claimed.items()}
+        results = [r for a in answers for r in a.results]
+        exchange._record_answer(self.ctx, self.config, claimed, results, retry_after)
+        for message_id in claimed:
+            self.in_air.pop(message_id, None)
+        for a in answers:
+            log.info(
+                "sent request",
+                extra={
+                    "account": self.config.key,
+                    "recipients": len(a.request.recipients),
+                    "outcomes": dict(Counter(r.outcome.value for r in a.results)),
+                    "messages": [r.message_id for r in a.request.recipients],
+                },
+            )
 
     async def _send(
         self, request: vendor_base.SendRequest, connect_timeout: float, read_timeout: float
@@ -192,17 +307,33 @@ class _Flights:
         except VendorError as exc:
             return exc
 
-    async def _take_place(self) -> str:
-        """Wait for a place in flight: one of this task's, then one of the account's (shared by every worker)."""
+    async def _take_places(self, wanted: int) -> list[str]:
+        """Wait for a place in flight, then take as many more as are free now, up to ``wanted``.
+
+        A place is one of this task's, then one of the account's (shared by every worker).
+        """
         await self.places.acquire()
+        tokens: list[str] = []
         try:
-            while True:
+            while not tokens:
                 token = self.ctx.limiter.take_flight(self.config.key, self.cap, self.lease)
-                if token is not None:
-                    return token
-                await asyncio.sleep(FLIGHT_POLL * random.uniform(0.5, 1.5))
+                if token is None:
+                    await asyncio.sleep(FLIGHT_POLL * random.uniform(0.5, 1.5))
+                    continue
+                tokens.append(token)
+            while len(tokens) < wanted and not self.places.locked():
+                await self.places.acquire()  # free: returns at once
+                token = self.ctx.limiter.take_flight(self.config.key, self.cap, self.lease)
+                if token is None:
+                    self.places.release()
+                    break
+                tokens.append(token)
+            return tokens
         except BaseException:
-            self.places.release()
+            for token in tokens:
+                self._give_back(token)
+            if not tokens:
+                self.places.release()
             raise
 
     def _give_back(self, token: str) -> None:

@@ -248,8 +248,13 @@ def test_the_soft_limit_leaves_the_requests_in_the_air_unknown(
     accounts = vendor.accounts(max_in_flight=3, read_timeout=10.0)
     job_id, (batch,) = submit(engine, vendor, accounts, 10)
     ctx = services(engine, accounts, vendor.clock, MemoryLimiter())
+
     # When the soft time limit fires while the first three are in flight
-    soft_limit(1.0)
+    def fire_when_three_are_in_flight() -> None:
+        wait_for(lambda: vendor.ledger.in_flight[vendor.key] == 3, "three requests at the vendor")
+        soft_limit(0.01)
+
+    threading.Thread(target=fire_when_three_are_in_flight, daemon=True).start()
     with pytest.raises(SoftTimeLimitExceeded):
         send_batch(ctx, batch)
     # Then those three rows are unknown at once, with their history; the other seven wait, unclaimed
