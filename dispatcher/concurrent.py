@@ -1,4 +1,4 @@
-"""A batch of a one-number vendor: its requests go out concurrently, each still claimed on its own.
+"""A batch of a one-number vendor: its requests go out concurrently, each row claimed as its request leaves.
 
 A vendor that takes one number a request (``Limits.hard_max_recipients == 1``) and asks for no
 pause between requests is slow one request after another: the wire's latency, not our work, sets
@@ -7,10 +7,11 @@ account's ``max_in_flight`` requests in the air at once across every worker proc
 ``Limiter`` flight each: a Redis lease that runs out if its worker dies). The rest is the
 sequential sender's (``dispatcher.sending``, ``dispatcher.exchange``):
 
-- each request is claimed on its own (``exchange.claim``: pending → sending, conditional) just
-  before it leaves, and its answer is recorded through ``outcomes.record`` (``exchange``'s store,
-  which tries again while the database is away). A row another task holds, or a canceled one,
-  is not claimed and not sent;
+- each request's row is claimed (``exchange.claim``: pending → sending, conditional, row by row)
+  just before the request leaves, the requests leaving together in one statement, and only a
+  request whose row this claim won leaves; its answer is recorded through ``outcomes.record``
+  (``exchange``'s store, which tries again while the database is away). A row another task
+  holds, or a canceled one, is not claimed and not sent;
 - an exception after a claim (the soft time limit among them) makes the rows of every request
   in the air ``unknown`` at once, never resent blindly; rows not yet claimed stay pending;
 - requests start only within the task's send budget, and the due rows are read again every few
