@@ -103,6 +103,11 @@ class AccountPolicy:
     pause_seconds: float = 600.0
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    #: requests of this account in the air at once, across every worker process, where the vendor
+    #: takes one number a request (above 1, such a batch's requests go out concurrently; 1 sends
+    #: them one after another). Neither such vendor's manual states a cap, so concurrency is the
+    #: account's choice: 1 until the fault suite runs green with it on (see the README)
+    max_in_flight: int = 1
     #: seconds between two status polls of this account
     status_poll_seconds: float = 60.0
     #: seconds between two reply polls of this account
@@ -162,6 +167,7 @@ _POLICY_FIELDS = {
     "pause_seconds": float,
     "connect_timeout": float,
     "read_timeout": float,
+    "max_in_flight": int,
     "status_poll_seconds": float,
     "reply_poll_seconds": float,
     "status_horizon": float,

@@ -18,6 +18,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+import httpx
 from sqlalchemy import ARRAY, BigInteger, Connection, any_, bindparam, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -220,10 +221,28 @@ def _send_request(
 ) -> tuple[list[vendor_base.Result], float | None]:
     """Run one request; every failure becomes an outcome for each of its recipients."""
     policy = config.policy
-    secrets = config.account.secrets()
     timer = metrics.RequestTimer(config.key, config.vendor)
     try:
-        response = ctx.transport.send(request.request, policy.connect_timeout, policy.read_timeout)
+        response: httpx.Response | VendorError = ctx.transport.send(
+            request.request, policy.connect_timeout, policy.read_timeout
+        )
+    except VendorError as exc:
+        response = exc
+    return read_reply(config, adapter, request, response, timer)
+
+
+def read_reply(
+    config: AccountConfig,
+    adapter: vendor_base.Adapter,
+    request: vendor_base.SendRequest,
+    response: httpx.Response | VendorError,
+    timer: metrics.RequestTimer,
+) -> tuple[list[vendor_base.Result], float | None]:
+    """Each recipient's result from the vendor's response, or from the transport's error instead of one."""
+    secrets = config.account.secrets()
+    try:
+        if isinstance(response, VendorError):
+            raise response
         results = adapter.parse_send(config.account, request, response)
     except VendorError as exc:
         # The error decides what its failure means for each recipient.

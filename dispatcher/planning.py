@@ -45,7 +45,8 @@ def batch_size(config: AccountConfig) -> int:
     """
     limits: Limits = adapter_for(config.vendor).limits
     if limits.hard_max_recipients == 1:
-        return SINGLE_RECIPIENT_BATCH
+        # Requests in flight together go out as one task's: a task carries as many rounds of them.
+        return SINGLE_RECIPIENT_BATCH * config.policy.max_in_flight
     return max(1, min(limits.batch_size, limits.hard_max_recipients))
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from dispatcher import account_state, exchange, metrics, operator, release
+from dispatcher import account_state, concurrent, exchange, metrics, operator, release
 from dispatcher.config import AccountConfig
 from dispatcher.db import transaction
 from dispatcher.logs import bind_ids
@@ -68,6 +68,8 @@ def send_batch(ctx: Services, batch_id: int) -> SendReport:
         log.error("batch %s names account %r, which is not configured; it waits", batch_id, batch.account)
         return _settle(ctx, batch_id, report, hold=ctx.settings.requeue_after)
     options = (job.options if job else None) or {}
+    if concurrent.applies(config):
+        return concurrent.send_batch(ctx, config, batch_id, options, report, started)
     adapter = adapter_for(config.vendor)
     while True:
         now = ctx.clock.now()

@@ -105,3 +105,26 @@ def test_bulk_waits_no_longer_than_the_mark_after_the_last_otp(limiter, monkeypa
     time.sleep(PAUSE + 0.2 + 0.1)
     # Then bulk takes the slot again
     assert limiter.acquire("co-main", lease=5.0)[0] is not None
+
+
+def test_flights_stop_at_the_cap_and_free_a_place_when_one_ends(limiter) -> None:  # type: ignore[no-untyped-def]
+    # Given an account allowing three requests in flight, all three taken
+    tokens = [limiter.take_flight("mx-main", 3, lease=5.0) for _ in range(3)]
+    assert None not in tokens
+    # Then a fourth is refused, while another account is not held by them
+    assert limiter.take_flight("mx-main", 3, lease=5.0) is None
+    assert limiter.take_flight("mx-other", 3, lease=5.0) is not None
+    # And when one request ends, its place is free again, once
+    limiter.end_flight("mx-main", tokens[0])
+    assert limiter.take_flight("mx-main", 3, lease=5.0) is not None
+    assert limiter.take_flight("mx-main", 3, lease=5.0) is None
+
+
+def test_a_dead_senders_flights_run_out(limiter) -> None:  # type: ignore[no-untyped-def]
+    # Given a sender that took both places of an account and died without ending them
+    assert limiter.take_flight("mx-main", 2, lease=0.2) and limiter.take_flight("mx-main", 2, lease=0.2)
+    assert limiter.take_flight("mx-main", 2, lease=0.2) is None
+    # When their leases run out
+    time.sleep(0.3)
+    # Then both places are free again
+    assert limiter.take_flight("mx-main", 2, lease=5.0) and limiter.take_flight("mx-main", 2, lease=5.0)

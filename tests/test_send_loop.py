@@ -136,7 +136,8 @@ def test_a_running_task_is_not_queued_again_by_the_sweep(engine: Engine, smsclic
     # Given a batch queued at T0 whose task starts late and sends for its whole budget
     server, sim = smsclick
     clock = FakeClock(BOGOTA_10AM)
-    spec = {"vendor": "smsclick", "base_url": server.url("smsclick"), "apikey": APIKEY}
+    # one request after another (the concurrent sender has its own tests: tests/test_concurrent.py)
+    spec = {"vendor": "smsclick", "base_url": server.url("smsclick"), "apikey": APIKEY, "max_in_flight": 1}
     accounts = parse_accounts({"accounts": {"mx-click": spec}}, {})
     ctx = Services(
         engine,
@@ -162,7 +163,8 @@ def test_a_task_stops_starting_requests_when_its_budget_is_spent(engine: Engine,
     # Given a one-number-a-request vendor that takes 30 s per request (connect + read is 35 s)
     server, sim = smsclick
     clock = FakeClock(BOGOTA_10AM)
-    spec = {"vendor": "smsclick", "base_url": server.url("smsclick"), "apikey": APIKEY}
+    # one request after another (the concurrent sender has its own tests: tests/test_concurrent.py)
+    spec = {"vendor": "smsclick", "base_url": server.url("smsclick"), "apikey": APIKEY, "max_in_flight": 1}
     accounts = parse_accounts({"accounts": {"mx-click": spec}}, {})
     transport = SlowVendorTransport(clock, 30.0)
     settings = Settings(DATABASE_URL="sqlite://")

@@ -68,11 +68,24 @@ class Ledger:
     requests: list[tuple[str, SimRequest]] = field(default_factory=list)
     sends: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
+    #: requests each vendor is answering right now, and the most it ever answered at once
+    in_flight: Counter[str] = field(default_factory=Counter)
+    peak_in_flight: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, vendor: str, request: SimRequest) -> None:
         with self.lock:
             self.requests.append((vendor, request))
+
+    def arrived(self, vendor: str) -> None:
+        """A request of the vendor is being answered (until ``answered``)."""
+        with self.lock:
+            self.in_flight[vendor] += 1
+            self.peak_in_flight[vendor] = max(self.peak_in_flight[vendor], self.in_flight[vendor])
+
+    def answered(self, vendor: str) -> None:
+        with self.lock:
+            self.in_flight[vendor] -= 1
 
     def sent(self, phone: str) -> None:
         with self.lock:
@@ -107,7 +120,7 @@ class SandboxServer:
         #: the address other hosts reach this server at (a container's service name), if not loopback
         self.public_url = public_url.rstrip("/") if public_url else None
         handler = _make_handler(self.simulators.get, self.summary)
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _Server((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -144,6 +157,11 @@ class SandboxServer:
         self.httpd.server_close()
 
 
+class _Server(ThreadingHTTPServer):
+    #: connections waiting to be accepted: a sender with many requests in flight opens them at once
+    request_queue_size = 256
+
+
 def _make_handler(
     lookup: Callable[[str], Simulator[Any] | None], ledger_summary: Callable[[], dict[str, Any]]
 ) -> type[BaseHTTPRequestHandler]:
@@ -178,7 +196,11 @@ def _make_handler(
                 body,
                 arrived,
             )
-            self._answer(sim.dispatch(request))
+            sim.ledger.arrived(vendor)
+            try:
+                self._answer(sim.dispatch(request))
+            finally:
+                sim.ledger.answered(vendor)
 
         def _answer(self, response: SimResponse) -> None:
             if response.delay:
