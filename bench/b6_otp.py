@@ -1,8 +1,9 @@
 """B6, OTP latency under load: while a bulk campaign saturates an account, OTP jobs (one
-recipient, ``priority = "otp"``) are dropped on the Celery door one every ``--every`` seconds;
-each one's latency runs from its submit to the vendor's receipt of the request that carries its
-number (the simulator's request log). p50 and p99 over all OTPs. Targets: p99 <= 1 s on
-smsclouds (no pause; the simulator answers after 0.2 s), p99 <= 4 s (two slots) on IT Cloud.
+recipient, ``priority = "otp"``) are dropped on the Celery door one every ``--every`` seconds (on
+IT Cloud one every 5 s at least: OTPs faster than its slot queue behind one another); each one's
+latency runs from its submit to the vendor's receipt of the request that carries its number (the
+simulator's request log). p50 and p99 over all OTPs. Targets: p99 <= 1 s on smsclouds (no pause;
+the simulator answers after 0.2 s), p99 <= 4 s (two slots) on IT Cloud.
 
     python -m bench.b6_otp [--otps 10] [--every 1.5] [--workers 2] [--vendors smsclouds,itcloud]
 """
@@ -19,6 +20,10 @@ TEXT = "Aviso: su pedido va en camino"
 OTP_TEXT = "Su codigo es 482913"
 #: vendor -> (bulk recipients that keep the account busy longer than the OTPs take, p99 target s)
 CASES = {"smsclouds": (20_000, 1.0), "itcloud": (12_000, 4.0)}
+#: vendor -> least seconds between two OTP jobs: on IT Cloud each OTP job is a request of its own
+#: and one request leaves every 2 s, so OTPs coming faster than that queue behind one another
+#: whatever the lanes do; one every 2.5 slots measures how an OTP overtakes the bulk campaign
+SPACING = {"itcloud": 5.0}
 #: OTP phones sit far from the bulk's
 OTP_START = 9_000_000
 
@@ -78,7 +83,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     figures: dict[str, object] = {"workers": args.workers, "latency s": args.latency, "otps": args.otps}
     with stack(latency=args.latency, workers_n=args.workers) as s:
         for vendor in args.vendors.split(","):
-            latencies = run_vendor(s, vendor, args.otps, args.every, args.timeout)
+            every = max(args.every, SPACING.get(vendor, 0.0))
+            latencies = run_vendor(s, vendor, args.otps, every, args.timeout)
             figures[f"{vendor} p50 s"] = percentile(latencies, 50)
             figures[f"{vendor} p99 s"] = percentile(latencies, 99)
             figures[f"{vendor} target p99 s"] = CASES[vendor][1]
