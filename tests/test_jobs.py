@@ -453,10 +453,10 @@ class Statements:
 
 
 def test_on_postgresql_a_chunk_is_one_batch_insert_and_one_message_insert_per_state(
-    engine: Engine, monkeypatch
+    pg_engine: Engine, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    if engine.dialect.name != "postgresql":
-        pytest.skip("the COPY path is PostgreSQL's; SQLite inserts with executemany")
+    # The COPY path is PostgreSQL's; SQLite inserts with executemany.
+    engine = pg_engine
     # Given chunks of 2000 recipients (two batches of 1000 each), one bad number in the second
     monkeypatch.setattr(jobs, "CHUNK", 2000)
     recipients = [f"+57300{i:07d}" for i in range(3999)] + ["12"]
@@ -508,10 +508,9 @@ def test_a_delivered_submit_lets_go_of_its_recipients_a_direct_call_keeps_them(
 
 
 def test_a_connection_lost_during_the_copy_is_a_database_error_the_caller_retries(
-    engine: Engine, monkeypatch
+    pg_engine: Engine, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    if engine.dialect.name != "postgresql":
-        pytest.skip("only PostgreSQL ingests through COPY")
+    engine = pg_engine  # only PostgreSQL ingests through COPY
     # Given chunks of 100, and the server ending the session just before the second chunk's COPY
     monkeypatch.setattr(jobs, "CHUNK", 100)
     recipients = [f"+57300{i:07d}" for i in range(250)]
