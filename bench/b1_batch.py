@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.common import bare_sequential, fmt, phones, record, stack, summarise
+from bench.common import bare_sequential, fmt, phones, publish, stack, summarise
 from dispatcher.vendors.base import Recipient
 
 NAME = "B1 batch vendor"
@@ -74,9 +74,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "duplicates": max(r["duplicates"] for r in runs),
         "target": "ratio >= 0.8",
     }
-    print(f"{NAME}: {fmt(figures)}")
-    if not args.no_record:
-        record(NAME, figures)
+    publish(NAME, figures, args.no_record)
     return figures
 
 

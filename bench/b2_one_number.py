@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.common import bare_async, fmt, phones, record, stack, summarise
+from bench.common import bare_async, fmt, phones, publish, stack, summarise
 from dispatcher.vendors.base import Recipient
 
 NAME = "B2 one-number vendor"
@@ -80,9 +80,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "duplicates": max(r["duplicates"] for r in runs),
         "target": "ratio >= 0.7",
     }
-    print(f"{NAME}: {fmt(figures)}")
-    if not args.no_record:
-        record(NAME, figures)
+    publish(NAME, figures, args.no_record)
     return figures
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.common import fmt, phones, record, stack, summarise
+from bench.common import fmt, phones, publish, stack, summarise
 
 NAME = "B3 paced vendor"
 VENDOR = "itcloud"
@@ -73,9 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "duplicates": max(r["duplicates"] for r in runs),
         "target": "ratio >= 0.95, 0 violations",
     }
-    print(f"{NAME}: {fmt(figures)}")
-    if not args.no_record:
-        record(NAME, figures)
+    publish(NAME, figures, args.no_record)
     return figures
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bench.common import DISPATCHER, ROOT, fmt, pg_database, record, redis_database, summarise, workers
+from bench.common import DISPATCHER, ROOT, fmt, pg_database, publish, redis_database, summarise, workers
 from dispatcher.models import Job
 
 NAME = "B4 ingest"
@@ -209,9 +209,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         **memory,
         "target": "submit <= 60 s, peak RSS <= 300 MB; pool and main back to rest",
     }
-    print(f"{NAME}: {fmt(figures)}")
-    if not args.no_record:
-        record(NAME, figures)
+    publish(NAME, figures, args.no_record)
     return figures
 
 

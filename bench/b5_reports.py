@@ -35,7 +35,7 @@ from tempfile import TemporaryDirectory
 import httpx
 from sqlalchemy import Engine, text
 
-from bench.common import DISPATCHER, NOW, fake_vendor, fmt, pg_database, rate, record, repeat
+from bench.common import DISPATCHER, NOW, fake_vendor, pg_database, publish, rate, repeat
 from dispatcher.db import make_engine
 from dispatcher.inbound import record_statuses
 from dispatcher.polling import STATUS_BATCH
@@ -226,9 +226,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.quick:
         args.rows, args.reports, args.pushes, args.repeat = 20_000, 2_000, 200, 1
     figures = run(args.rows, args.reports, args.pushes, args.senders, args.repeat, args.hook_workers)
-    print(f"{NAME}: {fmt(figures)} (targets: polling 20,000/s, pushes 1,000/s)")
-    if not args.no_record:
-        record(NAME, figures)
+    publish(NAME, figures, args.no_record, note="(targets: polling 20,000/s, pushes 1,000/s)")
     return figures
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.common import fmt, percentile, phones, record, stack
+from bench.common import percentile, phones, publish, stack
 
 NAME = "B6 OTP latency"
 TEXT = "Aviso: su pedido va en camino"
@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             figures[f"{vendor} p99 s"] = percentile(latencies, 99)
             figures[f"{vendor} target p99 s"] = CASES[vendor][1]
             print(f"{NAME} {vendor}: {sorted(round(x, 2) for x in latencies)}", flush=True)
-    print(f"{NAME}: {fmt(figures)}")
-    if not args.no_record:
-        record(NAME, figures)
+    publish(NAME, figures, args.no_record)
     return figures
 
 

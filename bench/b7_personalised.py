@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench.common import fmt, phones, record, stack, summarise
+from bench.common import fmt, phones, publish, stack, summarise
 
 NAME = "B7 personalised text"
 VENDOR = "smsclouds"
@@ -86,9 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "duplicates": max(r["duplicates"] for r in runs),
         "target": "ratio >= 0.5",
     }
-    print(f"{NAME}: {fmt(figures)}")
-    if not args.no_record:
-        record(NAME, figures)
+    publish(NAME, figures, args.no_record)
     return figures
 
 

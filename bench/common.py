@@ -773,6 +773,13 @@ def fmt(figures: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def publish(name: str, figures: Mapping[str, object], no_record: bool = False, note: str = "") -> None:
+    """Print a benchmark's figures (with ``note``), and record them unless told not to."""
+    print(f"{name}: {fmt(figures)}{' ' + note if note else ''}", flush=True)
+    if not no_record:
+        record(name, figures)
+
+
 def record(name: str, figures: Mapping[str, Any], path: Path = DOCS) -> str:
     """Append one row (date, commit, machine, benchmark, figures) to the runs table; return it."""
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
