@@ -1,6 +1,6 @@
 """Time the largest inline job ingest accepts (200,000 recipients) on a fresh PostgreSQL database.
 
-    python bench/ingest_200k.py [--recipients N] [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
+    python -m bench.ingest_200k [--recipients N] [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Reports the seconds ``ingest_job`` took and the rows it stored; it asserts nothing about time.
 """
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
+from bench.common import pg_database
 from dispatcher.config import parse_accounts
-from dispatcher.db import make_engine, migrate
+from dispatcher.db import make_engine
 from dispatcher.jobs import ingest_job
 from dispatcher.jobschema import MAX_INLINE_RECIPIENTS
 from dispatcher.models import Message
@@ -34,13 +34,7 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=MAX_INLINE_RECIPIENTS)
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
-    admin = make_engine(args.admin_url, isolation_level="AUTOCOMMIT")
-    name = f"smsd_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate(url)
+    with pg_database(args.admin_url) as url:
         engine = make_engine(url)
         job = {
             "account": "co-main",
@@ -57,10 +51,6 @@ def main() -> None:
             stored = conn.execute(select(func.count()).select_from(Message)).scalar()
         print(f"{args.recipients} recipients: {result.state}, {stored} rows stored in {took:.1f} s")
         engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Time the send path in one process: ingest, release and send a job through a simulated vendor.
 
-    python bench/send_path.py [--vendor smsclouds|smsclick] [--recipients N] [--repeat R]
+    python -m bench.send_path [--vendor smsclouds|smsclick] [--recipients N] [--repeat R]
                               [--latency SECONDS] [--personalised]
 
 A fresh PostgreSQL database per run, the vendor's simulator on loopback (answering at once, or
@@ -16,14 +16,14 @@ import argparse
 import statistics
 import time
 import tomllib
-import uuid
 from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
+from bench.common import pg_database
 from dispatcher.config import AccountConfig, Settings, parse_accounts
-from dispatcher.db import make_engine, migrate
+from dispatcher.db import make_engine
 from dispatcher.jobs import ingest_job
 from dispatcher.models import Message
 from dispatcher.planning import batch_size
@@ -82,44 +82,36 @@ def run_once(
     admin_url: str, vendor: str, recipients: int, latency: float, personalised: bool
 ) -> tuple[float, float]:
     """Ingest, release and send one job; return the seconds the sending took and the bare loop's."""
-    admin = make_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"smsd_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
     world = build_world(StillClock())
     for sim in world.sims.values():
         sim.faults.latency = latency
     try:
-        migrate(url)
-        engine = make_engine(url)
-        accounts = parse_accounts(tomllib.loads(world.accounts_toml()), SECRETS)
-        settings = Settings(DATABASE_URL=url)
-        ctx = Services(engine, accounts, MemoryLimiter(), Transport(), settings, StillClock())
-        job = job_of(vendor, recipients, personalised)
-        ingest_job(engine, accounts, job, NOW)
-        batches: list[int] = []
-        started = time.perf_counter()
-        release_due(engine, settings, NOW, lambda batch, _priority: batches.append(batch))
-        while batches:
-            batch = batches.pop(0)
-            report = send_batch(ctx, batch)
-            if report.again_in is not None:
-                batches.append(batch)
-            elif not batches:
-                release_due(engine, settings, NOW, lambda b, _p: batches.append(b))
-        elapsed = time.perf_counter() - started
-        with engine.connect() as conn:
-            sent = conn.execute(select(func.count()).where(Message.state == "sent")).scalar_one()
-        engine.dispose()
-        if sent != recipients:
-            raise SystemExit(f"only {sent} of {recipients} sent")
-        return elapsed, bare_loop(accounts[ACCOUNT[vendor]], job)
+        with pg_database(admin_url) as url:
+            engine = make_engine(url)
+            accounts = parse_accounts(tomllib.loads(world.accounts_toml()), SECRETS)
+            settings = Settings(DATABASE_URL=url)
+            ctx = Services(engine, accounts, MemoryLimiter(), Transport(), settings, StillClock())
+            job = job_of(vendor, recipients, personalised)
+            ingest_job(engine, accounts, job, NOW)
+            batches: list[int] = []
+            started = time.perf_counter()
+            release_due(engine, settings, NOW, lambda batch, _priority: batches.append(batch))
+            while batches:
+                batch = batches.pop(0)
+                report = send_batch(ctx, batch)
+                if report.again_in is not None:
+                    batches.append(batch)
+                elif not batches:
+                    release_due(engine, settings, NOW, lambda b, _p: batches.append(b))
+            elapsed = time.perf_counter() - started
+            with engine.connect() as conn:
+                sent = conn.execute(select(func.count()).where(Message.state == "sent")).scalar_one()
+            engine.dispose()
+            if sent != recipients:
+                raise SystemExit(f"only {sent} of {recipients} sent")
+            return elapsed, bare_loop(accounts[ACCOUNT[vendor]], job)
     finally:
         world.stop()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> None:
